@@ -1,0 +1,84 @@
+// Command dtrelay receives Darktrace alerts as syslog and forwards them to
+// SIEM intakes. See the README for the configuration.
+//
+//	dtrelay run   [-c FILE]   # no -c: the embedded default
+//	dtrelay check  -c FILE    # validate, print every problem, exit 1 if any
+//	dtrelay version
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+)
+
+// version is set at build time (-ldflags "-X main.version=...").
+var version = ""
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage:
+  dtrelay run   [-c FILE] [-log-level LEVEL]   relay alerts (no -c: the embedded default)
+  dtrelay check  -c FILE                       validate a configuration
+  dtrelay version                              print the version
+`)
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	cmd, args := args[0], args[1:]
+	fs := flag.NewFlagSet("dtrelay "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	switch cmd {
+	case "run":
+		cfgPath := fs.String("c", "", "configuration `file` (default: the embedded default)")
+		level := fs.String("log-level", "info", "log `level`: debug, info, warn, error")
+		if fs.Parse(args) != nil {
+			return 2
+		}
+		return runRelay(*cfgPath, *level, stderr)
+	case "check":
+		cfgPath := fs.String("c", "", "configuration `file`")
+		if fs.Parse(args) != nil {
+			return 2
+		}
+		if *cfgPath == "" {
+			fmt.Fprintln(stderr, "dtrelay check: -c FILE is required")
+			return 2
+		}
+		return runCheck(*cfgPath, stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, "dtrelay", versionString())
+		return 0
+	case "help", "-h", "-help", "--help":
+		usage(stdout)
+		return 0
+	}
+	fmt.Fprintf(stderr, "dtrelay: unknown command %q\n", cmd)
+	usage(stderr)
+	return 2
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		v := bi.Main.Version
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v += " " + s.Value[:12]
+			}
+		}
+		return v + " " + bi.GoVersion
+	}
+	return "(devel)"
+}

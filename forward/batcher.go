@@ -1,0 +1,226 @@
+package forward
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/rs/zerolog"
+)
+
+// OutputSpec describes one output of the pipeline.
+type OutputSpec struct {
+	Name    string
+	Encoder Encoder
+	Sender  Sender
+	// QueueSize bounds the memory of the blocks waiting for this output.
+	QueueSize int64
+	// A batch is sent when it holds MaxEvents events or MaxBytes bytes, or
+	// MaxWait after its first event. MaxWait 0 sends as soon as the queue is
+	// drained (nothing more is waiting), which batches naturally under load.
+	MaxEvents int
+	MaxBytes  int
+	MaxWait   time.Duration
+	// NotJSON: the output also carries messages whose payload is not JSON.
+	NotJSON bool
+}
+
+// Retry backoff: doubling from backoffMin to backoffMax, with full jitter
+// over the upper half.
+const (
+	backoffMin = 100 * time.Millisecond
+	backoffMax = 30 * time.Second
+)
+
+func backoff(attempt int) time.Duration {
+	d := backoffMax
+	if attempt < 20 {
+		d = min(backoffMin<<uint(attempt), backoffMax)
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// output is one output's batcher: it pops blocks from its queue, encodes
+// the records routed to it into a Batch and delivers the batch.
+type output struct {
+	OutputSpec
+	bit  uint64
+	q    *queue
+	log  zerolog.Logger
+	set  *metrics.Set
+	done chan struct{}
+
+	// send is the context of deliveries; cancelled when the shutdown
+	// deadline passes.
+	send context.Context
+
+	batch   Batch
+	rec     Record
+	pending []*Block // fully read blocks with records in the batch
+	firstAt time.Time
+
+	events, bytes, batches, retries *metrics.Counter
+	skipOversize, skipNotJSON       *metrics.Counter
+	dropped                         func(reason string) *metrics.Counter
+	latency                         *metrics.Histogram
+	undelivered                     int64
+}
+
+func newOutput(spec OutputSpec, idx int, set *metrics.Set, log zerolog.Logger) *output {
+	o := &output{
+		OutputSpec: spec,
+		bit:        1 << uint(idx),
+		q:          newQueue(spec.QueueSize),
+		log:        log.With().Str("output", spec.Name).Logger(),
+		set:        set,
+		done:       make(chan struct{}),
+	}
+	if o.MaxEvents <= 0 {
+		o.MaxEvents = 1000
+	}
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = 4 << 20
+	}
+	l := fmt.Sprintf(`{output=%q}`, spec.Name)
+	o.events = set.GetOrCreateCounter("dtrelay_output_events_total" + l)
+	o.bytes = set.GetOrCreateCounter("dtrelay_output_bytes_total" + l)
+	o.batches = set.GetOrCreateCounter("dtrelay_output_batches_total" + l)
+	o.retries = set.GetOrCreateCounter("dtrelay_output_retries_total" + l)
+	o.dropped = func(reason string) *metrics.Counter {
+		return set.GetOrCreateCounter(fmt.Sprintf(`dtrelay_output_dropped_total{output=%q,reason=%q}`, spec.Name, reason))
+	}
+	o.skipOversize = o.dropped("oversize")
+	o.skipNotJSON = o.dropped("not_json")
+	o.latency = set.GetOrCreateHistogram("dtrelay_output_send_duration_seconds" + l)
+	set.GetOrCreateGauge("dtrelay_output_queue_bytes"+l, func() float64 { return float64(o.q.bytes()) })
+	return o
+}
+
+// run is the batcher goroutine. It returns when the queue is closed and
+// drained, or when o.send is cancelled.
+func (o *output) run() {
+	defer close(o.done)
+	var cur *Block
+	off := 0
+	for {
+		if cur == nil {
+			wait := time.Duration(-1)
+			if o.batch.Len() > 0 {
+				wait = 0
+				if o.MaxWait > 0 {
+					wait = max(time.Until(o.firstAt.Add(o.MaxWait)), 0)
+				}
+			}
+			b, done := o.q.pop(wait)
+			if b == nil {
+				if o.batch.Len() > 0 {
+					o.flush()
+				}
+				if done {
+					return
+				}
+				continue
+			}
+			cur, off = b, 0
+		}
+		for off < len(cur.buf) {
+			var mask uint64
+			mask, off = cur.readRecord(off, &o.rec)
+			if mask&o.bit == 0 {
+				continue
+			}
+			data, err := o.Encoder.Append(o.batch.Data, &o.rec)
+			if err != nil {
+				o.skipped(err)
+				continue
+			}
+			if o.batch.Len() == 0 {
+				o.firstAt = time.Now()
+			}
+			o.batch.Data = data
+			o.batch.Ends = append(o.batch.Ends, len(data))
+			if o.batch.Len() >= o.MaxEvents || len(o.batch.Data) >= o.MaxBytes {
+				o.flush()
+			}
+		}
+		if o.batch.Len() > 0 {
+			o.pending = append(o.pending, cur)
+		} else {
+			o.releaseBlock(cur)
+		}
+		cur = nil
+	}
+}
+
+func (o *output) skipped(err error) {
+	switch {
+	case errors.Is(err, ErrSkipOversize):
+		o.skipOversize.Inc()
+	case errors.Is(err, ErrSkipNotJSON):
+		o.skipNotJSON.Inc()
+	default:
+		o.dropped("encode").Inc()
+		o.log.Error().Err(err).Msg("cannot encode event")
+	}
+}
+
+func (o *output) releaseBlock(b *Block) {
+	o.q.release(int64(b.Size()))
+	b.release()
+}
+
+// flush delivers the batch, retrying transient failures with backoff until
+// it is accepted, fails permanently, or the send context ends; then it
+// releases the blocks the batch referenced.
+func (o *output) flush() {
+	n := o.batch.Len()
+	for attempt := 0; ; attempt++ {
+		start := time.Now()
+		err := o.Sender.Send(o.send, &o.batch)
+		if err == nil {
+			o.latency.UpdateDuration(start)
+			o.events.Add(n)
+			o.bytes.Add(len(o.batch.Data))
+			o.batches.Inc()
+			break
+		}
+		if o.send.Err() != nil {
+			o.undelivered += int64(n)
+			o.dropped("shutdown").Add(n)
+			o.log.Error().Int("events", n).Msg("stopped before the intake accepted the batch")
+			break
+		}
+		var perm *PermanentError
+		if errors.As(err, &perm) {
+			o.dropped(perm.Reason).Add(n)
+			o.log.Error().Err(err).Int("events", n).Str("reason", perm.Reason).Msg("intake rejected the batch permanently; events dropped")
+			break
+		}
+		d := backoff(attempt)
+		var ra *RetryAfterError
+		if errors.As(err, &ra) && ra.After > d {
+			d = min(ra.After, 10*backoffMax)
+		}
+		o.retries.Inc()
+		ev := o.log.Debug()
+		if attempt&(attempt+1) == 0 { // attempts 1, 2, 4, 8, ...: a long outage logs rarely
+			ev = o.log.Warn()
+		}
+		ev.Err(err).Int("events", n).Dur("retry_in", d).Int("attempt", attempt+1).Msg("cannot deliver batch; will retry")
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-o.send.Done():
+			t.Stop()
+		}
+	}
+	o.batch.Reset()
+	for i, b := range o.pending {
+		o.releaseBlock(b)
+		o.pending[i] = nil
+	}
+	o.pending = o.pending[:0]
+}

@@ -1,0 +1,10 @@
+// Package forward carries classified alerts from the receivers to the outputs.
+//
+// Frames are copied once, into a Block owned by the caller's Producer, when
+// they enter the pipeline. A Producer publishes its Block at the end of each
+// read (not per message), to every output queue; each output runs one
+// batcher goroutine that encodes its records with an Encoder and delivers
+// batches with a Sender, retrying with capped, jittered exponential backoff.
+// Queues are bounded in bytes: when one is full, Producer.Flush blocks, which
+// stops the event loop reading and closes the senders' TCP windows.
+package forward

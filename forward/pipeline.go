@@ -1,0 +1,202 @@
+package forward
+
+import (
+	"context"
+	"fmt"
+	"math/bits"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/rs/zerolog"
+
+	"github.com/dtrelay/dtrelay/parser"
+)
+
+// InputSpec describes one input feeding the pipeline.
+type InputSpec struct {
+	Name string
+	// Datagram inputs (UDP) never wait for a full queue: a sender cannot be
+	// slowed down, so what does not fit is dropped and counted dropped_full.
+	Datagram bool
+}
+
+// Options configures a Pipeline.
+type Options struct {
+	Inputs  []InputSpec
+	Outputs []OutputSpec
+	Routes  []RouteSpec
+	// MaxPayload caps the JSON the classifier parses (the input's
+	// max_message_size); larger payloads are counted not_json.
+	MaxPayload int
+	Metrics    *metrics.Set
+	Log        zerolog.Logger
+}
+
+// Pipeline joins inputs to outputs. Create it with New, feed it through the
+// ProducerPool of each input, and stop it with Stop.
+type Pipeline struct {
+	router  *Router
+	outputs []*output
+	pools   []*ProducerPool
+	log     zerolog.Logger
+	cancel  context.CancelFunc
+}
+
+// New builds the pipeline and starts one batcher goroutine per output.
+func New(opts Options) (*Pipeline, error) {
+	var notJSON []int
+	for i, o := range opts.Outputs {
+		if o.NotJSON {
+			notJSON = append(notJSON, i)
+		}
+	}
+	router, err := NewRouter(len(opts.Outputs), opts.Routes, notJSON)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = metrics.NewSet()
+	}
+	sendCtx, cancel := context.WithCancel(context.Background())
+	p := &Pipeline{router: router, log: opts.Log, cancel: cancel}
+	for i, spec := range opts.Outputs {
+		o := newOutput(spec, i, opts.Metrics, opts.Log)
+		o.send = sendCtx
+		p.outputs = append(p.outputs, o)
+	}
+	for i, in := range opts.Inputs {
+		p.pools = append(p.pools, newProducerPool(p, i, in, opts.MaxPayload, opts.Metrics, opts.Log))
+	}
+	for _, o := range p.outputs {
+		go o.run()
+	}
+	return p, nil
+}
+
+// Pool returns the ProducerPool of input i (its index in Options.Inputs).
+func (p *Pipeline) Pool(i int) *ProducerPool { return p.pools[i] }
+
+// Unblock lets producers waiting on a full queue go on, so that receivers
+// can finish their reads while stopping. Queues may then exceed their size.
+func (p *Pipeline) Unblock() {
+	for _, o := range p.outputs {
+		o.q.unblock()
+	}
+}
+
+// Stop closes the queues and waits for every output to deliver what was
+// queued, until ctx ends; then in-flight deliveries are abandoned. Call it
+// after the receivers stopped. It returns the number of events that could
+// not be delivered (also counted as dropped, reason "shutdown").
+func (p *Pipeline) Stop(ctx context.Context) int64 {
+	for _, o := range p.outputs {
+		o.q.close()
+	}
+	var wg sync.WaitGroup
+	for _, o := range p.outputs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case <-o.done:
+			case <-ctx.Done():
+				p.cancel() // abandon deliveries; the batcher drains the rest as dropped
+				<-o.done
+			}
+		}()
+	}
+	wg.Wait()
+	p.cancel()
+	var lost int64
+	for _, o := range p.outputs {
+		lost += o.undelivered
+		if err := o.Sender.Close(); err != nil {
+			p.log.Warn().Err(err).Str("output", o.Name).Msg("cannot close output")
+		}
+	}
+	return lost
+}
+
+// publish hands a filled block to every output it has records for. For a
+// datagram input a full queue drops the block's records for that output.
+func (p *Pipeline) publish(b *Block, datagram bool, dropped *metrics.Counter) time.Duration {
+	if b.mask == 0 {
+		putBlock(b)
+		return 0
+	}
+	b.refs.Store(int32(bits.OnesCount64(b.mask)))
+	var waited time.Duration
+	for m := b.mask; m != 0; m &= m - 1 {
+		o := p.outputs[bits.TrailingZeros64(m)]
+		ok, w := o.q.push(b, !datagram)
+		waited += w
+		if !ok {
+			dropped.Add(b.count(o.bit))
+			b.release()
+		}
+	}
+	return waited
+}
+
+// count returns how many of b's records are routed to the outputs in mask.
+func (b *Block) count(mask uint64) int {
+	n := 0
+	var r Record
+	for off := 0; off < len(b.buf); {
+		var m uint64
+		m, off = b.readRecord(off, &r)
+		if m&mask != 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// ProducerPool hands out Producers for one input. Get and Put are safe for
+// concurrent use; a Producer is owned by its caller until Put.
+type ProducerPool struct {
+	p        *Pipeline
+	input    uint16
+	datagram bool
+	pool     sync.Pool
+	m        inputMetrics
+}
+
+func newProducerPool(p *Pipeline, idx int, in InputSpec, maxPayload int, set *metrics.Set, log zerolog.Logger) *ProducerPool {
+	pp := &ProducerPool{p: p, input: uint16(idx), datagram: in.Datagram}
+	pp.m = newInputMetrics(set, in.Name)
+	pp.pool.New = func() any {
+		return &Producer{pp: pp, cls: parser.NewClassifier(maxPayload)}
+	}
+	return pp
+}
+
+// Get returns a Producer for one read.
+func (pp *ProducerPool) Get() *Producer { return pp.pool.Get().(*Producer) }
+
+// Put gives back a Producer after its Flush.
+func (pp *ProducerPool) Put(pr *Producer) { pp.pool.Put(pr) }
+
+type inputMetrics struct {
+	kinds                      [8]*metrics.Counter
+	notJSON, filtered, dropped *metrics.Counter
+	blocked                    *metrics.FloatCounter
+	lastAlert                  *metrics.Gauge
+}
+
+func newInputMetrics(set *metrics.Set, name string) inputMetrics {
+	var m inputMetrics
+	for k := range m.kinds {
+		m.kinds[k] = set.GetOrCreateCounter(fmt.Sprintf(`dtrelay_input_alerts_total{input=%q,kind=%q}`, name, parser.Kind(k)))
+	}
+	drop := func(reason string) *metrics.Counter {
+		return set.GetOrCreateCounter(fmt.Sprintf(`dtrelay_input_discarded_total{input=%q,reason=%q}`, name, reason))
+	}
+	m.notJSON = set.GetOrCreateCounter(fmt.Sprintf(`dtrelay_input_not_json_total{input=%q}`, name))
+	m.filtered = drop("filtered")
+	m.dropped = drop("dropped_full")
+	m.blocked = set.GetOrCreateFloatCounter(fmt.Sprintf(`dtrelay_input_backpressure_seconds_total{input=%q}`, name))
+	m.lastAlert = set.GetOrCreateGauge(fmt.Sprintf(`dtrelay_input_last_alert_timestamp_seconds{input=%q}`, name), nil)
+	return m
+}

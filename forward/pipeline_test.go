@@ -1,0 +1,300 @@
+package forward
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/rs/zerolog"
+
+	"github.com/dtrelay/dtrelay/parser"
+)
+
+// recSender records delivered events; fail, when set, decides each attempt.
+type recSender struct {
+	mu      sync.Mutex
+	events  []string
+	batches []int
+	calls   int
+	fail    func(call int, b *Batch) error
+	gate    chan struct{} // when set, each Send waits for a token
+}
+
+func (s *recSender) Send(ctx context.Context, b *Batch) error {
+	if s.gate != nil {
+		select {
+		case <-s.gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	if s.fail != nil {
+		if err := s.fail(s.calls, b); err != nil {
+			return err
+		}
+	}
+	for i := 0; i < b.Len(); i++ {
+		s.events = append(s.events, string(b.Event(i)))
+	}
+	s.batches = append(s.batches, b.Len())
+	return nil
+}
+
+func (s *recSender) Close() error { return nil }
+
+func (s *recSender) got() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.events...)
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func alert(i int) string {
+	return fmt.Sprintf(`{"pbid":%d,"model":{"name":"Anomalous Connection::Test %d"},"score":0.9,"time":1700000000000,"triggeredComponents":[]}`, i, i)
+}
+
+func line(i int) string { return "<165>Aug  5 03:34:46 dt.example.com darktrace " + alert(i) }
+
+func newTestPipeline(t *testing.T, specs ...OutputSpec) (*Pipeline, *metrics.Set) {
+	t.Helper()
+	set := metrics.NewSet()
+	p, err := New(Options{
+		Inputs:     []InputSpec{{Name: "tcp"}, {Name: "udp", Datagram: true}},
+		Outputs:    specs,
+		MaxPayload: 256 << 10,
+		Metrics:    set,
+		Log:        zerolog.Nop(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, set
+}
+
+// feed sends frames through input in reads of perRead frames.
+func feed(p *Pipeline, input int, frames []string, perRead int) {
+	pool := p.Pool(input)
+	for i := 0; i < len(frames); i += perRead {
+		pr := pool.Get()
+		for _, f := range frames[i:min(i+perRead, len(frames))] {
+			pr.Frame([]byte(f))
+		}
+		pr.Flush()
+		pool.Put(pr)
+	}
+}
+
+func metric(set *metrics.Set, name string) string {
+	var b bytes.Buffer
+	set.WritePrometheus(&b)
+	for _, l := range strings.Split(b.String(), "\n") {
+		if strings.HasPrefix(l, name+" ") {
+			return strings.TrimPrefix(l, name+" ")
+		}
+	}
+	return ""
+}
+
+func TestPipelineDeliversEveryPayloadInOrder(t *testing.T) {
+	s := &recSender{}
+	p, set := newTestPipeline(t, OutputSpec{Name: "out", Encoder: LineEncoder{}, Sender: s, QueueSize: 1 << 20, MaxEvents: 7})
+	var frames, want []string
+	for i := range 500 {
+		frames = append(frames, line(i))
+		want = append(want, alert(i)+"\n")
+	}
+	feed(p, 0, frames, 13)
+	if lost := p.Stop(context.Background()); lost != 0 {
+		t.Fatalf("lost %d", lost)
+	}
+	got := s.got()
+	if strings.Join(got, "") != strings.Join(want, "") {
+		t.Fatalf("delivered %d events, not byte-identical and in order", len(got))
+	}
+	for _, n := range s.batches {
+		if n > 7 {
+			t.Fatalf("batch of %d events, max_events is 7", n)
+		}
+	}
+	if v := metric(set, `dtrelay_output_events_total{output="out"}`); v != "500" {
+		t.Fatalf("events_total = %q", v)
+	}
+	if v := metric(set, `dtrelay_input_alerts_total{input="tcp",kind="model_breach"}`); v != "500" {
+		t.Fatalf("alerts_total = %q", v)
+	}
+}
+
+func TestBatchFlushesOnMaxBytesAndMaxWait(t *testing.T) {
+	s := &recSender{}
+	p, _ := newTestPipeline(t, OutputSpec{Name: "out", Encoder: LineEncoder{}, Sender: s, QueueSize: 1 << 20,
+		MaxEvents: 1000, MaxBytes: 3 * len(alert(100)), MaxWait: 50 * time.Millisecond})
+	defer p.Stop(context.Background())
+	var frames []string
+	for i := 100; i < 110; i++ {
+		frames = append(frames, line(i))
+	}
+	feed(p, 0, frames, 10)
+	waitFor(t, "10 events", func() bool { return len(s.got()) == 10 })
+	for _, n := range s.batches {
+		if n > 3 {
+			t.Fatalf("batches %v: max_bytes not honoured", s.batches)
+		}
+	}
+	// One more event waits max_wait, not forever.
+	start := time.Now()
+	feed(p, 0, []string{line(200)}, 1)
+	waitFor(t, "the lone event", func() bool { return len(s.got()) == 11 })
+	if time.Since(start) < 40*time.Millisecond {
+		t.Fatalf("lone event sent after %v, before max_wait", time.Since(start))
+	}
+}
+
+func TestTransientFailuresAreRetriedAndPermanentOnesCounted(t *testing.T) {
+	s := &recSender{fail: func(call int, b *Batch) error {
+		switch call {
+		case 1, 2:
+			return errors.New("connection refused")
+		case 3:
+			return RetryAfter(10*time.Millisecond, errors.New("HTTP 429"))
+		case 4:
+			return Permanent("http_401", errors.New("HTTP 401"))
+		}
+		return nil
+	}}
+	p, set := newTestPipeline(t, OutputSpec{Name: "out", Encoder: LineEncoder{}, Sender: s, QueueSize: 1 << 20, MaxEvents: 1})
+	feed(p, 0, []string{line(1)}, 1)
+	waitFor(t, "first event after retries", func() bool { return len(s.got()) == 0 && metric(set, `dtrelay_output_dropped_total{output="out",reason="http_401"}`) == "1" })
+	feed(p, 0, []string{line(2)}, 1)
+	waitFor(t, "second event", func() bool { return len(s.got()) == 1 })
+	p.Stop(context.Background())
+	if v := metric(set, `dtrelay_output_retries_total{output="out"}`); v != "3" {
+		t.Fatalf("retries_total = %q, want 3", v)
+	}
+}
+
+func TestFullQueueBlocksProducerUntilDelivered(t *testing.T) {
+	s := &recSender{gate: make(chan struct{})}
+	// Queue holds one 16 KiB block: the second read's publish must wait.
+	p, set := newTestPipeline(t, OutputSpec{Name: "out", Encoder: LineEncoder{}, Sender: s, QueueSize: firstBlockSize, MaxEvents: 1})
+	feed(p, 0, []string{line(1)}, 1)
+	done := make(chan struct{})
+	go func() {
+		feed(p, 0, []string{line(2)}, 1)
+		close(done)
+	}()
+	select {
+	case <-done:
+		t.Fatal("producer did not wait on a full queue")
+	case <-time.After(100 * time.Millisecond):
+	}
+	s.gate <- struct{}{} // deliver the first event: its block is released
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("producer still blocked after the queue drained")
+	}
+	s.gate <- struct{}{}
+	waitFor(t, "both events", func() bool { return len(s.got()) == 2 })
+	p.Stop(context.Background())
+	if v := metric(set, `dtrelay_input_backpressure_seconds_total{input="tcp"}`); v == "0" || v == "" {
+		t.Fatalf("backpressure time not counted: %q", v)
+	}
+}
+
+func TestDatagramInputDropsWhenFullAndCounts(t *testing.T) {
+	s := &recSender{gate: make(chan struct{})}
+	p, set := newTestPipeline(t, OutputSpec{Name: "out", Encoder: LineEncoder{}, Sender: s, QueueSize: firstBlockSize, MaxEvents: 1})
+	feed(p, 1, []string{line(1)}, 1) // fills the queue
+	feed(p, 1, []string{line(2), line(3)}, 2)
+	if v := metric(set, `dtrelay_input_discarded_total{input="udp",reason="dropped_full"}`); v != "2" {
+		t.Fatalf("dropped_full = %q, want 2", v)
+	}
+	close(s.gate)
+	p.Stop(context.Background())
+	if got := s.got(); len(got) != 1 {
+		t.Fatalf("delivered %d, want 1", len(got))
+	}
+}
+
+func TestStopCountsWhatCouldNotBeDelivered(t *testing.T) {
+	s := &recSender{fail: func(int, *Batch) error { return errors.New("down") }}
+	p, set := newTestPipeline(t, OutputSpec{Name: "out", Encoder: LineEncoder{}, Sender: s, QueueSize: 1 << 20, MaxEvents: 2})
+	feed(p, 0, []string{line(1), line(2), line(3)}, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if lost := p.Stop(ctx); lost != 3 {
+		t.Fatalf("Stop reported %d undelivered, want 3", lost)
+	}
+	if v := metric(set, `dtrelay_output_dropped_total{output="out",reason="shutdown"}`); v != "3" {
+		t.Fatalf("dropped shutdown = %q", v)
+	}
+}
+
+func TestNotJSONGoesOnlyToOutputsThatCarryIt(t *testing.T) {
+	js, orig := &recSender{}, &recSender{}
+	p, set := newTestPipeline(t,
+		OutputSpec{Name: "json", Encoder: LineEncoder{}, Sender: js, QueueSize: 1 << 20},
+		OutputSpec{Name: "orig", Encoder: rawEncoder{}, Sender: orig, QueueSize: 1 << 20, NotJSON: true})
+	feed(p, 0, []string{line(1), "<13>Aug  5 03:34:46 host darktrace not json at all", line(2)}, 3)
+	p.Stop(context.Background())
+	if got := js.got(); len(got) != 2 {
+		t.Fatalf("json output got %d events, want 2", len(got))
+	}
+	if got := orig.got(); len(got) != 3 || got[1] != "<13>Aug  5 03:34:46 host darktrace not json at all" {
+		t.Fatalf("original output got %q", got)
+	}
+	if v := metric(set, `dtrelay_input_not_json_total{input="tcp"}`); v != "1" {
+		t.Fatalf("not_json = %q", v)
+	}
+}
+
+type rawEncoder struct{}
+
+func (rawEncoder) Append(dst []byte, r *Record) ([]byte, error) { return append(dst, r.Raw...), nil }
+
+func TestRoutesFilterByKindPriorityAndInput(t *testing.T) {
+	r, err := NewRouter(3, []RouteSpec{
+		{Kinds: []parser.Kind{parser.KindModelBreach}, MinPriority: parser.PriorityMedium, Outputs: []int{0}},
+		{Inputs: []int{1}, Outputs: []int{1}},
+		{Kinds: []parser.Kind{parser.KindTest}, Outputs: []int{2}},
+	}, []int{1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := func(kind parser.Kind, prio parser.Priority, input int, notJSON bool, want uint64) {
+		t.Helper()
+		if got := r.Route(kind, prio, input, notJSON); got != want {
+			t.Errorf("Route(%v, %v, %d, %v) = %b, want %b", kind, prio, input, notJSON, got, want)
+		}
+	}
+	f(parser.KindModelBreach, parser.PriorityHigh, 0, false, 0b001)
+	f(parser.KindModelBreach, parser.PriorityLow, 0, false, 0)
+	f(parser.KindModelBreach, parser.PriorityMedium, 1, false, 0b011)
+	f(parser.KindTest, parser.PriorityNone, 0, false, 0b100)
+	f(parser.KindUnknown, parser.PriorityNone, 1, true, 0b010)
+	f(parser.KindUnknown, parser.PriorityNone, 0, true, 0)
+
+	all, _ := NewRouter(2, nil, nil)
+	if got := all.Route(parser.KindAudit, parser.PriorityNone, 5, false); got != 0b11 {
+		t.Errorf("no routes: got %b, want every output", got)
+	}
+}

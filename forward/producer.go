@@ -1,0 +1,88 @@
+package forward
+
+import (
+	"time"
+
+	"github.com/dtrelay/dtrelay/parser"
+)
+
+// Producer turns the frames of one read into records: it scans the header,
+// classifies the payload, routes it, and copies it into its current Block
+// (the one copy of the pipeline). Flush publishes the Block to the outputs.
+// A Producer is used by one goroutine at a time; it satisfies the
+// receiver's FrameSink.
+type Producer struct {
+	pp  *ProducerPool
+	cls *parser.Classifier
+	hdr parser.Header
+	al  parser.Alert
+	blk *Block
+	now int64 // reception time of the current read, Unix ns
+
+	kinds                     [8]uint64
+	notJSON, filtered, alerts uint64
+}
+
+// Frame handles one frame; it may block (backpressure) when a full block
+// has to be published to a full queue. frame is not kept.
+func (pr *Producer) Frame(frame []byte) {
+	if pr.now == 0 {
+		pr.now = time.Now().UnixNano()
+	}
+	parser.Scan(frame, &pr.hdr)
+	notJSON := pr.cls.Classify(pr.hdr.Payload.Bytes(frame), pr.hdr.App.Bytes(frame), &pr.al) != nil
+	if notJSON {
+		pr.notJSON++
+		pr.al.Kind, pr.al.Priority = parser.KindUnknown, parser.PriorityNone
+	} else {
+		pr.kinds[pr.al.Kind&7]++
+		pr.alerts++
+	}
+	mask := pr.pp.p.router.Route(pr.al.Kind, pr.al.Priority, int(pr.pp.input), notJSON)
+	if mask == 0 {
+		if !notJSON { // not_json is counted as such already
+			pr.filtered++
+		}
+		return
+	}
+	if pr.blk != nil && !pr.blk.room(len(frame)) {
+		pr.publish()
+		pr.blk = getBlock(max(bigBlockSize, recHeaderSize+len(frame)))
+	} else if pr.blk == nil {
+		pr.blk = getBlock(max(firstBlockSize, recHeaderSize+len(frame)))
+	}
+	pr.blk.appendRecord(frame, &pr.hdr, &pr.al, notJSON, pr.pp.input, mask, pr.now)
+}
+
+func (pr *Producer) publish() {
+	b := pr.blk
+	pr.blk = nil
+	if w := pr.pp.p.publish(b, pr.pp.datagram, pr.pp.m.dropped); w > 0 {
+		pr.pp.m.blocked.Add(w.Seconds())
+	}
+}
+
+// Flush publishes what this read produced: the current block and the
+// counters. It may block like Frame.
+func (pr *Producer) Flush() {
+	if pr.blk != nil {
+		pr.publish()
+	}
+	m := &pr.pp.m
+	for k, n := range pr.kinds {
+		if n > 0 {
+			m.kinds[k].Add(int(n))
+			pr.kinds[k] = 0
+		}
+	}
+	if pr.notJSON > 0 {
+		m.notJSON.Add(int(pr.notJSON))
+	}
+	if pr.filtered > 0 {
+		m.filtered.Add(int(pr.filtered))
+	}
+	if pr.alerts > 0 {
+		m.lastAlert.Set(float64(pr.now) / 1e9)
+	}
+	pr.notJSON, pr.filtered, pr.alerts, pr.now = 0, 0, 0, 0
+}

@@ -1,0 +1,70 @@
+package relay
+
+import (
+	"fmt"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/rs/zerolog"
+
+	"github.com/dtrelay/dtrelay/config"
+	"github.com/dtrelay/dtrelay/forward"
+	"github.com/dtrelay/dtrelay/parser"
+)
+
+// buildOutput makes the encoder and sender of one configured output.
+func buildOutput(oc config.Output, set *metrics.Set, log zerolog.Logger) (forward.OutputSpec, error) {
+	spec := forward.OutputSpec{
+		Name:      oc.Name,
+		QueueSize: int64(oc.QueueSize),
+		MaxEvents: oc.Batch.MaxEvents,
+		MaxBytes:  int(oc.Batch.MaxBytes),
+		MaxWait:   oc.Batch.MaxWait,
+	}
+	switch oc.Type {
+	case "file":
+		s, err := forward.NewFileSender(oc.Path)
+		if err != nil {
+			return spec, err
+		}
+		spec.Encoder, spec.Sender = forward.LineEncoder{}, s
+		return spec, nil
+	}
+	return spec, fmt.Errorf("output type %q is not supported", oc.Type)
+}
+
+func buildRoutes(rcs []config.Route, inIdx, outIdx map[string]int) ([]forward.RouteSpec, error) {
+	var out []forward.RouteSpec
+	for i, rc := range rcs {
+		var rs forward.RouteSpec
+		for _, k := range rc.Match.Kinds {
+			kind, ok := parser.ParseKind(k)
+			if !ok {
+				return nil, fmt.Errorf("routes[%d]: unknown kind %q", i, k)
+			}
+			rs.Kinds = append(rs.Kinds, kind)
+		}
+		if rc.Match.MinPriority != "" {
+			p, ok := parser.ParsePriority(rc.Match.MinPriority)
+			if !ok {
+				return nil, fmt.Errorf("routes[%d]: unknown priority %q", i, rc.Match.MinPriority)
+			}
+			rs.MinPriority = p
+		}
+		for _, n := range rc.Match.Inputs {
+			j, ok := inIdx[n]
+			if !ok {
+				return nil, fmt.Errorf("routes[%d]: unknown input %q", i, n)
+			}
+			rs.Inputs = append(rs.Inputs, j)
+		}
+		for _, n := range rc.Outputs {
+			j, ok := outIdx[n]
+			if !ok {
+				return nil, fmt.Errorf("routes[%d]: unknown output %q", i, n)
+			}
+			rs.Outputs = append(rs.Outputs, j)
+		}
+		out = append(out, rs)
+	}
+	return out, nil
+}

@@ -1,0 +1,212 @@
+package relay
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/rs/zerolog"
+
+	"github.com/dtrelay/dtrelay/config"
+	"github.com/dtrelay/dtrelay/forward"
+	"github.com/dtrelay/dtrelay/receiver"
+)
+
+// Relay is a running dtrelay.
+type Relay struct {
+	cfg       *config.Config
+	log       zerolog.Logger
+	set       *metrics.Set
+	pipe      *forward.Pipeline
+	listeners []*receiver.Listener
+	metricsLn net.Listener
+	httpSrv   *http.Server
+}
+
+// Start builds and starts a relay: outputs and pipeline first, then the
+// receivers, then the metrics listener. On error, what was started is stopped.
+func Start(cfg *config.Config, set *metrics.Set, log zerolog.Logger) (*Relay, error) {
+	r := &Relay{cfg: cfg, log: log, set: set}
+	opts := forward.Options{Metrics: set, Log: log}
+	outIdx := map[string]int{}
+	for i, oc := range cfg.Outputs {
+		spec, err := buildOutput(oc, set, log)
+		if err != nil {
+			for _, o := range opts.Outputs {
+				o.Sender.Close()
+			}
+			return nil, fmt.Errorf("cannot set up output %q: %w", oc.Name, err)
+		}
+		opts.Outputs = append(opts.Outputs, spec)
+		outIdx[oc.Name] = i
+	}
+	inIdx := map[string]int{}
+	maxMsg := 0
+	var inputs []config.Input
+	for _, ic := range cfg.Inputs {
+		if ic.Protocol == "darktrace-api" {
+			log.Warn().Str("input", ic.Name).Msg("darktrace-api inputs are not implemented yet; input ignored")
+			continue
+		}
+		inIdx[ic.Name] = len(opts.Inputs)
+		opts.Inputs = append(opts.Inputs, forward.InputSpec{Name: ic.Name, Datagram: ic.Protocol == "udp"})
+		inputs = append(inputs, ic)
+		maxMsg = max(maxMsg, int(ic.MaxMessageSize))
+	}
+	opts.MaxPayload = maxMsg
+	routes, err := buildRoutes(cfg.Routes, inIdx, outIdx)
+	if err != nil {
+		return nil, err
+	}
+	opts.Routes = routes
+	r.pipe, err = forward.New(opts)
+	if err != nil {
+		return nil, err
+	}
+	for i, ic := range inputs {
+		rc, err := receiverConfig(ic)
+		if err != nil {
+			r.Stop(context.Background())
+			return nil, fmt.Errorf("cannot set up input %q: %w", ic.Name, err)
+		}
+		l, err := receiver.Start(rc, sinkPool{r.pipe.Pool(i)}, receiver.NewMetrics(set, ic.Name), log)
+		if err != nil {
+			r.Stop(context.Background())
+			return nil, fmt.Errorf("cannot start input %q: %w", ic.Name, err)
+		}
+		r.listeners = append(r.listeners, l)
+	}
+	r.startMetrics()
+	return r, nil
+}
+
+// Addrs returns the bound address of each receiving input, in order.
+func (r *Relay) Addrs() []net.Addr {
+	var a []net.Addr
+	for _, l := range r.listeners {
+		a = append(a, l.Addr())
+	}
+	return a
+}
+
+// MetricsAddr returns the metrics listener's address, or nil.
+func (r *Relay) MetricsAddr() net.Addr {
+	if r.metricsLn == nil {
+		return nil
+	}
+	return r.metricsLn.Addr()
+}
+
+// Stop stops the relay within ctx: receivers stop accepting and finish what
+// they read (producers waiting on full queues are let through), then the
+// outputs deliver what is queued until ctx ends. It returns the number of
+// events that could not be delivered.
+func (r *Relay) Stop(ctx context.Context) int64 {
+	start := time.Now()
+	if r.pipe != nil {
+		r.pipe.Unblock()
+	}
+	for _, l := range r.listeners {
+		if err := l.Stop(ctx); err != nil {
+			r.log.Warn().Err(err).Msg("cannot stop listener cleanly")
+		}
+	}
+	r.log.Info().Dur("took", time.Since(start)).Msg("receivers stopped")
+	var lost int64
+	if r.pipe != nil {
+		t := time.Now()
+		lost = r.pipe.Stop(ctx)
+		ev := r.log.Info()
+		if lost > 0 {
+			ev = r.log.Error().Int64("undelivered", lost)
+		}
+		ev.Dur("took", time.Since(t)).Msg("outputs drained")
+	}
+	if r.httpSrv != nil {
+		r.httpSrv.Close()
+	}
+	return lost
+}
+
+func (r *Relay) startMetrics() {
+	addr := r.cfg.Metrics.Address
+	if addr == "" {
+		return
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		r.log.Warn().Err(err).Str("address", addr).Msg("cannot listen for metrics; carrying on without")
+		return
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		r.set.WritePrometheus(w)
+		metrics.WriteProcessMetrics(w)
+	})
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	r.metricsLn = ln
+	r.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := r.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			r.log.Error().Err(err).Msg("metrics listener failed")
+		}
+	}()
+	r.log.Info().Str("address", ln.Addr().String()).Msg("serving metrics")
+}
+
+// sinkPool adapts a forward.ProducerPool to the receiver's SinkPool.
+type sinkPool struct{ pp *forward.ProducerPool }
+
+func (s sinkPool) Get() receiver.FrameSink  { return s.pp.Get() }
+func (s sinkPool) Put(f receiver.FrameSink) { s.pp.Put(f.(*forward.Producer)) }
+
+func receiverConfig(ic config.Input) (receiver.Config, error) {
+	rc := receiver.Config{
+		Name:           ic.Name,
+		Protocol:       ic.Protocol,
+		Address:        ic.Address,
+		MaxMessageSize: int(ic.MaxMessageSize),
+		Allow:          ic.Allow,
+		MaxConnections: ic.MaxConnections,
+		IdleTimeout:    ic.IdleTimeout,
+		ProxyProtocol:  ic.ProxyProtocol,
+	}
+	if ic.Protocol == "tls" && ic.TLS != nil {
+		cert, err := tls.LoadX509KeyPair(ic.TLS.CertFile, ic.TLS.KeyFile)
+		if err != nil {
+			return rc, fmt.Errorf("cannot load certificate: %w", err)
+		}
+		tc := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+		if ic.TLS.ClientCAFile != "" {
+			pool, err := loadCA(ic.TLS.ClientCAFile)
+			if err != nil {
+				return rc, err
+			}
+			tc.ClientCAs, tc.ClientAuth = pool, tls.RequireAndVerifyClientCert
+		}
+		rc.TLS = tc
+	}
+	return rc, nil
+}
+
+// loadCA reads a PEM bundle into a new pool.
+func loadCA(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("cannot use CA file %s: no PEM certificate in it", path)
+	}
+	return pool, nil
+}

@@ -1,0 +1,28 @@
+package receiver
+
+// FrameSink consumes the complete frames of one read. A frame is one syslog
+// message without its framing (no octet count, no trailing LF; a trailing CR
+// is already removed). It may be empty of content but is never a zero-length
+// slice; blank frames are dropped by the framer.
+//
+// The bytes passed to Frame are only valid during the call: they point into
+// the event loop's read buffer or the connection's scratch buffer, both
+// reused by the next read. Frame must copy what it keeps.
+//
+// A FrameSink is used by one goroutine at a time. Frame and Flush may block
+// (backpressure) until there is room downstream or the pipeline stops.
+type FrameSink interface {
+	// Frame handles one frame.
+	Frame(frame []byte)
+	// Flush is called after the last frame of one read (one OnTraffic call,
+	// one TLS Read, one datagram); it publishes what Frame queued.
+	Flush()
+}
+
+// SinkPool hands out FrameSinks for the duration of one read. Get and Put are
+// safe for concurrent use; a sink obtained by Get is owned by the caller until
+// it is given back with Put.
+type SinkPool interface {
+	Get() FrameSink
+	Put(FrameSink)
+}
