@@ -182,7 +182,9 @@ func TestTransientFailuresAreRetriedAndPermanentOnesCounted(t *testing.T) {
 	}}
 	p, set := newTestPipeline(t, OutputSpec{Name: "out", Encoder: LineEncoder{}, Sender: s, QueueSize: 1 << 20, MaxEvents: 1})
 	feed(p, 0, []string{line(1)}, 1)
-	waitFor(t, "first event after retries", func() bool { return len(s.got()) == 0 && metric(set, `dtrelay_output_dropped_total{output="out",reason="http_401"}`) == "1" })
+	waitFor(t, "first event after retries", func() bool {
+		return len(s.got()) == 0 && metric(set, `dtrelay_output_dropped_total{output="out",reason="http_401"}`) == "1"
+	})
 	feed(p, 0, []string{line(2)}, 1)
 	waitFor(t, "second event", func() bool { return len(s.got()) == 1 })
 	p.Stop(context.Background())

@@ -18,6 +18,7 @@ type queue struct {
 	unbounded bool // stopping: pushes no longer wait
 	closed    bool // no more pushes; the batcher drains and exits
 	ready     chan struct{}
+	timer     *time.Timer // pop's, reused: pop is called by one goroutine
 }
 
 func newQueue(max int64) *queue {
@@ -56,11 +57,11 @@ func (q *queue) push(b *Block, wait bool) (ok bool, waited time.Duration) {
 	return true, waited
 }
 
-// pop returns the oldest block. With wait < 0 it waits until a block arrives
+// pop returns the oldest block; only the batcher calls it. With wait < 0 it waits until a block arrives
 // or the queue is closed and empty (then it returns nil, true); with wait >= 0
 // it gives up after that long (nil, false).
 func (q *queue) pop(wait time.Duration) (b *Block, done bool) {
-	var timer *time.Timer
+	armed := false
 	for {
 		q.mu.Lock()
 		if q.head < len(q.blocks) {
@@ -85,13 +86,17 @@ func (q *queue) pop(wait time.Duration) (b *Block, done bool) {
 			<-q.ready
 			continue
 		}
-		if timer == nil {
-			timer = time.NewTimer(wait)
-			defer timer.Stop()
+		if !armed {
+			if q.timer == nil {
+				q.timer = time.NewTimer(wait)
+			} else {
+				q.timer.Reset(wait)
+			}
+			armed = true
 		}
 		select {
 		case <-q.ready:
-		case <-timer.C:
+		case <-q.timer.C:
 			return nil, false
 		}
 	}
