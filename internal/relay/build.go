@@ -20,7 +20,41 @@ func buildOutput(oc config.Output, set *metrics.Set, log zerolog.Logger) (forwar
 		MaxBytes:  int(oc.Batch.MaxBytes),
 		MaxWait:   oc.Batch.MaxWait,
 	}
+	tc := forward.TLSClientConfig{CAFile: oc.CAFile, ServerName: oc.ServerName,
+		ClientCertFile: oc.ClientCertFile, ClientKeyFile: oc.ClientKeyFile}
 	switch oc.Type {
+	case "sekoia-http":
+		s, err := forward.NewSekoiaHTTPSender(forward.SekoiaHTTPConfig{
+			URL: oc.URL, IntakeKey: oc.IntakeKey, Endpoint: oc.Endpoint, Compression: oc.Compression,
+			TLSClientConfig: tc, Timeout: oc.Timeout,
+		}, set, oc.Name, log)
+		if err != nil {
+			return spec, err
+		}
+		spec.Encoder, spec.Sender = s.Encoder(), s
+		return spec, nil
+	case "http":
+		s, err := forward.NewHTTPSender(forward.HTTPConfig{
+			URL: oc.URL, Headers: oc.Headers, Compression: oc.Compression,
+			TLSClientConfig: tc, Timeout: oc.Timeout,
+		}, set, oc.Name, log)
+		if err != nil {
+			return spec, err
+		}
+		spec.Encoder, spec.Sender = s.Encoder(), s
+		return spec, nil
+	case "syslog":
+		s, err := forward.NewSyslogSender(forward.SyslogConfig{
+			Address: oc.Address, TLS: oc.TLS, TLSClientConfig: tc,
+			SyslogEncoderConfig: forward.SyslogEncoderConfig{Format: oc.Format, Framing: oc.Framing, IntakeKey: oc.IntakeKey},
+			DialTimeout:         oc.Timeout, WriteTimeout: oc.Timeout, AckTimeout: oc.Timeout,
+		}, set, oc.Name, log)
+		if err != nil {
+			return spec, err
+		}
+		spec.Encoder, spec.Sender = s.Encoder(), s
+		spec.NotJSON = oc.Format == forward.FormatOriginal
+		return spec, nil
 	case "file":
 		s, err := forward.NewFileSender(oc.Path)
 		if err != nil {
