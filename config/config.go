@@ -1,0 +1,298 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is a complete, checked dtrelay configuration (DESIGN.md §4).
+type Config struct {
+	Inputs  []Input
+	Outputs []Output
+	// Routes send events to outputs by kind, priority and input; without
+	// routes every event goes to every output.
+	Routes []Route
+	// Spool is nil when the configuration has no spool.
+	Spool *Spool
+	// Metrics.Address "" means no metrics listener.
+	Metrics Metrics
+	// ShutdownTimeout bounds the drain on SIGTERM; 0 stops at once.
+	// Default 10s.
+	ShutdownTimeout time.Duration
+}
+
+// Input protocols.
+const (
+	ProtocolTCP          = "tcp"
+	ProtocolUDP          = "udp"
+	ProtocolTLS          = "tls"
+	ProtocolDarktraceAPI = "darktrace-api"
+)
+
+// Input is one source of alerts: a syslog listener (tcp, udp, tls) or a
+// Darktrace API poller (darktrace-api). Fields that the protocol does not use
+// are zero.
+type Input struct {
+	Name     string
+	Protocol string // tcp | udp | tls | darktrace-api
+	// Address is the listen address, host:port (tcp, udp, tls); port 0
+	// picks a free port.
+	Address string
+	// MaxMessageSize is the largest frame (or polled event) accepted, 1KiB
+	// to 16MiB; default 256KiB.
+	MaxMessageSize Size
+	// TLS is set for protocol tls (and only then).
+	TLS *InputTLS
+	// Allow lists the source networks accepted; empty accepts all.
+	Allow []netip.Prefix
+	// ProxyProtocol accepts PROXY v1/v2 headers (tcp, tls).
+	ProxyProtocol bool
+	// MaxConnections caps concurrent connections (tcp, tls); default 1000.
+	MaxConnections int
+	// IdleTimeout closes a silent connection or one stuck in a partial frame
+	// (tcp, tls); default 5m, 0 never.
+	IdleTimeout time.Duration
+	// Strict parses RFC 5424 strictly with go-syslog (tcp, udp, tls).
+	Strict bool
+
+	// URL is the Darktrace API base URL (darktrace-api).
+	URL string
+	// PublicToken and PrivateToken sign API requests (darktrace-api). Secret:
+	// never log them.
+	PublicToken, PrivateToken string
+	// Interval is the polling period (darktrace-api); default 60s, at least 1s.
+	Interval time.Duration
+	// CAFile is an extra CA bundle (PEM) to trust (darktrace-api).
+	CAFile string
+}
+
+// InputTLS is the server side of a tls input. ClientCAFile, when set,
+// requires client certificates signed by it (mTLS).
+type InputTLS struct {
+	CertFile, KeyFile, ClientCAFile string
+}
+
+// Output types.
+const (
+	TypeSekoiaHTTP = "sekoia-http"
+	TypeSyslog     = "syslog"
+	TypeHTTP       = "http"
+	TypeFile       = "file"
+)
+
+// Output is one destination. Fields that the type does not use are zero.
+type Output struct {
+	Name string
+	Type string // sekoia-http | syslog | http | file
+
+	// URL: sekoia-http, the intake base URL (default
+	// https://intake.sekoia.io; the sender appends /plain/batch or /batch);
+	// http, the URL batches are POSTed to.
+	URL string
+	// IntakeKey is the Sekoia intake key (sekoia-http; syslog with format
+	// sekoia). Secret: never log it.
+	IntakeKey string
+	// CAFile is an extra CA bundle (PEM) to trust (https, TLS syslog).
+	CAFile string
+	// Endpoint (sekoia-http): "plain" (POST /plain/batch, default) or
+	// "batch" (POST /batch).
+	Endpoint string
+	// Compression (sekoia-http, http): "gzip" (default) or "none".
+	Compression string
+	// Headers (http) are added to every request. Values may be secrets:
+	// never log them.
+	Headers map[string]string
+	Batch   Batch
+
+	// Address is host:port to dial (syslog).
+	Address string
+	// TLS (syslog) dials with TLS; default true.
+	TLS bool
+	// ServerName is the name checked in the server's certificate (syslog
+	// with TLS, http); for syslog it defaults to the host of Address.
+	ServerName string
+	// ClientCertFile and ClientKeyFile present a client certificate (syslog
+	// with TLS, http); both or neither.
+	ClientCertFile, ClientKeyFile string
+	// Format (syslog): "sekoia" (default; RFC 5424 with the intake key as
+	// structured data), "rfc5424" or "original" (the line as received).
+	Format string
+	// Framing (syslog): "octet-counting" (default) or "newline".
+	Framing string
+
+	// QueueSize is the output's in-memory queue in bytes; default 64MiB, at
+	// least the largest input max_message_size.
+	QueueSize Size
+	// Path (file) is the file appended to; "-" is standard output.
+	Path string
+	// Timeout bounds one request or dial (network outputs); default 30s.
+	Timeout time.Duration
+}
+
+// Batch is when an output sends what it has queued: at MaxEvents events,
+// at MaxBytes bytes, or MaxWait after the first queued event, whichever
+// comes first. Defaults: 1000 events, 4MiB, and 1s for network outputs. For
+// file outputs MaxWait defaults to 0, which means "write as soon as the
+// queue is drained": no waiting for more events.
+type Batch struct {
+	MaxEvents int
+	MaxBytes  Size
+	MaxWait   time.Duration
+}
+
+// Route sends the events its Match selects to the named outputs.
+type Route struct {
+	Match   Match
+	Outputs []string
+}
+
+// Match selects events; an empty field matches everything.
+type Match struct {
+	Kinds       []string // parser kind names (parser.ParseKind)
+	MinPriority string   // parser priority name (parser.ParsePriority)
+	Inputs      []string // input names
+}
+
+// Spool is the on-disk buffer used when outputs are slow or down.
+type Spool struct {
+	Dir           string
+	MaxSize       Size          // default 10GiB
+	FsyncInterval time.Duration // default 1s, must be positive
+	WhenFull      string        // "block" (default) or "drop_oldest"
+}
+
+// Metrics is the HTTP listener for /metrics, /healthz and /readyz.
+type Metrics struct {
+	Address string // host:port; "" = no listener
+}
+
+// defaultYAML is the configuration used without a file: TCP and UDP on
+// 127.0.0.1:1514, every alert's JSON as one line on stdout, metrics on
+// 127.0.0.1:9514.
+const defaultYAML = `inputs:
+  - {name: tcp, protocol: tcp, address: "127.0.0.1:1514"}
+  - {name: udp, protocol: udp, address: "127.0.0.1:1514"}
+outputs:
+  - {name: stdout, type: file, path: "-"}
+metrics:
+  address: "127.0.0.1:9514"
+`
+
+// maxFileSize bounds what Load reads.
+const maxFileSize = 4 << 20
+
+// Default returns the embedded default configuration, with defaults filled
+// in. Each call returns a new Config.
+func Default() *Config {
+	c, _, err := parse([]byte(defaultYAML), "", func(string) (string, bool) { return "", false })
+	if err != nil {
+		panic("config: the embedded default does not parse: " + err.Error())
+	}
+	return c
+}
+
+// Load reads and parses the configuration file at path (see Parse). An error
+// reading the file is returned as is; an invalid configuration as *Errors.
+func Load(path string) (*Config, []Warning, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot read config: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot read config: %w", err)
+	}
+	if len(data) > maxFileSize {
+		return nil, nil, &Errors{Problems: []Problem{{File: path, Msg: fmt.Sprintf("file larger than %d bytes", maxFileSize)}}}
+	}
+	return Parse(data, path)
+}
+
+// Parse decodes, completes and checks the YAML configuration data.
+// filename appears in problems and warnings; when not empty, relative file
+// paths in data are taken relative to its directory. Environment variables
+// come from the process environment. Parse reads (but never writes) the
+// files the configuration names, to check them.
+//
+// On success it returns the Config and any warnings. When the configuration
+// is invalid it returns a nil Config, the warnings found so far, and an
+// *Errors listing every problem.
+func Parse(data []byte, filename string) (*Config, []Warning, error) {
+	return parse(data, filename, os.LookupEnv)
+}
+
+func parse(data []byte, filename string, lookup func(string) (string, bool)) (*Config, []Warning, error) {
+	d := newDecoder(filename, lookup)
+	root, err := readDocument(data)
+	if err != nil {
+		line, msg := yamlErrorLine(err)
+		d.problemAt("", line, "invalid YAML: "+msg)
+		return nil, nil, &Errors{Problems: d.problems}
+	}
+	c := d.decodeConfig(root)
+	d.complete(c)
+	d.validating = true
+	d.validate(c)
+	sort.SliceStable(d.problems, func(i, j int) bool { return d.problems[i].Line < d.problems[j].Line })
+	sort.SliceStable(d.warnings, func(i, j int) bool { return d.warnings[i].Line < d.warnings[j].Line })
+	if len(d.problems) > 0 {
+		return nil, d.warnings, &Errors{Problems: d.problems}
+	}
+	return c, d.warnings, nil
+}
+
+// readDocument parses data as exactly one YAML document and returns its
+// root node (an empty Node for an empty document).
+func readDocument(data []byte) (root *yaml.Node, err error) {
+	defer func() {
+		// yaml.v3 reports its errors by panicking internally; a panic
+		// that escapes it is a bug there, and must not take down dtrelay
+		// check: report it as an unparsable document.
+		if r := recover(); r != nil {
+			root, err = nil, fmt.Errorf("yaml: %v", r)
+		}
+	}()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return &yaml.Node{}, nil
+		}
+		return nil, err
+	}
+	var next yaml.Node
+	if err := dec.Decode(&next); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("yaml: line %d: only one document is allowed (found a second one)", next.Line)
+	}
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
+		return doc.Content[0], nil
+	}
+	return &doc, nil
+}
+
+// yamlErrorLine splits a yaml.v3 error "yaml: line N: msg" into N and msg.
+func yamlErrorLine(err error) (int, string) {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if n, after, ok := strings.Cut(rest, ": "); ok {
+			if line, err := strconv.Atoi(n); err == nil {
+				return line, after
+			}
+		}
+	}
+	return 0, msg
+}

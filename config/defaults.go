@@ -1,0 +1,115 @@
+package config
+
+import (
+	"net"
+	"time"
+)
+
+// Defaults filled in when a key is absent (DESIGN.md §4).
+const (
+	DefaultMaxMessageSize  = 256 * KiB
+	DefaultMaxConnections  = 1000
+	DefaultIdleTimeout     = 5 * time.Minute
+	DefaultPollInterval    = 60 * time.Second
+	DefaultSekoiaURL       = "https://intake.sekoia.io"
+	DefaultBatchMaxEvents  = 1000
+	DefaultBatchMaxBytes   = 4 * MiB
+	DefaultBatchMaxWait    = time.Second // network outputs; file outputs: 0
+	DefaultQueueSize       = 64 * MiB
+	DefaultTimeout         = 30 * time.Second
+	DefaultSpoolMaxSize    = 10 * GiB
+	DefaultFsyncInterval   = time.Second
+	DefaultShutdownTimeout = 10 * time.Second
+)
+
+// complete fills in the defaults of every key that was not given, for the
+// input protocols and output types that use it.
+func (d *decoder) complete(c *Config) {
+	if !d.isSet("shutdown_timeout") {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	for i := range c.Inputs {
+		d.completeInput(&c.Inputs[i], d.inputPaths[i])
+	}
+	for i := range c.Outputs {
+		d.completeOutput(&c.Outputs[i], d.outputPaths[i])
+	}
+	if s := c.Spool; s != nil {
+		if !d.isSet("spool.max_size") {
+			s.MaxSize = DefaultSpoolMaxSize
+		}
+		if !d.isSet("spool.fsync_interval") {
+			s.FsyncInterval = DefaultFsyncInterval
+		}
+		defaultString(&s.WhenFull, "block")
+	}
+}
+
+func (d *decoder) completeInput(in *Input, p string) {
+	if !d.isSet(p + ".max_message_size") {
+		in.MaxMessageSize = DefaultMaxMessageSize
+	}
+	switch in.Protocol {
+	case ProtocolTCP, ProtocolTLS:
+		if !d.isSet(p + ".max_connections") {
+			in.MaxConnections = DefaultMaxConnections
+		}
+		if !d.isSet(p + ".idle_timeout") {
+			in.IdleTimeout = DefaultIdleTimeout
+		}
+	case ProtocolDarktraceAPI:
+		if !d.isSet(p + ".interval") {
+			in.Interval = DefaultPollInterval
+		}
+	}
+}
+
+func (d *decoder) completeOutput(o *Output, p string) {
+	switch o.Type {
+	case TypeSekoiaHTTP, TypeHTTP, TypeSyslog, TypeFile:
+	default:
+		return // reported by validate
+	}
+	if !d.isSet(p + ".batch.max_events") {
+		o.Batch.MaxEvents = DefaultBatchMaxEvents
+	}
+	if !d.isSet(p + ".batch.max_bytes") {
+		o.Batch.MaxBytes = DefaultBatchMaxBytes
+	}
+	if !d.isSet(p+".batch.max_wait") && o.Type != TypeFile {
+		o.Batch.MaxWait = DefaultBatchMaxWait
+	}
+	if !d.isSet(p + ".queue_size") {
+		o.QueueSize = DefaultQueueSize
+	}
+	if !d.isSet(p+".timeout") && o.Type != TypeFile {
+		o.Timeout = DefaultTimeout
+	}
+	switch o.Type {
+	case TypeSekoiaHTTP:
+		defaultString(&o.URL, DefaultSekoiaURL)
+		defaultString(&o.Endpoint, "plain")
+		defaultString(&o.Compression, "gzip")
+	case TypeHTTP:
+		defaultString(&o.Compression, "gzip")
+	case TypeSyslog:
+		if !d.isSet(p + ".tls") {
+			o.TLS = true
+		}
+		defaultString(&o.Format, "sekoia")
+		defaultString(&o.Framing, "octet-counting")
+		if o.TLS && o.ServerName == "" {
+			if host, _, err := net.SplitHostPort(o.Address); err == nil {
+				o.ServerName = host
+			}
+		}
+	}
+}
+
+// defaultString sets *s to def when it is empty: an empty string value
+// (e.g. from "${VAR:-}") means "the default", as if the key were absent.
+func defaultString(s *string, def string) {
+	if *s == "" {
+		*s = def
+	}
+}

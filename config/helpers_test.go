@@ -1,0 +1,163 @@
+package config
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// testdataDir holds the project's configuration samples.
+const testdataDir = "../testdata/config"
+
+// writeCert writes a self-signed certificate for "localhost" (usable as its
+// own CA) to dir/server.pem and its key to dir/server-key.pem.
+func writeCert(t testing.TB, dir string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "localhost"},
+		DNSNames:              []string{"localhost"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, typ string, b []byte) {
+		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: b}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("server.pem", "CERTIFICATE", der)
+	write("server-key.pem", "EC PRIVATE KEY", kder)
+}
+
+// testEnv sets the variables the samples under testdata/config use and
+// returns the directory DTRELAY_TEST_DIR points to (with a certificate, a
+// key and a spool directory in it).
+func testEnv(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	writeCert(t, dir)
+	if err := os.Mkdir(filepath.Join(dir, "spool"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("DTRELAY_TEST_DIR", dir)
+	t.Setenv("SEKOIA_INTAKE_KEY", "sekoia-intake-key-0123456789")
+	t.Setenv("DT_PUBLIC_TOKEN", "dt-public-token-0123456789")
+	t.Setenv("DT_PRIVATE_TOKEN", "dt-private-token-0123456789")
+	t.Setenv("ARCHIVE_TOKEN", "archive-token-0123456789")
+	t.Setenv("DTRELAY_TEST_UNSET", "")
+	os.Unsetenv("DTRELAY_TEST_UNSET")
+	return dir
+}
+
+// expectation is a "# want `re`" (a problem) or "# warn `re`" (a warning)
+// comment: the line it is on must have a problem or warning whose
+// "KEY: msg" matches re.
+type expectation struct {
+	warn bool
+	line int
+	re   *regexp.Regexp
+	used bool
+}
+
+var expectRE = regexp.MustCompile("#\\s*(want|warn)\\s+([`\"].*)$")
+
+// expectations reads the want/warn comments of a sample. Several quoted
+// regexps may follow one "want".
+func expectations(t *testing.T, data []byte) []*expectation {
+	t.Helper()
+	var out []*expectation
+	for i, line := range strings.Split(string(data), "\n") {
+		m := expectRE.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		rest := m[2]
+		for rest != "" {
+			q, err := strconv.QuotedPrefix(rest)
+			if err != nil {
+				t.Fatalf("line %d: bad expectation %q: %v", i+1, rest, err)
+			}
+			s, _ := strconv.Unquote(q)
+			out = append(out, &expectation{warn: m[1] == "warn", line: i + 1, re: regexp.MustCompile(s)})
+			rest = strings.TrimSpace(rest[len(q):])
+		}
+	}
+	return out
+}
+
+// checkExpectations matches every problem and warning with an expectation on
+// its line, and every expectation with a problem or warning.
+func checkExpectations(t *testing.T, exps []*expectation, problems []Problem, warnings []Warning) {
+	t.Helper()
+	match := func(warn bool, line int, text string) bool {
+		for _, e := range exps {
+			if !e.used && e.warn == warn && e.line == line && e.re.MatchString(text) {
+				e.used = true
+				return true
+			}
+		}
+		return false
+	}
+	for _, p := range problems {
+		if !match(false, p.Line, p.Key+": "+p.Msg) {
+			t.Errorf("unexpected problem: %s", p)
+		}
+	}
+	for _, w := range warnings {
+		if !match(true, w.Line, w.Key+": "+w.Msg) {
+			t.Errorf("unexpected warning: %s", w)
+		}
+	}
+	for _, e := range exps {
+		if !e.used {
+			kind := "problem"
+			if e.warn {
+				kind = "warning"
+			}
+			t.Errorf("line %d: no %s matching %q", e.line, kind, e.re)
+		}
+	}
+}
+
+// problems returns the problems of err, which must be nil or an *Errors.
+func problems(t *testing.T, err error) []Problem {
+	t.Helper()
+	if err == nil {
+		return nil
+	}
+	errs, ok := err.(*Errors)
+	if !ok {
+		t.Fatalf("error is %T, want *Errors: %v", err, err)
+	}
+	if len(errs.Problems) == 0 {
+		t.Fatal("*Errors without problems")
+	}
+	return errs.Problems
+}

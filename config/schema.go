@@ -1,0 +1,266 @@
+package config
+
+import (
+	"net/netip"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// The keys each mapping knows. Whether a key applies to an input's protocol
+// or an output's type is checked later (inputKeyUse, outputKeyUse).
+func rootKeys() []string {
+	return []string{"inputs", "outputs", "routes", "spool", "metrics", "shutdown_timeout"}
+}
+
+func inputKeys() []string {
+	return []string{"name", "protocol", "address", "max_message_size", "tls", "allow", "proxy_protocol",
+		"max_connections", "idle_timeout", "strict", "url", "public_token", "private_token", "interval", "ca_file"}
+}
+
+func outputKeys() []string {
+	return []string{"name", "type", "url", "intake_key", "ca_file", "endpoint", "compression", "headers", "batch",
+		"address", "tls", "server_name", "client_cert_file", "client_key_file", "format", "framing", "queue_size",
+		"path", "timeout"}
+}
+
+func tlsKeys() []string   { return []string{"cert_file", "key_file", "client_ca_file"} }
+func batchKeys() []string { return []string{"max_events", "max_bytes", "max_wait"} }
+func routeKeys() []string { return []string{"match", "outputs"} }
+func matchKeys() []string { return []string{"kinds", "min_priority", "inputs"} }
+func spoolKeys() []string { return []string{"dir", "max_size", "fsync_interval", "when_full"} }
+
+// decodeConfig decodes the document root into a Config, recording lines and
+// problems; inputs and outputs that are not mappings are left out.
+func (d *decoder) decodeConfig(root *yaml.Node) *Config {
+	c := &Config{}
+	d.lines[""] = max(root.Line, 1)
+	if r := resolve(root); r != nil && r.Kind == 0 {
+		return c // an empty document
+	}
+	d.fields(root, "", rootKeys(), func(key string, v *yaml.Node, p string) {
+		switch key {
+		case "inputs":
+			d.sequence(v, p, func(item *yaml.Node, ip string) {
+				in := Input{}
+				if d.decodeInput(item, ip, &in) {
+					c.Inputs = append(c.Inputs, in)
+					d.inputPaths = append(d.inputPaths, ip)
+				}
+			})
+		case "outputs":
+			d.sequence(v, p, func(item *yaml.Node, op string) {
+				out := Output{}
+				if d.decodeOutput(item, op, &out) {
+					c.Outputs = append(c.Outputs, out)
+					d.outputPaths = append(d.outputPaths, op)
+				}
+			})
+		case "routes":
+			d.sequence(v, p, func(item *yaml.Node, rp string) {
+				r := Route{}
+				if d.decodeRoute(item, rp, &r) {
+					c.Routes = append(c.Routes, r)
+					d.routePaths = append(d.routePaths, rp)
+				}
+			})
+		case "spool":
+			s := &Spool{}
+			if d.fields(v, p, spoolKeys(), func(key string, v *yaml.Node, p string) {
+				switch key {
+				case "dir":
+					d.filePath(v, p, &s.Dir)
+				case "max_size":
+					d.size(v, p, &s.MaxSize)
+				case "fsync_interval":
+					d.duration(v, p, &s.FsyncInterval)
+				case "when_full":
+					d.str(v, p, &s.WhenFull)
+				}
+			}) {
+				c.Spool = s
+			}
+		case "metrics":
+			d.fields(v, p, []string{"address"}, func(key string, v *yaml.Node, p string) {
+				d.str(v, p, &c.Metrics.Address)
+			})
+		case "shutdown_timeout":
+			d.duration(v, p, &c.ShutdownTimeout)
+		}
+	})
+	return c
+}
+
+func (d *decoder) decodeInput(n *yaml.Node, path string, in *Input) bool {
+	return d.fields(n, path, inputKeys(), func(key string, v *yaml.Node, p string) {
+		switch key {
+		case "name":
+			d.str(v, p, &in.Name)
+		case "protocol":
+			d.str(v, p, &in.Protocol)
+		case "address":
+			d.str(v, p, &in.Address)
+		case "max_message_size":
+			d.size(v, p, &in.MaxMessageSize)
+		case "tls":
+			t := &InputTLS{}
+			if d.fields(v, p, tlsKeys(), func(key string, v *yaml.Node, p string) {
+				switch key {
+				case "cert_file":
+					d.filePath(v, p, &t.CertFile)
+				case "key_file":
+					d.filePath(v, p, &t.KeyFile)
+				case "client_ca_file":
+					d.filePath(v, p, &t.ClientCAFile)
+				}
+			}) {
+				in.TLS = t
+			}
+		case "allow":
+			d.sequence(v, p, func(item *yaml.Node, ip string) {
+				if s, ok := d.listItem(item, ip); ok {
+					if pfx, ok := d.prefix(s, ip); ok {
+						in.Allow = append(in.Allow, pfx)
+					}
+				}
+			})
+		case "proxy_protocol":
+			d.boolean(v, p, &in.ProxyProtocol)
+		case "max_connections":
+			d.integer(v, p, &in.MaxConnections)
+		case "idle_timeout":
+			d.duration(v, p, &in.IdleTimeout)
+		case "strict":
+			d.boolean(v, p, &in.Strict)
+		case "url":
+			d.str(v, p, &in.URL)
+		case "public_token":
+			d.str(v, p, &in.PublicToken)
+		case "private_token":
+			d.str(v, p, &in.PrivateToken)
+		case "interval":
+			d.duration(v, p, &in.Interval)
+		case "ca_file":
+			d.filePath(v, p, &in.CAFile)
+		}
+	})
+}
+
+// prefix parses a CIDR or a bare address (a /32 or /128).
+func (d *decoder) prefix(s, path string) (netip.Prefix, bool) {
+	s = strings.TrimSpace(s)
+	if !strings.Contains(s, "/") {
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			d.problemf(path, "must be an IP address or a CIDR such as 10.0.0.0/8, got %s", quote(s))
+			return netip.Prefix{}, false
+		}
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), true
+	}
+	pfx, err := netip.ParsePrefix(s)
+	if err != nil {
+		d.problemf(path, "must be an IP address or a CIDR such as 10.0.0.0/8, got %s", quote(s))
+		return netip.Prefix{}, false
+	}
+	if m := pfx.Masked(); m != pfx {
+		d.warnf(path, "%s has host bits set; it means %s", quote(s), m)
+		pfx = m
+	}
+	return pfx, true
+}
+
+func (d *decoder) decodeOutput(n *yaml.Node, path string, out *Output) bool {
+	return d.fields(n, path, outputKeys(), func(key string, v *yaml.Node, p string) {
+		switch key {
+		case "name":
+			d.str(v, p, &out.Name)
+		case "type":
+			d.str(v, p, &out.Type)
+		case "url":
+			d.str(v, p, &out.URL)
+		case "intake_key":
+			d.str(v, p, &out.IntakeKey)
+		case "ca_file":
+			d.filePath(v, p, &out.CAFile)
+		case "endpoint":
+			d.str(v, p, &out.Endpoint)
+		case "compression":
+			d.str(v, p, &out.Compression)
+		case "headers":
+			d.headers(v, p, out)
+		case "batch":
+			d.fields(v, p, batchKeys(), func(key string, v *yaml.Node, p string) {
+				switch key {
+				case "max_events":
+					d.integer(v, p, &out.Batch.MaxEvents)
+				case "max_bytes":
+					d.size(v, p, &out.Batch.MaxBytes)
+				case "max_wait":
+					d.duration(v, p, &out.Batch.MaxWait)
+				}
+			})
+		case "address":
+			d.str(v, p, &out.Address)
+		case "tls":
+			d.boolean(v, p, &out.TLS)
+		case "server_name":
+			d.str(v, p, &out.ServerName)
+		case "client_cert_file":
+			d.filePath(v, p, &out.ClientCertFile)
+		case "client_key_file":
+			d.filePath(v, p, &out.ClientKeyFile)
+		case "format":
+			d.str(v, p, &out.Format)
+		case "framing":
+			d.str(v, p, &out.Framing)
+		case "queue_size":
+			d.size(v, p, &out.QueueSize)
+		case "path":
+			d.filePath(v, p, &out.Path)
+		case "timeout":
+			d.duration(v, p, &out.Timeout)
+		}
+	})
+}
+
+// headers decodes an http output's extra headers. Values are secrets as far
+// as messages go: they are never quoted.
+func (d *decoder) headers(n *yaml.Node, path string, out *Output) {
+	n = resolve(n)
+	if n == nil || isNull(n) {
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		d.problemf(path, "must be a mapping of header names to values, not %s", describe(n))
+		return
+	}
+	out.Headers = map[string]string{}
+	for _, kv := range d.pairs(n, path, 0) {
+		p := join(path, kv.key)
+		d.lines[p] = kv.line
+		if s, ok := d.scalar(kv.v, p); ok {
+			out.Headers[kv.key] = s
+		}
+	}
+}
+
+func (d *decoder) decodeRoute(n *yaml.Node, path string, r *Route) bool {
+	return d.fields(n, path, routeKeys(), func(key string, v *yaml.Node, p string) {
+		switch key {
+		case "match":
+			d.fields(v, p, matchKeys(), func(key string, v *yaml.Node, p string) {
+				switch key {
+				case "kinds":
+					d.strList(v, p, &r.Match.Kinds)
+				case "min_priority":
+					d.str(v, p, &r.Match.MinPriority)
+				case "inputs":
+					d.strList(v, p, &r.Match.Inputs)
+				}
+			})
+		case "outputs":
+			d.strList(v, p, &r.Outputs)
+		}
+	})
+}

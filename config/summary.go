@@ -1,0 +1,167 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+)
+
+// Summary describes c for people (dtrelay check): one line per input,
+// output and route, then spool, metrics and shutdown. Secrets are never
+// shown, only whether they are set; URLs are shown without their query.
+func (c *Config) Summary() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "inputs (%d):\n", len(c.Inputs))
+	for _, in := range c.Inputs {
+		fmt.Fprintf(&b, "  %s: %s\n", in.Name, inputSummary(&in))
+	}
+	fmt.Fprintf(&b, "outputs (%d):\n", len(c.Outputs))
+	for _, o := range c.Outputs {
+		fmt.Fprintf(&b, "  %s: %s\n", o.Name, outputSummary(&o))
+	}
+	if len(c.Routes) == 0 {
+		b.WriteString("routes: none, every event goes to every output\n")
+	} else {
+		fmt.Fprintf(&b, "routes (%d):\n", len(c.Routes))
+		for _, r := range c.Routes {
+			fmt.Fprintf(&b, "  %s -> %s\n", matchSummary(&r.Match), strings.Join(r.Outputs, ", "))
+		}
+	}
+	if s := c.Spool; s != nil {
+		fmt.Fprintf(&b, "spool: %s, max %s, fsync every %s, when full: %s\n", s.Dir, s.MaxSize, formatDuration(s.FsyncInterval), s.WhenFull)
+	} else {
+		b.WriteString("spool: none\n")
+	}
+	if c.Metrics.Address != "" {
+		fmt.Fprintf(&b, "metrics: http://%s/metrics\n", c.Metrics.Address)
+	} else {
+		b.WriteString("metrics: off\n")
+	}
+	fmt.Fprintf(&b, "shutdown_timeout: %s\n", formatDuration(c.ShutdownTimeout))
+	return b.String()
+}
+
+func inputSummary(in *Input) string {
+	var parts []string
+	if in.Protocol == ProtocolDarktraceAPI {
+		parts = append(parts, fmt.Sprintf("darktrace-api polling %s every %s", showURL(in.URL), formatDuration(in.Interval)),
+			"tokens "+setOrNot(in.PublicToken != "" && in.PrivateToken != ""))
+		if in.CAFile != "" {
+			parts = append(parts, "ca_file "+in.CAFile)
+		}
+		return strings.Join(append(parts, "max_message_size "+in.MaxMessageSize.String()), "; ")
+	}
+	parts = append(parts, fmt.Sprintf("%s on %s", in.Protocol, in.Address), "max_message_size "+in.MaxMessageSize.String())
+	if in.Protocol != ProtocolUDP {
+		idle := "none"
+		if in.IdleTimeout > 0 {
+			idle = formatDuration(in.IdleTimeout)
+		}
+		parts = append(parts, fmt.Sprintf("max_connections %d", in.MaxConnections), "idle_timeout "+idle)
+	}
+	if t := in.TLS; t != nil {
+		s := "cert " + t.CertFile
+		if t.ClientCAFile != "" {
+			s += ", client certificates required (CA " + t.ClientCAFile + ")"
+		}
+		parts = append(parts, s)
+	}
+	if len(in.Allow) > 0 {
+		allow := make([]string, len(in.Allow))
+		for i, p := range in.Allow {
+			allow[i] = p.String()
+		}
+		parts = append(parts, "allow "+strings.Join(allow, ", "))
+	}
+	if in.ProxyProtocol {
+		parts = append(parts, "PROXY protocol")
+	}
+	if in.Strict {
+		parts = append(parts, "strict RFC 5424")
+	}
+	return strings.Join(parts, "; ")
+}
+
+func outputSummary(o *Output) string {
+	var parts []string
+	switch o.Type {
+	case TypeSekoiaHTTP:
+		parts = append(parts, fmt.Sprintf("sekoia-http to %s (endpoint %s, compression %s)", showURL(o.URL), o.Endpoint, o.Compression),
+			"intake_key "+setOrNot(o.IntakeKey != ""))
+	case TypeHTTP:
+		parts = append(parts, fmt.Sprintf("http to %s (compression %s)", showURL(o.URL), o.Compression))
+		if len(o.Headers) > 0 {
+			names := make([]string, 0, len(o.Headers))
+			for n := range o.Headers {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			parts = append(parts, "headers "+strings.Join(names, ", ")+" (values hidden)")
+		}
+	case TypeSyslog:
+		transport := "plain TCP"
+		if o.TLS {
+			transport = "TLS (server name " + o.ServerName + ")"
+		}
+		parts = append(parts, fmt.Sprintf("syslog to %s over %s, format %s, framing %s", o.Address, transport, o.Format, o.Framing))
+		if o.Format == "sekoia" {
+			parts = append(parts, "intake_key "+setOrNot(o.IntakeKey != ""))
+		}
+	case TypeFile:
+		dst := o.Path
+		if dst == "-" {
+			dst = "standard output"
+		}
+		parts = append(parts, "file "+dst)
+	}
+	if o.CAFile != "" {
+		parts = append(parts, "ca_file "+o.CAFile)
+	}
+	if o.ClientCertFile != "" {
+		parts = append(parts, "client certificate "+o.ClientCertFile)
+	}
+	wait := formatDuration(o.Batch.MaxWait)
+	if o.Batch.MaxWait == 0 {
+		wait = "no wait"
+	}
+	parts = append(parts, fmt.Sprintf("batch %d events / %s / %s", o.Batch.MaxEvents, o.Batch.MaxBytes, wait),
+		"queue "+o.QueueSize.String())
+	if o.Type != TypeFile {
+		parts = append(parts, "timeout "+formatDuration(o.Timeout))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func matchSummary(m *Match) string {
+	var parts []string
+	if len(m.Kinds) > 0 {
+		parts = append(parts, "kinds "+strings.Join(m.Kinds, ", "))
+	}
+	if m.MinPriority != "" {
+		parts = append(parts, "priority >= "+m.MinPriority)
+	}
+	if len(m.Inputs) > 0 {
+		parts = append(parts, "from "+strings.Join(m.Inputs, ", "))
+	}
+	if len(parts) == 0 {
+		return "every event"
+	}
+	return strings.Join(parts, "; ")
+}
+
+// showURL shows a URL without credentials or query.
+func showURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(invalid URL)"
+	}
+	return redactURL(u)
+}
+
+func setOrNot(set bool) string {
+	if set {
+		return "set"
+	}
+	return "not set"
+}

@@ -1,0 +1,248 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/dtrelay/dtrelay/parser"
+)
+
+// Limits of values that cannot work outside them.
+const (
+	MinMessageSize  = 1 * KiB
+	MaxMessageSize  = 16 * MiB
+	MinPollInterval = time.Second
+	// SekoiaMaxRequest is Sekoia's request size limit; a batch must stay
+	// under it.
+	SekoiaMaxRequest = 10 * MiB
+	// shortIntakeKey is the length under which an intake key looks wrong.
+	shortIntakeKey = 16
+)
+
+// validate checks a decoded and completed Config, adding a problem for what
+// cannot work and a warning for what is unusual.
+func (d *decoder) validate(c *Config) {
+	if len(c.Inputs) == 0 && !d.problemsIn("inputs") {
+		d.problemf("inputs", "at least one input is required")
+	}
+	if len(c.Outputs) == 0 && !d.problemsIn("outputs") {
+		d.problemf("outputs", "at least one output is required")
+	}
+	d.validateInputs(c.Inputs)
+	d.validateOutputs(c)
+	d.validateRoutes(c)
+	if c.Spool != nil {
+		d.validateSpool(c.Spool, maxMessageSize(c.Inputs))
+	}
+	if c.Metrics.Address != "" {
+		d.listenAddress("metrics.address", c.Metrics.Address)
+	}
+}
+
+// problemsIn reports whether path or anything under it has a problem.
+func (d *decoder) problemsIn(path string) bool {
+	for p := range d.bad {
+		if p == path || strings.HasPrefix(p, path+"[") || strings.HasPrefix(p, path+".") {
+			return true
+		}
+	}
+	return false
+}
+
+// maxMessageSize returns the largest valid max_message_size of inputs (an
+// invalid one is reported already and must not cause more problems).
+func maxMessageSize(inputs []Input) Size {
+	var m Size
+	for _, in := range inputs {
+		if in.MaxMessageSize <= MaxMessageSize {
+			m = max(m, in.MaxMessageSize)
+		}
+	}
+	return m
+}
+
+// inputKeyUse reports whether key is used by inputs of protocol.
+func inputKeyUse(protocol, key string) bool {
+	switch key {
+	case "name", "protocol", "max_message_size":
+		return true
+	case "address", "allow", "strict":
+		return protocol != ProtocolDarktraceAPI
+	case "proxy_protocol", "max_connections", "idle_timeout":
+		return protocol == ProtocolTCP || protocol == ProtocolTLS
+	case "tls":
+		return protocol == ProtocolTLS
+	}
+	return protocol == ProtocolDarktraceAPI // url, tokens, interval, ca_file
+}
+
+// listener identifies a listening socket: "tcp" or "udp" and a port.
+type listener struct {
+	network string
+	port    int
+}
+
+type bound struct{ host, path string }
+
+func (d *decoder) validateInputs(inputs []Input) {
+	names := map[string]string{}
+	listeners := map[listener][]bound{}
+	for i := range inputs {
+		in, p := &inputs[i], d.inputPaths[i]
+		d.name(p+".name", in.Name, names)
+		if in.Protocol == "" {
+			d.problemf(p+".protocol", "is required (tcp, udp, tls or darktrace-api)")
+			continue
+		}
+		if !d.oneOf(p+".protocol", "protocol", in.Protocol, ProtocolTCP, ProtocolUDP, ProtocolTLS, ProtocolDarktraceAPI) {
+			continue
+		}
+		d.applicable(p, inputKeys(), "protocol "+in.Protocol, func(k string) bool { return inputKeyUse(in.Protocol, k) })
+		if in.MaxMessageSize < MinMessageSize || in.MaxMessageSize > MaxMessageSize {
+			d.problemf(p+".max_message_size", "must be from %s to %s, got %s", MinMessageSize, MaxMessageSize, in.MaxMessageSize)
+		}
+		if in.Protocol == ProtocolDarktraceAPI {
+			d.validatePoller(in, p)
+			continue
+		}
+		if in.Address == "" {
+			d.problemf(p+".address", "is required for protocol %s", in.Protocol)
+		} else if host, port, ok := d.listenAddress(p+".address", in.Address); ok && port != 0 {
+			network := "tcp"
+			if in.Protocol == ProtocolUDP {
+				network = "udp"
+			}
+			l := listener{network, port}
+			for _, b := range listeners[l] {
+				if b.host == host || b.host == "" || host == "" || isUnspecified(b.host) || isUnspecified(host) {
+					d.problemf(p+".address", "%s conflicts with %s (%s on the same port)", quote(in.Address), b.path, network)
+					break
+				}
+			}
+			listeners[l] = append(listeners[l], bound{host, p + ".address"})
+		}
+		if in.Protocol != ProtocolUDP && in.MaxConnections < 1 {
+			d.problemf(p+".max_connections", "must be at least 1, got %d", in.MaxConnections)
+		}
+		if in.Protocol == ProtocolTLS {
+			d.validateInputTLS(in.TLS, p+".tls")
+		}
+	}
+}
+
+func isUnspecified(host string) bool { return host == "0.0.0.0" || host == "::" }
+
+func (d *decoder) validateInputTLS(t *InputTLS, p string) {
+	if t == nil {
+		d.problemf(p, "is required for protocol tls: {cert_file: ..., key_file: ...}")
+		return
+	}
+	if t.CertFile == "" {
+		d.problemf(p+".cert_file", "is required")
+	}
+	if t.KeyFile == "" {
+		d.problemf(p+".key_file", "is required")
+	}
+	if t.CertFile != "" && t.KeyFile != "" {
+		d.keyPair(p+".cert_file", p+".key_file", t.CertFile, t.KeyFile)
+	}
+	d.caFile(p+".client_ca_file", t.ClientCAFile)
+}
+
+func (d *decoder) validatePoller(in *Input, p string) {
+	if in.URL == "" {
+		d.problemf(p+".url", "is required for protocol darktrace-api")
+	} else if u := d.checkURL(p+".url", in.URL); u != nil && u.Scheme == "http" {
+		d.warnf(p+".url", "plain http: the API token and the alerts travel in clear")
+	}
+	if in.PublicToken == "" {
+		d.problemf(p+".public_token", "is required for protocol darktrace-api")
+	}
+	if in.PrivateToken == "" {
+		d.problemf(p+".private_token", "is required for protocol darktrace-api")
+	}
+	if in.Interval < MinPollInterval {
+		d.problemf(p+".interval", "must be at least %s, got %s", formatDuration(MinPollInterval), formatDuration(in.Interval))
+	}
+	d.caFile(p+".ca_file", in.CAFile)
+}
+
+func (d *decoder) validateRoutes(c *Config) {
+	inputs, outputs := map[string]bool{}, map[string]bool{}
+	for _, in := range c.Inputs {
+		inputs[in.Name] = true
+	}
+	for _, o := range c.Outputs {
+		outputs[o.Name] = true
+	}
+	kinds := make([]string, 0, len(parser.Kinds()))
+	for _, k := range parser.Kinds() {
+		kinds = append(kinds, k.String())
+	}
+	routed := map[string]bool{}
+	for i := range c.Routes {
+		r, p := &c.Routes[i], d.routePaths[i]
+		for j, k := range r.Match.Kinds {
+			if _, ok := parser.ParseKind(k); !ok {
+				d.problemf(index(p+".match.kinds", j), "unknown kind %s (want %s)", quote(k), orList(kinds))
+			}
+		}
+		if mp := r.Match.MinPriority; mp != "" {
+			if _, ok := parser.ParsePriority(mp); !ok {
+				d.problemf(p+".match.min_priority", "unknown priority %s (want none, low, medium or high)", quote(mp))
+			}
+		}
+		for j, name := range r.Match.Inputs {
+			if !inputs[name] {
+				d.problemf(index(p+".match.inputs", j), "no input is named %s", quote(name))
+			}
+		}
+		if len(r.Outputs) == 0 {
+			d.problemf(p+".outputs", "at least one output is required")
+		}
+		seen := map[string]bool{}
+		for j, name := range r.Outputs {
+			op := index(p+".outputs", j)
+			switch {
+			case !outputs[name]:
+				d.problemf(op, "no output is named %s", quote(name))
+			case seen[name]:
+				d.problemf(op, "output %s is listed twice", quote(name))
+			}
+			seen[name], routed[name] = true, true
+		}
+	}
+	if len(c.Routes) == 0 {
+		return
+	}
+	for i, o := range c.Outputs {
+		if o.Name != "" && !routed[o.Name] {
+			d.warnf(d.outputPaths[i]+".name", "no route sends events to output %s", quote(o.Name))
+		}
+	}
+}
+
+func (d *decoder) validateSpool(s *Spool, maxMsg Size) {
+	if s.Dir == "" {
+		d.problemf("spool.dir", "is required")
+	} else if fi, err := os.Stat(s.Dir); err == nil && !fi.IsDir() {
+		d.problemf("spool.dir", "%s is not a directory", quote(s.Dir))
+	}
+	if minSize := max(MiB, maxMsg); s.MaxSize < minSize {
+		d.problemf("spool.max_size", "must be at least %s, got %s", minSize, s.MaxSize)
+	}
+	if s.FsyncInterval <= 0 {
+		d.problemf("spool.fsync_interval", "must be positive, got %s", formatDuration(s.FsyncInterval))
+	}
+	d.oneOf("spool.when_full", "when_full", s.WhenFull, "block", "drop_oldest")
+}
+
+// shortKeyWarning warns about an intake key too short to be one, without
+// saying anything about its value.
+func (d *decoder) shortKeyWarning(path, key string) {
+	if key != "" && len(key) < shortIntakeKey {
+		d.warnf(path, "%s", fmt.Sprintf("is shorter than %d characters; Sekoia intake keys are longer, check it", shortIntakeKey))
+	}
+}
