@@ -1,0 +1,353 @@
+package receiver
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+)
+
+// readBufferCap is gnet's per-event-loop read size: the most one OnTraffic
+// sees. Every byte is consumed inside OnTraffic, so gnet's per-connection
+// inbound buffer stays empty. 64 KiB also holds any UDP datagram whole.
+const readBufferCap = 64 << 10
+
+// udpRecvBuffer is the kernel receive buffer asked for UDP sockets (capped
+// by net.core.rmem_max) to absorb bursts while a sink blocks.
+const udpRecvBuffer = 4 << 20
+
+// gnetServer is the gnet.EventHandler of one tcp or udp input. Callbacks
+// other than OnTick run on the connection's event loop; OnTick runs on the
+// engine's ticker goroutine and touches only atomics, the connection
+// registry (under mu) and the concurrency-safe gnet.Conn.Close.
+type gnetServer struct {
+	gnet.BuiltinEventEngine
+	*common
+
+	udp   bool
+	tick  time.Duration
+	clock atomic.Int64 // UnixNano, refreshed by OnTick
+
+	engine    gnet.Engine
+	bootErr   error
+	boundAddr net.Addr
+	ready     chan struct{}
+	readyOnce sync.Once
+
+	mu    sync.Mutex
+	conns map[*gconn]struct{}
+}
+
+// gconn is the state of one TCP connection, kept in gnet.Conn's context.
+// Everything but the atomics belongs to the connection's event loop.
+type gconn struct {
+	c        gnet.Conn
+	peer     netip.AddrPort // the TCP peer; immutable
+	remote   netip.AddrPort // the peer, or the source from the PROXY header
+	framer   Framer
+	proxy    *proxyReader // non-nil until the PROXY header is read
+	lastRead atomic.Int64 // clock of the last read
+	progress atomic.Int64 // clock of the last read that left no partial frame or completed one
+	closing  atomic.Bool  // the idle sweep asked for a close
+	busy     atomic.Bool  // inside OnTraffic (possibly blocked in the sink)
+}
+
+func newGnetServer(cm *common) *gnetServer {
+	s := &gnetServer{
+		common: cm,
+		udp:    cm.cfg.Protocol == ProtocolUDP,
+		ready:  make(chan struct{}),
+		conns:  make(map[*gconn]struct{}),
+		tick:   time.Second,
+	}
+	if t := cm.cfg.IdleTimeout / 4; t > 0 && t < s.tick {
+		s.tick = max(t, 5*time.Millisecond)
+	}
+	s.clock.Store(time.Now().UnixNano())
+	return s
+}
+
+// startGnet runs a gnet engine for cm's tcp or udp input and returns once
+// it accepts traffic.
+func startGnet(cm *common) (*gnetServer, func(context.Context) error, error) {
+	s := newGnetServer(cm)
+	addr, release, err := reservePort(cm.cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer release()
+	opts := []gnet.Option{
+		gnet.WithNumEventLoop(cm.cfg.EventLoops),
+		gnet.WithReuseAddr(true),
+		gnet.WithReadBufferCap(readBufferCap),
+		gnet.WithTicker(true),
+		gnet.WithLogger(gnetLogger{cm.log.With().Str("component", "gnet").Logger()}),
+		gnet.WithLoadBalancing(gnet.LeastConnections),
+	}
+	if s.udp {
+		opts = append(opts, gnet.WithSocketRecvBuffer(udpRecvBuffer))
+	}
+	runErr := make(chan error, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runErr <- gnet.Run(s, cm.cfg.Protocol+"://"+addr, opts...)
+	}()
+	select {
+	case <-s.ready:
+	case err := <-runErr:
+		if err == nil {
+			err = s.bootErr
+		}
+		return nil, nil, fmt.Errorf("cannot listen on %s %s: %w", cm.cfg.Protocol, cm.cfg.Address, err)
+	}
+	if s.bootErr != nil {
+		_ = s.stop(context.Background(), done)
+		return nil, nil, fmt.Errorf("cannot listen on %s %s: %w", cm.cfg.Protocol, cm.cfg.Address, s.bootErr)
+	}
+	if s.udp {
+		if s.boundAddr, err = net.ResolveUDPAddr("udp", addr); err != nil {
+			_ = s.stop(context.Background(), done)
+			return nil, nil, fmt.Errorf("cannot resolve udp %s: %w", addr, err)
+		}
+	}
+	return s, func(ctx context.Context) error { return s.stop(ctx, done) }, nil
+}
+
+// stop shuts the engine down: the listener closes, each event loop finishes
+// its current callback, then every connection is closed (OnClose).
+func (s *gnetServer) stop(ctx context.Context, done <-chan struct{}) error {
+	go func() { _ = s.engine.Stop(ctx) }() // polls every 500 ms; done is quicker
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("cannot stop input %s: %w", s.cfg.Name, ctx.Err())
+	}
+}
+
+// OnBoot records the engine and, for TCP, the bound address.
+func (s *gnetServer) OnBoot(eng gnet.Engine) gnet.Action {
+	s.engine = eng
+	if s.udp {
+		return gnet.None
+	}
+	fd, err := eng.Dup()
+	if err != nil {
+		s.bootErr = fmt.Errorf("cannot duplicate listener: %w", err)
+		return gnet.None
+	}
+	defer unix.Close(fd)
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		s.bootErr = fmt.Errorf("cannot read listener address: %w", err)
+		return gnet.None
+	}
+	s.boundAddr = sockaddrToTCP(sa)
+	return gnet.None
+}
+
+// OnTick refreshes the coarse clock, signals readiness and closes idle
+// connections.
+func (s *gnetServer) OnTick() (time.Duration, gnet.Action) {
+	now := time.Now().UnixNano()
+	s.clock.Store(now)
+	s.readyOnce.Do(func() { close(s.ready) })
+	if s.cfg.IdleTimeout > 0 && !s.udp {
+		s.sweep(now)
+	}
+	return s.tick, gnet.None
+}
+
+// sweep closes connections silent for IdleTimeout, or holding a partial
+// frame for that long. Close is asynchronous and concurrency-safe in gnet;
+// a stale Conn is ignored by its event loop.
+func (s *gnetServer) sweep(now int64) {
+	limit := s.cfg.IdleTimeout.Nanoseconds()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for gc := range s.conns {
+		if now-gc.lastRead.Load() <= limit && now-gc.progress.Load() <= limit {
+			continue
+		}
+		// A connection being read, or with bytes waiting in the kernel
+		// that its event loop has not read yet, is typically held back by
+		// a blocked sink (backpressure): by us, not by the sender.
+		if gc.busy.Load() || unreadBytes(gc.c.Fd()) > 0 {
+			continue
+		}
+		if gc.closing.CompareAndSwap(false, true) {
+			s.m.idleClosed.Inc()
+			s.sampled.Info().Str("peer", gc.peer.String()).Dur("idle_timeout", s.cfg.IdleTimeout).
+				Msg("closing idle connection")
+			_ = gc.c.Close()
+		}
+	}
+}
+
+// OnOpen applies allow and max_connections and sets up the connection.
+func (s *gnetServer) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+	remote := addrPortOf(c.RemoteAddr())
+	if !s.cfg.ProxyProtocol && !s.gate.allowed(remote.Addr()) {
+		s.rejectAllow(remote)
+		return nil, gnet.Close
+	}
+	if !s.gate.acquire() {
+		s.rejectMax(remote)
+		return nil, gnet.Close
+	}
+	if ka := s.cfg.KeepAlive; ka > 0 {
+		if err := c.SetKeepAlive(true, ka, ka, 9); err != nil {
+			s.sampled.Warn().Err(err).Msg("cannot set TCP keep-alive")
+		}
+	}
+	gc := &gconn{c: c, peer: remote, remote: remote}
+	gc.framer.Init(s.cfg.MaxMessageSize)
+	if s.cfg.ProxyProtocol {
+		gc.proxy = &proxyReader{}
+	}
+	now := s.clock.Load()
+	gc.lastRead.Store(now)
+	gc.progress.Store(now)
+	c.SetContext(gc)
+	s.mu.Lock()
+	s.conns[gc] = struct{}{}
+	s.mu.Unlock()
+	s.m.opened()
+	return nil, gnet.None
+}
+
+// OnClose releases the slot of an accepted connection and counts a frame
+// cut short by the close.
+func (s *gnetServer) OnClose(c gnet.Conn, _ error) gnet.Action {
+	gc, ok := c.Context().(*gconn)
+	if !ok {
+		return gnet.None // rejected in OnOpen
+	}
+	c.SetContext(nil)
+	s.mu.Lock()
+	delete(s.conns, gc)
+	s.mu.Unlock()
+	s.gate.release()
+	s.m.closed()
+	gc.framer.End()
+	if st := gc.framer.TakeStats(); st.Truncated > 0 {
+		s.m.publish(st)
+		s.sampled.Warn().Str("remote", gc.remote.String()).Msg("connection closed inside a frame; partial frame dropped")
+	}
+	return gnet.None
+}
+
+// OnTraffic frames everything gnet read and discards it: nothing from Peek
+// survives the call and the inbound buffer stays empty.
+func (s *gnetServer) OnTraffic(c gnet.Conn) gnet.Action {
+	data, _ := c.Peek(-1)
+	if s.udp {
+		s.datagram(c, data)
+		_, _ = c.Discard(-1)
+		return gnet.None
+	}
+	gc, ok := c.Context().(*gconn)
+	if !ok {
+		_, _ = c.Discard(-1)
+		return gnet.Close
+	}
+	gc.busy.Store(true)
+	defer gc.busy.Store(false)
+	gc.lastRead.Store(s.clock.Load())
+	if gc.proxy != nil {
+		var act gnet.Action
+		if data, act = s.proxyHeader(gc, data); data == nil {
+			_, _ = c.Discard(-1)
+			return act
+		}
+	}
+	sink := s.pool.Get()
+	gc.framer.Feed(data, sink)
+	sink.Flush()
+	s.pool.Put(sink)
+	_, _ = c.Discard(-1)
+	// Read the clock after the sink returned: time spent blocked in it
+	// (backpressure) is not the sender's idleness.
+	now := s.clock.Load()
+	gc.lastRead.Store(now)
+	st := gc.framer.TakeStats()
+	if st.Frames > 0 || !gc.framer.Pending() {
+		gc.progress.Store(now)
+	}
+	s.publish(st, gc.remote)
+	return gnet.None
+}
+
+// proxyHeader reads the PROXY header, then applies allow to the source it
+// names (gc.remote from then on). It returns the data after the header, or
+// nil and the action to take: None while the header is incomplete, Close
+// when it is bad or the source is not allowed.
+func (s *gnetServer) proxyHeader(gc *gconn, data []byte) ([]byte, gnet.Action) {
+	done, src, rest, err := gc.proxy.feed(data)
+	switch {
+	case err != nil:
+		s.proxyFailed(gc.remote, err)
+		return nil, gnet.Close
+	case !done:
+		return nil, gnet.None
+	}
+	gc.proxy = nil
+	if src.IsValid() {
+		gc.remote = src
+	}
+	if !s.gate.allowed(gc.remote.Addr()) {
+		s.rejectAllow(gc.remote)
+		return nil, gnet.Close
+	}
+	if rest == nil {
+		rest = data[:0]
+	}
+	return rest, gnet.None
+}
+
+// datagram frames one UDP datagram. The Framer lives on the stack: a
+// datagram never leaves a partial frame.
+func (s *gnetServer) datagram(c gnet.Conn, data []byte) {
+	remote := addrPortOf(c.RemoteAddr())
+	if !s.gate.allowed(remote.Addr()) {
+		s.rejectAllow(remote)
+		return
+	}
+	var f Framer
+	f.max = s.cfg.MaxMessageSize
+	sink := s.pool.Get()
+	f.FeedDatagram(data, sink)
+	sink.Flush()
+	s.pool.Put(sink)
+	s.publish(f.stats, remote)
+}
+
+// sockaddrToTCP converts a bound listener's address.
+func sockaddrToTCP(sa unix.Sockaddr) net.Addr {
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return &net.TCPAddr{IP: net.IP(sa.Addr[:]).To16(), Port: sa.Port}
+	case *unix.SockaddrInet6:
+		return &net.TCPAddr{IP: net.IP(sa.Addr[:]), Port: sa.Port}
+	}
+	return nil
+}
+
+// gnetLogger routes gnet's own log lines to zerolog (gnet's default logger
+// writes to stdout, which carries data only). gnet's Info is demoted to
+// Debug; Fatalf logs an error and does not exit.
+type gnetLogger struct{ log zerolog.Logger }
+
+func (l gnetLogger) Debugf(format string, args ...any) { l.log.Debug().Msgf(format, args...) }
+func (l gnetLogger) Infof(format string, args ...any)  { l.log.Debug().Msgf(format, args...) }
+func (l gnetLogger) Warnf(format string, args ...any)  { l.log.Warn().Msgf(format, args...) }
+func (l gnetLogger) Errorf(format string, args ...any) { l.log.Error().Msgf(format, args...) }
+func (l gnetLogger) Fatalf(format string, args ...any) { l.log.Error().Msgf(format, args...) }

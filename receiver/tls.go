@@ -1,0 +1,284 @@
+package receiver
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// tlsReadBuffer is the per-connection read buffer of the TLS path.
+const tlsReadBuffer = 64 << 10
+
+// maxHandshakeTime bounds the PROXY header and the TLS handshake.
+const maxHandshakeTime = 10 * time.Second
+
+// tlsServer runs one tls input: an accept goroutine and one goroutine per
+// connection, each with its own Framer and read buffer. conns is guarded by
+// mu; everything else is read-only or atomic.
+type tlsServer struct {
+	*common
+	ln      net.Listener
+	bufs    sync.Pool // *[]byte of tlsReadBuffer bytes
+	closing atomic.Bool
+	done    chan struct{} // closed when the accept loop ends
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup
+}
+
+func startTLS(cm *common) (*tlsServer, error) {
+	lc := net.ListenConfig{Control: reuseAddrControl}
+	if ka := cm.cfg.KeepAlive; ka > 0 {
+		lc.KeepAliveConfig = net.KeepAliveConfig{Enable: true, Idle: ka, Interval: ka, Count: 9}
+	} else {
+		lc.KeepAlive = -1
+	}
+	ln, err := lc.Listen(context.Background(), "tcp", cm.cfg.Address)
+	if err != nil {
+		return nil, fmt.Errorf("cannot listen on tls %s: %w", cm.cfg.Address, err)
+	}
+	s := &tlsServer{common: cm, ln: ln, done: make(chan struct{}), conns: make(map[net.Conn]struct{})}
+	s.bufs.New = func() any { b := make([]byte, tlsReadBuffer); return &b }
+	go s.acceptLoop()
+	return s, nil
+}
+
+// reuseAddrControl sets SO_REUSEADDR so that a restart binds at once while
+// old connections linger.
+func reuseAddrControl(_, _ string, rc syscall.RawConn) error {
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+	}); err != nil {
+		return err
+	}
+	return serr
+}
+
+func (s *tlsServer) acceptLoop() {
+	defer close(s.done)
+	var delay time.Duration
+	for {
+		raw, err := s.ln.Accept()
+		if err != nil {
+			if s.closing.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// EMFILE and the like: back off as net/http does.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.sampled.Error().Err(err).Dur("retry_in", delay).Msg("cannot accept connection")
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		s.mu.Lock()
+		if s.closing.Load() {
+			s.mu.Unlock()
+			_ = raw.Close()
+			return
+		}
+		s.conns[raw] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go s.serve(raw)
+	}
+}
+
+// stop closes the listener, interrupts every read with a past deadline so
+// that data already read is framed and delivered, and waits for the
+// connection goroutines; when ctx ends first it closes the connections.
+func (s *tlsServer) stop(ctx context.Context) error {
+	s.closing.Store(true)
+	_ = s.ln.Close()
+	<-s.done
+	s.mu.Lock()
+	for c := range s.conns {
+		_ = c.SetReadDeadline(time.Unix(1, 0))
+	}
+	s.mu.Unlock()
+	finished := make(chan struct{})
+	go func() { s.wg.Wait(); close(finished) }()
+	select {
+	case <-finished:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		for c := range s.conns {
+			_ = c.Close()
+		}
+		s.mu.Unlock()
+		return fmt.Errorf("cannot stop input %s: %w", s.cfg.Name, ctx.Err())
+	}
+}
+
+// setReadDeadline sets d unless the server is stopping, in which case the
+// past deadline set by stop must stand; it reports whether to go on.
+func (s *tlsServer) setReadDeadline(c net.Conn, d time.Time) bool {
+	_ = c.SetReadDeadline(d)
+	return !s.closing.Load()
+}
+
+func (s *tlsServer) serve(raw net.Conn) {
+	defer s.wg.Done()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, raw)
+		s.mu.Unlock()
+		_ = raw.Close()
+	}()
+	remote := addrPortOf(raw.RemoteAddr())
+	hsTimeout := maxHandshakeTime
+	if t := s.cfg.IdleTimeout; t > 0 && t < hsTimeout {
+		hsTimeout = t
+	}
+	var conn net.Conn = raw
+	if s.cfg.ProxyProtocol {
+		if !s.setReadDeadline(raw, time.Now().Add(hsTimeout)) {
+			return
+		}
+		src, rest, err := readProxyHeader(raw)
+		if err != nil {
+			s.proxyFailed(remote, err)
+			return
+		}
+		if src.IsValid() {
+			remote = src
+		}
+		conn = &prefixConn{Conn: raw, pre: rest}
+	}
+	if !s.gate.allowed(remote.Addr()) {
+		s.rejectAllow(remote)
+		return
+	}
+	if !s.gate.acquire() {
+		s.rejectMax(remote)
+		return
+	}
+	defer s.gate.release()
+	tc := tls.Server(conn, s.cfg.TLS)
+	if !s.setReadDeadline(raw, time.Now().Add(hsTimeout)) {
+		return
+	}
+	_ = raw.SetWriteDeadline(time.Now().Add(hsTimeout))
+	if err := tc.Handshake(); err != nil {
+		s.m.rejectTLS.Inc()
+		s.sampled.Warn().Err(err).Str("remote", remote.String()).Msg("connection rejected: TLS handshake failed")
+		return
+	}
+	_ = raw.SetWriteDeadline(time.Time{})
+	s.m.opened()
+	defer s.m.closed()
+	s.readLoop(tc, raw, remote)
+}
+
+// readLoop frames the connection until EOF, an error, the idle timeout or
+// stop. The read deadline is the idle timeout counted from the last read,
+// or from the last progress while a partial frame is pending.
+func (s *tlsServer) readLoop(tc *tls.Conn, raw net.Conn, remote netip.AddrPort) {
+	bufp := s.bufs.Get().(*[]byte)
+	defer s.bufs.Put(bufp)
+	buf := *bufp
+	var f Framer
+	f.Init(s.cfg.MaxMessageSize)
+	idle := s.cfg.IdleTimeout
+	lastRead := time.Now()
+	progress := lastRead
+	for {
+		var deadline time.Time
+		if idle > 0 {
+			deadline = lastRead.Add(idle)
+			if f.Pending() {
+				deadline = progress.Add(idle)
+			}
+		}
+		if !s.setReadDeadline(raw, deadline) {
+			break
+		}
+		n, err := tc.Read(buf)
+		if n > 0 {
+			sink := s.pool.Get()
+			f.Feed(buf[:n], sink)
+			sink.Flush()
+			s.pool.Put(sink)
+			// Idleness counts from when the sink returned, not from the
+			// read: time blocked in it (backpressure) is ours.
+			lastRead = time.Now()
+			st := f.TakeStats()
+			if st.Frames > 0 || !f.Pending() {
+				progress = lastRead
+			}
+			s.publish(st, remote)
+		}
+		if err != nil {
+			s.readEnded(err, remote)
+			break
+		}
+	}
+	f.End()
+	if st := f.TakeStats(); st.Truncated > 0 {
+		s.m.publish(st)
+		s.sampled.Warn().Str("remote", remote.String()).Msg("connection closed inside a frame; partial frame dropped")
+	}
+}
+
+func (s *tlsServer) readEnded(err error, remote netip.AddrPort) {
+	switch {
+	case s.closing.Load(), errors.Is(err, io.EOF):
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		s.m.idleClosed.Inc()
+		s.sampled.Info().Str("remote", remote.String()).Dur("idle_timeout", s.cfg.IdleTimeout).
+			Msg("closing idle connection")
+	default:
+		s.sampled.Debug().Err(err).Str("remote", remote.String()).Msg("connection read ended")
+	}
+}
+
+// readProxyHeader reads a PROXY header from c without reading past it into
+// the TLS stream more than one read's worth; the bytes after the header are
+// returned for the TLS layer.
+func readProxyHeader(c net.Conn) (netip.AddrPort, []byte, error) {
+	buf := make([]byte, proxyMaxHeader)
+	have := 0
+	for {
+		k, err := c.Read(buf[have:])
+		have += k
+		n, src, perr := parseProxyHeader(buf[:have])
+		switch {
+		case perr == nil:
+			return src, buf[n:have], nil
+		case !errors.Is(perr, errProxyShort):
+			return src, nil, perr
+		case err != nil:
+			return src, nil, fmt.Errorf("cannot read PROXY header: %w", err)
+		case have == len(buf):
+			return src, nil, fmt.Errorf("%w: longer than %d bytes", ErrProxyHeader, len(buf))
+		}
+	}
+}
+
+// prefixConn serves pre before reading from the connection.
+type prefixConn struct {
+	net.Conn
+	pre []byte
+}
+
+func (c *prefixConn) Read(b []byte) (int, error) {
+	if len(c.pre) > 0 {
+		n := copy(b, c.pre)
+		c.pre = c.pre[n:]
+		return n, nil
+	}
+	return c.Conn.Read(b)
+}
