@@ -54,7 +54,8 @@ type Header struct {
 	MsgID     Span
 	SD        Span // RFC 5424 structured data, "-" excluded
 	// Payload is the MSG part trimmed of surrounding blanks (spaces, tabs,
-	// CR, LF, a UTF-8 BOM); for an alert it is the JSON object, byte for byte.
+	// CR, LF, NUL) and of a leading UTF-8 BOM; for an alert it is the JSON
+	// object, byte for byte.
 	Payload Span
 }
 
