@@ -19,6 +19,8 @@ type InputSpec struct {
 	// Datagram inputs (UDP) never wait for a full queue: a sender cannot be
 	// slowed down, so what does not fit is dropped and counted dropped_full.
 	Datagram bool
+	// Strict validates each payload fully (parser.Classifier.Strict).
+	Strict bool
 }
 
 // Options configures a Pipeline.
@@ -167,7 +169,9 @@ func newProducerPool(p *Pipeline, idx int, in InputSpec, maxPayload int, set *me
 	pp := &ProducerPool{p: p, input: uint16(idx), datagram: in.Datagram}
 	pp.m = newInputMetrics(set, in.Name)
 	pp.pool.New = func() any {
-		return &Producer{pp: pp, cls: parser.NewClassifier(maxPayload)}
+		cls := parser.NewClassifier(maxPayload)
+		cls.Strict = in.Strict
+		return &Producer{pp: pp, cls: cls}
 	}
 	return pp
 }

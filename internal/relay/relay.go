@@ -56,7 +56,7 @@ func Start(cfg *config.Config, set *metrics.Set, log zerolog.Logger) (*Relay, er
 			continue
 		}
 		inIdx[ic.Name] = len(opts.Inputs)
-		opts.Inputs = append(opts.Inputs, forward.InputSpec{Name: ic.Name, Datagram: ic.Protocol == "udp"})
+		opts.Inputs = append(opts.Inputs, forward.InputSpec{Name: ic.Name, Datagram: ic.Protocol == "udp", Strict: ic.Strict})
 		inputs = append(inputs, ic)
 		maxMsg = max(maxMsg, int(ic.MaxMessageSize))
 	}
