@@ -27,22 +27,30 @@ type intake interface {
 	KeepEvents(bool)
 }
 
-// benchRelay runs an in-process relay from one TCP input to the output
-// described by outYAML, sends b.N alerts over conns connections and waits
-// until the intake has them all.
-func benchRelay(b *testing.B, size, conns int, outYAML string, in intake) {
-	in.KeepEvents(false)
+// startRelay runs an in-process relay from one TCP input on a free port to
+// the output described by outYAML.
+func startRelay(tb testing.TB, outYAML string) *Relay {
+	tb.Helper()
 	cfg, _, err := config.Parse([]byte(`
 inputs: [{name: bench, protocol: tcp, address: "127.0.0.1:0"}]
 outputs:
 `+outYAML), "bench.yaml")
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	r, err := Start(cfg, metrics.NewSet(), zerolog.Nop())
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
+	return r
+}
+
+// benchRelay runs an in-process relay from one TCP input to the output
+// described by outYAML, sends b.N alerts over conns connections and waits
+// until the intake has them all.
+func benchRelay(b *testing.B, size, conns int, outYAML string, in intake) {
+	in.KeepEvents(false)
+	r := startRelay(b, outYAML)
 	defer r.Stop(context.Background())
 	addr := r.Addrs()[0].String()
 	// Pre-build each connection's stream: the sender must not be the bottleneck.
