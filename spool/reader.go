@@ -178,6 +178,29 @@ func (r *Reader) Ack(pos Pos) error {
 	return r.s.ack(r.c, pos)
 }
 
+// Skip acknowledges every record up to and including the one at pos, like
+// Ack, and moves the reader past them without reading them: the consumer
+// received them by other means. A pos at or before the read position only
+// acknowledges. Skip is called by the goroutine that calls Next.
+func (r *Reader) Skip(pos Pos) error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return ErrClosed
+	}
+	if r.readPos().Before(pos) {
+		if pos.seg != r.seg {
+			r.moveTo(pos.seg)
+		}
+		r.off, r.n = pos.off, pos.n
+		r.pmu.Lock()
+		r.read = pos
+		r.pmu.Unlock()
+	}
+	r.mu.Unlock()
+	return r.s.ack(r.c, pos)
+}
+
 // Close releases the reader; the consumer may open a new one, which starts
 // after the last acknowledged record (unacknowledged ones are read again).
 func (r *Reader) Close() error {

@@ -104,6 +104,23 @@ func (s *Spool) Append(recs ...[]byte) (int, error) {
 	return len(recs), nil
 }
 
+// AppendPos is Append that also returns the position of the last record
+// it appended (meaningful when n > 0). A consumer that receives records by
+// other means than its Reader (an in-memory fast path) acknowledges them
+// with Reader.Skip at such positions.
+func (s *Spool) AppendPos(recs ...[]byte) (last Pos, n int, err error) {
+	ts := s.opts.now().UnixNano()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, rec := range recs {
+		if err := s.appendLocked(rec, ts); err != nil {
+			return last, i, err
+		}
+		last = Pos{seg: s.active.id, off: s.active.size, n: s.active.records}
+	}
+	return last, len(recs), nil
+}
+
 func (s *Spool) appendLocked(rec []byte, ts int64) error {
 	if len(rec) > s.maxRec {
 		return fmt.Errorf("%w: %d bytes (limit %d)", ErrTooLarge, len(rec), s.maxRec)

@@ -3,6 +3,7 @@ package spool
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -408,4 +409,62 @@ func TestRealSamplesRoundTrip(t *testing.T) {
 	s = mustOpen(t, opts)
 	defer s.Close()
 	sameSequence(t, readAll(t, mustReader(t, s, "a")), recs)
+}
+
+// TestAppendPosAndSkip: a consumer that got records by other means skips
+// them with the positions AppendPos returned, and reads on from there;
+// a restart replays only what follows its last Skip.
+func TestAppendPosAndSkip(t *testing.T) {
+	dir := t.TempDir()
+	open := func() *Spool {
+		s, err := Open(Options{Dir: dir, SegmentSize: 4096, MaxSize: 1 << 20, Consumers: []string{"a", "b"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := open()
+	rec := func(i int) []byte { return []byte(fmt.Sprintf("record %04d %s", i, strings.Repeat("x", 200))) }
+	var pos []Pos
+	for i := range 60 { // several segments
+		p, n, err := s.AppendPos(rec(i))
+		if err != nil || n != 1 {
+			t.Fatalf("AppendPos: %d, %v", n, err)
+		}
+		if len(pos) > 0 && !pos[len(pos)-1].Before(p) {
+			t.Fatalf("positions not increasing: %v then %v", pos[len(pos)-1], p)
+		}
+		pos = append(pos, p)
+	}
+	ra, err := s.Reader("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ra.Skip(pos[41]); err != nil { // a got 0..41 in memory
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	got, p, err := ra.Next(ctx)
+	if err != nil || string(got) != string(rec(42)) || p != pos[42] {
+		t.Fatalf("after Skip, Next = %q, %v, %v; want record 42", got, p, err)
+	}
+	if err := ra.Skip(pos[10]); err != nil { // behind the read position: only an ack
+		t.Fatal(err)
+	}
+	if got, _, _ := ra.Next(ctx); string(got) != string(rec(43)) {
+		t.Fatalf("a Skip behind the read position moved the reader: got %q", got)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open()
+	defer s.Close()
+	ra, err = s.Reader("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := ra.Next(ctx); err != nil || string(got) != string(rec(42)) {
+		t.Fatalf("after restart a replays from %q (%v), want record 42", got, err)
+	}
 }
