@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
+
+	"github.com/dtrelay/dtrelay/spool"
 )
 
 // OutputSpec describes one output of the pipeline.
@@ -66,7 +69,21 @@ type output struct {
 	skipOversize, skipNotJSON       *metrics.Counter
 	dropped                         func(reason string) *metrics.Counter
 	latency                         *metrics.Histogram
+	overflows                       *metrics.Counter
 	undelivered                     int64
+
+	// With a spool (spool.go): the output's reader; overflow is set when a
+	// block could not be queued for it, so it reads from the spool until it
+	// has caught up; failing while a batch is being retried.
+	reader    *spool.Reader
+	overflow  atomic.Bool
+	failing   atomic.Bool
+	noAck     bool
+	spooled   int64 // events left in the spool at stop
+	carry     *Block
+	p         *Pipeline
+	memPos    spool.Pos // of the last block taken from memory
+	hasMemPos bool
 }
 
 func newOutput(spec OutputSpec, idx int, set *metrics.Set, log zerolog.Logger) *output {
@@ -95,6 +112,7 @@ func newOutput(spec OutputSpec, idx int, set *metrics.Set, log zerolog.Logger) *
 	o.skipOversize = o.dropped("oversize")
 	o.skipNotJSON = o.dropped("not_json")
 	o.latency = set.GetOrCreateHistogram("dtrelay_output_send_duration_seconds" + l)
+	o.overflows = set.GetOrCreateCounter("dtrelay_output_spool_overflows_total" + l)
 	set.GetOrCreateGauge("dtrelay_output_queue_bytes"+l, func() float64 { return float64(o.q.bytes()) })
 	return o
 }
@@ -114,7 +132,7 @@ func (o *output) run() {
 					wait = max(time.Until(o.firstAt.Add(o.MaxWait)), 0)
 				}
 			}
-			b, done := o.q.pop(wait)
+			b, done := o.next(wait)
 			if b == nil {
 				if o.batch.Len() > 0 {
 					o.flush()
@@ -167,7 +185,18 @@ func (o *output) skipped(err error) {
 	}
 }
 
+// releaseBlock is called once the block's records for this output are
+// delivered (or given up for good). With a spool it acknowledges them there.
 func (o *output) releaseBlock(b *Block) {
+	if o.reader != nil && b.hasPos && !o.noAck {
+		if err := o.reader.Skip(b.pos); err != nil {
+			o.log.Error().Err(err).Msg("cannot acknowledge spooled events")
+		}
+	}
+	if b.disk {
+		putBlock(b)
+		return
+	}
 	o.q.release(int64(b.Size()))
 	b.release()
 }
@@ -188,6 +217,13 @@ func (o *output) flush() {
 			break
 		}
 		if o.send.Err() != nil {
+			if o.reader != nil {
+				// Still in the spool: delivered after the restart.
+				// Acknowledge nothing more, so the cursor stays before it.
+				o.noAck = true
+				o.spooled += int64(n)
+				break
+			}
 			o.undelivered += int64(n)
 			o.dropped("shutdown").Add(n)
 			o.log.Error().Int("events", n).Msg("stopped before the intake accepted the batch")
@@ -205,6 +241,7 @@ func (o *output) flush() {
 			d = min(ra.After, 10*backoffMax)
 		}
 		o.retries.Inc()
+		o.failing.Store(true)
 		ev := o.log.Debug()
 		if attempt&(attempt+1) == 0 { // attempts 1, 2, 4, 8, ...: a long outage logs rarely
 			ev = o.log.Warn()
@@ -217,6 +254,7 @@ func (o *output) flush() {
 			t.Stop()
 		}
 	}
+	o.failing.Store(false)
 	o.batch.Reset()
 	for i, b := range o.pending {
 		o.releaseBlock(b)

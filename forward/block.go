@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/dtrelay/dtrelay/parser"
+	"github.com/dtrelay/dtrelay/spool"
 )
 
 // A Block holds records back to back: each a fixed-size header followed by
@@ -20,6 +21,13 @@ type Block struct {
 	mask  uint64 // union of the records' output masks
 	refs  atomic.Int32
 	class int // size class index in blockPools
+
+	// With a spool: pos is the spool position of the last record (hasPos
+	// once appended); disk marks a block an output filled from its spool
+	// reader, private to that output and not in its queue.
+	pos    spool.Pos
+	hasPos bool
+	disk   bool
 }
 
 // Record header layout (little endian), recHeaderSize bytes:
@@ -71,7 +79,7 @@ func getBlock(n int) *Block {
 }
 
 func putBlock(b *Block) {
-	b.buf, b.n, b.mask = b.buf[:0], 0, 0
+	b.buf, b.n, b.mask, b.hasPos, b.disk = b.buf[:0], 0, 0, false, false
 	blockPools[b.class].Put(b)
 }
 

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"math/bits"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
 
 	"github.com/dtrelay/dtrelay/parser"
+	"github.com/dtrelay/dtrelay/spool"
 )
 
 // InputSpec describes one input feeding the pipeline.
@@ -31,8 +33,11 @@ type Options struct {
 	// MaxPayload caps the JSON the classifier parses (the input's
 	// max_message_size); larger payloads are counted not_json.
 	MaxPayload int
-	Metrics    *metrics.Set
-	Log        zerolog.Logger
+	// Spool, when set, makes the pipeline durable (see spool.go). Its
+	// consumers must be the outputs' names. The caller closes it after Stop.
+	Spool   *spool.Spool
+	Metrics *metrics.Set
+	Log     zerolog.Logger
 }
 
 // Pipeline joins inputs to outputs. Create it with New, feed it through the
@@ -43,6 +48,14 @@ type Pipeline struct {
 	pools   []*ProducerPool
 	log     zerolog.Logger
 	cancel  context.CancelFunc
+
+	// With a spool.
+	spool     *spool.Spool
+	pubMu     sync.Mutex // orders spool appends and queue pushes
+	recs      [][]byte   // scratch of publishSpooled, under pubMu
+	nowait    context.Context
+	stopping  atomic.Bool
+	spoolLost *metrics.Counter
 }
 
 // New builds the pipeline and starts one batcher goroutine per output.
@@ -61,10 +74,23 @@ func New(opts Options) (*Pipeline, error) {
 		opts.Metrics = metrics.NewSet()
 	}
 	sendCtx, cancel := context.WithCancel(context.Background())
-	p := &Pipeline{router: router, log: opts.Log, cancel: cancel}
+	p := &Pipeline{router: router, log: opts.Log, cancel: cancel, spool: opts.Spool}
+	nowait, cancelNow := context.WithCancel(context.Background())
+	cancelNow()
+	p.nowait = nowait
+	p.spoolLost = opts.Metrics.GetOrCreateCounter(`dtrelay_spool_unspooled_total`)
 	for i, spec := range opts.Outputs {
 		o := newOutput(spec, i, opts.Metrics, opts.Log)
-		o.send = sendCtx
+		o.send, o.p = sendCtx, p
+		if p.spool != nil {
+			r, err := p.spool.Reader(spec.Name)
+			if err != nil {
+				cancel()
+				return nil, fmt.Errorf("cannot open the spool for output %q: %w", spec.Name, err)
+			}
+			o.reader = r
+			o.overflow.Store(true) // replay what the spool holds first
+		}
 		p.outputs = append(p.outputs, o)
 	}
 	for i, in := range opts.Inputs {
@@ -82,6 +108,7 @@ func (p *Pipeline) Pool(i int) *ProducerPool { return p.pools[i] }
 // Unblock lets producers waiting on a full queue go on, so that receivers
 // can finish their reads while stopping. Queues may then exceed their size.
 func (p *Pipeline) Unblock() {
+	p.stopping.Store(true)
 	for _, o := range p.outputs {
 		o.q.unblock()
 	}
@@ -89,33 +116,56 @@ func (p *Pipeline) Unblock() {
 
 // Stop closes the queues and waits for every output to deliver what was
 // queued, until ctx ends; then in-flight deliveries are abandoned. Call it
-// after the receivers stopped. It returns the number of events that could
-// not be delivered (also counted as dropped, reason "shutdown").
+// after the receivers stopped. Without a spool it returns the number of
+// events that could not be delivered (also counted as dropped, reason
+// "shutdown"). With a spool nothing is lost: Stop does not wait on an output
+// that is failing, what is undelivered stays in the spool for the next
+// start, and Stop returns 0.
 func (p *Pipeline) Stop(ctx context.Context) int64 {
+	p.stopping.Store(true)
 	for _, o := range p.outputs {
 		o.q.close()
 	}
-	var wg sync.WaitGroup
-	for _, o := range p.outputs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+wait:
+	for {
+		waiting := false
+		for _, o := range p.outputs {
 			select {
 			case <-o.done:
-			case <-ctx.Done():
-				p.cancel() // abandon deliveries; the batcher drains the rest as dropped
-				<-o.done
+			default:
+				if p.spool == nil || !o.failing.Load() {
+					waiting = true
+				}
 			}
-		}()
+		}
+		if !waiting {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			break wait
+		case <-tick.C:
+		}
 	}
-	wg.Wait()
-	p.cancel()
-	var lost int64
+	p.cancel() // abandon deliveries still under way
+	for _, o := range p.outputs {
+		<-o.done
+	}
+	var lost, spooled int64
 	for _, o := range p.outputs {
 		lost += o.undelivered
+		spooled += o.spooled
+		if o.reader != nil {
+			o.reader.Close()
+		}
 		if err := o.Sender.Close(); err != nil {
 			p.log.Warn().Err(err).Str("output", o.Name).Msg("cannot close output")
 		}
+	}
+	if spooled > 0 {
+		p.log.Warn().Int64("events", spooled).Msg("undelivered events stay in the spool for the next start")
 	}
 	return lost
 }
@@ -126,6 +176,9 @@ func (p *Pipeline) publish(b *Block, datagram bool, dropped *metrics.Counter) ti
 	if b.mask == 0 {
 		putBlock(b)
 		return 0
+	}
+	if p.spool != nil {
+		return p.publishSpooled(b)
 	}
 	b.refs.Store(int32(bits.OnesCount64(b.mask)))
 	var waited time.Duration

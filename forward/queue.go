@@ -57,7 +57,8 @@ func (q *queue) push(b *Block, wait bool) (ok bool, waited time.Duration) {
 	return true, waited
 }
 
-// pop returns the oldest block; only the batcher calls it. With wait < 0 it waits until a block arrives
+// pop returns the oldest block; only the batcher calls it. A wake-up
+// without a block (see wake) returns nil, false. With wait < 0 it waits until a block arrives
 // or the queue is closed and empty (then it returns nil, true); with wait >= 0
 // it gives up after that long (nil, false).
 func (q *queue) pop(wait time.Duration) (b *Block, done bool) {
@@ -84,6 +85,7 @@ func (q *queue) pop(wait time.Duration) (b *Block, done bool) {
 		}
 		if wait < 0 {
 			<-q.ready
+			wait = 0 // one more look, then report the wake-up
 			continue
 		}
 		if !armed {
@@ -99,6 +101,14 @@ func (q *queue) pop(wait time.Duration) (b *Block, done bool) {
 		case <-q.timer.C:
 			return nil, false
 		}
+	}
+}
+
+// wake makes a waiting pop return.
+func (q *queue) wake() {
+	select {
+	case q.ready <- struct{}{}:
+	default:
 	}
 }
 

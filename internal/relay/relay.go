@@ -17,6 +17,7 @@ import (
 	"github.com/dtrelay/dtrelay/config"
 	"github.com/dtrelay/dtrelay/forward"
 	"github.com/dtrelay/dtrelay/receiver"
+	"github.com/dtrelay/dtrelay/spool"
 )
 
 // Relay is a running dtrelay.
@@ -25,6 +26,7 @@ type Relay struct {
 	log       zerolog.Logger
 	set       *metrics.Set
 	pipe      *forward.Pipeline
+	spool     *spool.Spool
 	listeners []*receiver.Listener
 	metricsLn net.Listener
 	httpSrv   *http.Server
@@ -39,9 +41,7 @@ func Start(cfg *config.Config, set *metrics.Set, log zerolog.Logger) (*Relay, er
 	for i, oc := range cfg.Outputs {
 		spec, err := buildOutput(oc, set, log)
 		if err != nil {
-			for _, o := range opts.Outputs {
-				o.Sender.Close()
-			}
+			closeSenders(opts.Outputs)
 			return nil, fmt.Errorf("cannot set up output %q: %w", oc.Name, err)
 		}
 		opts.Outputs = append(opts.Outputs, spec)
@@ -66,8 +66,28 @@ func Start(cfg *config.Config, set *metrics.Set, log zerolog.Logger) (*Relay, er
 		return nil, err
 	}
 	opts.Routes = routes
+	if cfg.Spool != nil {
+		var names []string
+		for _, oc := range cfg.Outputs {
+			names = append(names, oc.Name)
+		}
+		r.spool, err = spool.Open(spool.Options{
+			Dir: cfg.Spool.Dir, MaxSize: int64(cfg.Spool.MaxSize), FsyncInterval: cfg.Spool.FsyncInterval,
+			WhenFull: cfg.Spool.WhenFull, Consumers: names, Metrics: set, Log: log,
+		})
+		if err != nil {
+			closeSenders(opts.Outputs)
+			return nil, fmt.Errorf("cannot open the spool: %w", err)
+		}
+		opts.Spool = r.spool
+		log.Info().Str("dir", cfg.Spool.Dir).Msg("spool open")
+	}
 	r.pipe, err = forward.New(opts)
 	if err != nil {
+		closeSenders(opts.Outputs)
+		if r.spool != nil {
+			r.spool.Close()
+		}
 		return nil, err
 	}
 	for i, ic := range inputs {
@@ -129,10 +149,21 @@ func (r *Relay) Stop(ctx context.Context) int64 {
 		}
 		ev.Dur("took", time.Since(t)).Msg("outputs drained")
 	}
+	if r.spool != nil {
+		if err := r.spool.Close(); err != nil {
+			r.log.Error().Err(err).Msg("cannot close the spool cleanly")
+		}
+	}
 	if r.httpSrv != nil {
 		r.httpSrv.Close()
 	}
 	return lost
+}
+
+func closeSenders(specs []forward.OutputSpec) {
+	for _, o := range specs {
+		o.Sender.Close()
+	}
 }
 
 func (r *Relay) startMetrics() {

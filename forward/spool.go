@@ -1,0 +1,176 @@
+package forward
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"time"
+
+	"github.com/dtrelay/dtrelay/spool"
+)
+
+// With a spool (Options.Spool), every published block is appended to it
+// before it is queued, and memory is a cache in front of it:
+//
+//   - The block is queued for every output (records not routed to an output
+//     are skipped by its batcher), never waiting: an output whose queue is
+//     full is marked overflowed and gets nothing more in memory.
+//   - When an output has delivered a block it acknowledges the block's last
+//     spool position (Reader.Skip), so its cursor follows it.
+//   - An overflowed output, once its memory queue is drained, reads what it
+//     missed from its spool reader, in order, and goes back to memory when it
+//     has caught up. Every output starts overflowed, which replays what the
+//     spool held at start.
+//
+// So one dead output no longer stalls the others; intake waits only when the
+// spool is full (when_full: block). Everything received is on disk within
+// the spool's fsync interval whatever the outputs do.
+
+// publishSpooled appends b's records to the spool and queues b for every
+// output that is not overflowed. It returns how long the spool made it wait.
+func (p *Pipeline) publishSpooled(b *Block) time.Duration {
+	p.pubMu.Lock()
+	defer p.pubMu.Unlock()
+	recs := p.recs[:0]
+	for off := 0; off < len(b.buf); {
+		end := off + recHeaderSize + int(binary.LittleEndian.Uint32(b.buf[off:]))
+		recs = append(recs, b.buf[off:end])
+		off = end
+	}
+	p.recs = recs
+	start := time.Now()
+	for attempt := 0; len(recs) > 0; attempt++ {
+		pos, n, err := p.spool.AppendPos(recs...)
+		if n > 0 {
+			b.pos, b.hasPos = pos, true
+			recs = recs[n:]
+		}
+		if err == nil {
+			break
+		}
+		if errors.Is(err, spool.ErrClosed) || p.stopping.Load() {
+			p.spoolLost.Add(len(recs))
+			p.log.Error().Err(err).Int("events", len(recs)).Msg("cannot spool events while stopping; they go on in memory only")
+			break
+		}
+		d := backoff(attempt)
+		p.log.Error().Err(err).Dur("retry_in", d).Msg("cannot write to the spool; intake waits")
+		time.Sleep(d)
+	}
+	for i := range p.recs {
+		p.recs[i] = nil
+	}
+	waited := time.Since(start)
+	n := len(p.outputs)
+	b.refs.Store(int32(n + 1))
+	pushed := 0
+	for _, o := range p.outputs {
+		if !o.overflow.Load() {
+			if ok, _ := o.q.push(b, false); ok {
+				pushed++
+				continue
+			}
+			o.overflow.Store(true)
+			o.overflows.Inc()
+		}
+		o.q.wake()
+	}
+	b.refs.Add(int32(pushed - n))
+	b.release()
+	if waited < time.Millisecond {
+		return 0
+	}
+	return waited
+}
+
+// next returns the batcher's next block: from memory, or from the spool
+// while the output is overflowed. It returns nil, true when the output is
+// done (queue closed and drained, or stopped with the spool keeping the rest).
+func (o *output) next(wait time.Duration) (*Block, bool) {
+	if o.reader == nil {
+		return o.q.pop(wait)
+	}
+	for {
+		if b, _ := o.q.pop(0); b != nil {
+			o.taken(b)
+			return b, false
+		}
+		if o.send.Err() != nil { // stopped: the spool keeps the rest
+			return nil, true
+		}
+		if o.overflow.Load() {
+			if b := o.fromDisk(); b != nil {
+				return b, false
+			}
+			// Caught up. Under the publish lock no block can slip past both
+			// the spool reader and the queue.
+			o.p.pubMu.Lock()
+			b := o.fromDisk()
+			if b == nil {
+				o.overflow.Store(false)
+			}
+			o.p.pubMu.Unlock()
+			if b != nil {
+				return b, false
+			}
+		}
+		b, done := o.q.pop(wait)
+		if b != nil {
+			o.taken(b)
+		}
+		if b != nil || done || wait >= 0 {
+			return b, done
+		}
+	}
+}
+
+// taken notes the spool position of a block taken from memory: the reader,
+// which moves only as blocks are delivered, must not hand out its records
+// again.
+func (o *output) taken(b *Block) {
+	if b.hasPos {
+		o.memPos, o.hasMemPos = b.pos, true
+	}
+}
+
+// fromDisk fills a private block with the records the spool reader has
+// ready, without waiting; nil when there are none.
+func (o *output) fromDisk() *Block {
+	b := o.carry
+	o.carry = nil
+	for b == nil || len(b.buf) < bigBlockSize {
+		rec, pos, err := o.reader.Next(o.p.nowait)
+		if err != nil {
+			if !errors.Is(err, context.Canceled) && !errors.Is(err, spool.ErrClosed) {
+				o.log.Error().Err(err).Msg("cannot read the spool")
+			}
+			break
+		}
+		if o.hasMemPos && !o.memPos.Before(pos) {
+			continue // taken from memory, not delivered yet
+		}
+		if len(rec) < recHeaderSize || int(binary.LittleEndian.Uint32(rec))+recHeaderSize != len(rec) {
+			o.dropped("spool_corrupt").Inc()
+			continue
+		}
+		if b != nil && len(b.buf)+len(rec) > cap(b.buf) {
+			o.carry = diskBlock(rec, pos)
+			break
+		}
+		if b == nil {
+			b = diskBlock(rec, pos)
+			continue
+		}
+		b.buf = append(b.buf, rec...)
+		b.n++
+		b.pos = pos
+	}
+	return b
+}
+
+func diskBlock(rec []byte, pos spool.Pos) *Block {
+	b := getBlock(max(bigBlockSize, len(rec)))
+	b.buf = append(b.buf, rec...)
+	b.n, b.pos, b.hasPos, b.disk = 1, pos, true, true
+	return b
+}
