@@ -143,9 +143,9 @@ type Output struct {
 
 // Batch is when an output sends what it has queued: at MaxEvents events,
 // at MaxBytes bytes, or MaxWait after the first queued event, whichever
-// comes first. Defaults: 1000 events, 4MiB, and 1s for network outputs. For
-// file outputs MaxWait defaults to 0, which means "write as soon as the
-// queue is drained": no waiting for more events.
+// comes first. Defaults: 1000 events, 4MiB, and 1s for HTTP outputs. For
+// syslog and file outputs MaxWait defaults to 0, which means "send as soon
+// as the queue is drained": no waiting for more events.
 type Batch struct {
 	MaxEvents int
 	MaxBytes  Size

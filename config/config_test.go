@@ -53,6 +53,7 @@ func TestFull(t *testing.T) {
 	}
 	cert, key := filepath.Join(dir, "server.pem"), filepath.Join(dir, "server-key.pem")
 	batch := Batch{MaxEvents: 1000, MaxBytes: 4 * MiB, MaxWait: time.Second}
+	stream := Batch{MaxEvents: 1000, MaxBytes: 4 * MiB} // syslog: no max_wait by default
 	want := &Config{
 		Inputs: []Input{
 			{Name: "darktrace", Protocol: "tcp", Address: "0.0.0.0:1514", MaxMessageSize: 256 * KiB,
@@ -70,9 +71,9 @@ func TestFull(t *testing.T) {
 				Endpoint: "batch", Compression: "gzip", Batch: batch, QueueSize: 64 * MiB, Timeout: 20 * time.Second},
 			{Name: "sekoia-syslog", Type: "syslog", Address: "intake.sekoia.io:10514", TLS: true, ServerName: "intake.sekoia.io",
 				CAFile: cert, Format: "sekoia", Framing: "octet-counting", IntakeKey: "sekoia-intake-key-0123456789",
-				Batch: batch, QueueSize: 64 * MiB, Timeout: 30 * time.Second},
+				Batch: stream, QueueSize: 64 * MiB, Timeout: 30 * time.Second},
 			{Name: "insightidr", Type: "syslog", Address: "collector.example.net:5514", TLS: false, Format: "original", Framing: "newline",
-				Batch: batch, QueueSize: 64 * MiB, Timeout: 30 * time.Second},
+				Batch: stream, QueueSize: 64 * MiB, Timeout: 30 * time.Second},
 			{Name: "archive-http", Type: "http", URL: "https://archive.example.net/ingest?stream=darktrace", Compression: "none",
 				Headers:        map[string]string{"Authorization": "Bearer archive-token-0123456789", "X-Source": "dtrelay"},
 				ClientCertFile: cert, ClientKeyFile: key,

@@ -14,7 +14,7 @@ const (
 	DefaultSekoiaURL       = "https://intake.sekoia.io"
 	DefaultBatchMaxEvents  = 1000
 	DefaultBatchMaxBytes   = 4 * MiB
-	DefaultBatchMaxWait    = time.Second // network outputs; file outputs: 0
+	DefaultBatchMaxWait    = time.Second // HTTP outputs; syslog and file outputs: 0
 	DefaultQueueSize       = 64 * MiB
 	DefaultTimeout         = 30 * time.Second
 	DefaultSpoolMaxSize    = 10 * GiB
@@ -76,7 +76,10 @@ func (d *decoder) completeOutput(o *Output, p string) {
 	if !d.isSet(p + ".batch.max_bytes") {
 		o.Batch.MaxBytes = DefaultBatchMaxBytes
 	}
-	if !d.isSet(p+".batch.max_wait") && o.Type != TypeFile {
+	// HTTP outputs wait up to 1s to fill a request; a syslog or file output
+	// is a stream with no per-request cost, so it sends as soon as its queue
+	// is drained (under load batches still fill, as events queue meanwhile).
+	if !d.isSet(p+".batch.max_wait") && (o.Type == TypeSekoiaHTTP || o.Type == TypeHTTP) {
 		o.Batch.MaxWait = DefaultBatchMaxWait
 	}
 	if !d.isSet(p + ".queue_size") {

@@ -179,6 +179,7 @@ func TestOutputDefaults(t *testing.T) {
 		}
 	}
 	net := Batch{MaxEvents: 1000, MaxBytes: 4 * MiB, MaxWait: time.Second}
+	stream := Batch{MaxEvents: 1000, MaxBytes: 4 * MiB} // syslog: no max_wait by default
 	key := "0123456789abcdef0123"
 	f("{name: s, type: sekoia-http, intake_key: "+key+"}", Output{Name: "s", Type: "sekoia-http", URL: "https://intake.sekoia.io",
 		IntakeKey: key, Endpoint: "plain", Compression: "gzip", Batch: net, QueueSize: 64 * MiB, Timeout: 30 * time.Second})
@@ -188,12 +189,12 @@ func TestOutputDefaults(t *testing.T) {
 		Compression: "gzip", Batch: net, QueueSize: 64 * MiB, Timeout: 30 * time.Second})
 	f("{name: y, type: syslog, address: \"intake.sekoia.io:10514\", intake_key: "+key+"}", Output{Name: "y", Type: "syslog",
 		Address: "intake.sekoia.io:10514", TLS: true, ServerName: "intake.sekoia.io", Format: "sekoia", Framing: "octet-counting",
-		IntakeKey: key, Batch: net, QueueSize: 64 * MiB, Timeout: 30 * time.Second})
+		IntakeKey: key, Batch: stream, QueueSize: 64 * MiB, Timeout: 30 * time.Second})
 	f("{name: y, type: syslog, address: \"10.0.0.5:10514\", server_name: intake.sekoia.io, intake_key: "+key+"}", Output{Name: "y", Type: "syslog",
 		Address: "10.0.0.5:10514", TLS: true, ServerName: "intake.sekoia.io", Format: "sekoia", Framing: "octet-counting",
-		IntakeKey: key, Batch: net, QueueSize: 64 * MiB, Timeout: 30 * time.Second})
+		IntakeKey: key, Batch: stream, QueueSize: 64 * MiB, Timeout: 30 * time.Second})
 	f("{name: r, type: syslog, address: \"collector:5514\", tls: false, format: original, framing: newline}", Output{Name: "r", Type: "syslog",
-		Address: "collector:5514", Format: "original", Framing: "newline", Batch: net, QueueSize: 64 * MiB, Timeout: 30 * time.Second})
+		Address: "collector:5514", Format: "original", Framing: "newline", Batch: stream, QueueSize: 64 * MiB, Timeout: 30 * time.Second})
 	f("{name: f, type: file, path: \"-\"}", Output{Name: "f", Type: "file", Path: "-",
 		Batch: Batch{MaxEvents: 1000, MaxBytes: 4 * MiB}, QueueSize: 64 * MiB})
 	f("{name: f, type: file, path: \"-\", batch: {max_wait: 2s, max_events: 1, max_bytes: 2KB}, queue_size: 1GiB}", Output{Name: "f", Type: "file", Path: "-",
