@@ -57,7 +57,11 @@ func (r *DTRelay) Config(spec *RelaySpec) string {
 	b.WriteString("outputs:\n  - name: sink\n")
 	switch spec.Output {
 	case OutputHTTPS:
-		fmt.Fprintf(&b, "    type: sekoia-http\n    url: %s\n    intake_key: %s\n    ca_file: %s\n",
+		// The same job as syslog-ng's http() here: uncompressed bodies,
+		// batches of 1000 or 100 ms. (dtrelay's own default gzips, which
+		// saves a WAN link but costs CPU that loopback does not repay.)
+		fmt.Fprintf(&b, "    type: sekoia-http\n    url: %s\n    intake_key: %s\n    ca_file: %s\n"+
+			"    compression: none\n    batch: {max_events: 1000, max_wait: 100ms}\n",
 			q(spec.SinkURL), q(spec.IntakeKey), q(spec.Cert.CAFile()))
 	default:
 		fmt.Fprintf(&b, "    type: syslog\n    address: %s\n    format: sekoia\n    framing: octet-counting\n    intake_key: %s\n",
