@@ -1,0 +1,347 @@
+package forward
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/rs/zerolog"
+	"github.com/valyala/fastjson"
+)
+
+// Defaults of the HTTP senders.
+const (
+	DefaultHTTPTimeout  = 30 * time.Second
+	DefaultMaxBodyBytes = 10<<20 - 1 // Sekoia: requests under 10 MiB
+	maxResponseBody     = 1 << 20    // read at most this much of a response
+	maxRetryAfter       = 24 * time.Hour
+)
+
+// Compression settings of the HTTP senders.
+const (
+	CompressionGzip = "gzip" // the default
+	CompressionNone = "none"
+)
+
+// httpCore is what the HTTP senders share: one keep-alive client, the body
+// assembly (with gzip), status classification, 413 splitting and metrics.
+// It is used by one goroutine at a time (the output's batcher).
+type httpCore struct {
+	url    string      // the endpoint
+	where  string      // url without user info or query: safe in errors and logs
+	header http.Header // fixed request headers (may hold secrets: never logged)
+	client *http.Client
+	gzip   bool
+
+	maxBody  int    // largest uncompressed body
+	prefix   []byte // body = prefix + events[lo:hi] minus trim bytes + suffix
+	suffix   []byte
+	trim     int  // separator bytes dropped from the end of the last event
+	checkIDs bool // count events missing from {"event_ids": [...]}
+
+	zw     *gzip.Writer
+	zbuf   bytes.Buffer
+	bufs   net.Buffers
+	resp   []byte
+	parser fastjson.Parser
+	trace  *httptrace.ClientTrace
+	wrote  atomic.Bool // the last request was written in full
+	conns  int         // connections opened
+
+	m       *sendMetrics
+	log     zerolog.Logger
+	secrets []string // redacted from what the intake says
+}
+
+// httpCoreConfig is what an HTTP sender gives newHTTPCore.
+type httpCoreConfig struct {
+	url, compression string
+	tls              TLSClientConfig
+	timeout          time.Duration
+	maxBody          int
+}
+
+func newHTTPCore(cfg httpCoreConfig, m *sendMetrics, log zerolog.Logger) (*httpCore, error) {
+	u, err := url.Parse(cfg.url)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		// Not quoted: a URL may carry a token.
+		return nil, errors.New("forward: url is not an http:// or https:// URL with a host")
+	}
+	c := &httpCore{
+		url:     cfg.url,
+		where:   (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String(),
+		header:  http.Header{"User-Agent": {"dtrelay"}},
+		maxBody: cfg.maxBody,
+		m:       m,
+		log:     log,
+	}
+	switch cfg.compression {
+	case "", CompressionGzip:
+		c.gzip = true
+		c.zw, _ = gzip.NewWriterLevel(&c.zbuf, gzip.BestSpeed) // a valid level: no error
+	case CompressionNone:
+	default:
+		return nil, fmt.Errorf("forward: unknown compression %q (want gzip or none)", cfg.compression)
+	}
+	if c.maxBody <= 0 {
+		c.maxBody = DefaultMaxBodyBytes
+	}
+	timeout := cfg.timeout
+	if timeout <= 0 {
+		timeout = DefaultHTTPTimeout
+	}
+	tlsConf, err := cfg.tls.build(u.Hostname())
+	if err != nil {
+		return nil, err
+	}
+	c.client = &http.Client{
+		Timeout: timeout,
+		Transport: &http.Transport{
+			Proxy: http.ProxyFromEnvironment, // HTTPS_PROXY, NO_PROXY
+			// HTTP/1.1 keep-alive: one batcher sends one request at a time.
+			// No TCP keep-alive probes: an idle output costs nothing; the
+			// pool drops idle connections after IdleConnTimeout.
+			DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: -1}).DialContext,
+			TLSClientConfig:     tlsConf,
+			TLSHandshakeTimeout: 10 * time.Second,
+			MaxIdleConnsPerHost: 2,
+			IdleConnTimeout:     90 * time.Second,
+			DisableCompression:  true,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	c.trace = &httptrace.ClientTrace{
+		GotConn: func(info httptrace.GotConnInfo) {
+			if !info.Reused {
+				c.conns++
+				if c.conns > 1 {
+					c.m.reconnects.Inc()
+				}
+			}
+		},
+		WroteRequest: func(info httptrace.WroteRequestInfo) { c.wrote.Store(info.Err == nil) },
+	}
+	return c, nil
+}
+
+// send delivers b in requests of at most maxBody bytes, each split further
+// on 413. It returns nil when every request was accepted (events refused
+// one by one with 413 are dropped and counted).
+func (c *httpCore) send(ctx context.Context, b *Batch) error {
+	accepted := 0 // events accepted by the intake during this call
+	for lo := 0; lo < b.Len(); {
+		hi := c.chunkEnd(b, lo)
+		if err := c.sendRange(ctx, b, lo, hi, &accepted); err != nil {
+			// The batcher will send the whole batch again.
+			c.m.duplicates.Add(accepted)
+			return err
+		}
+		lo = hi
+	}
+	return nil
+}
+
+// chunkEnd returns the end of the longest run of events from lo whose body
+// fits in maxBody (at least one event).
+func (c *httpCore) chunkEnd(b *Batch, lo int) int {
+	limit := batchStart(b, lo) + c.maxBody - len(c.prefix) - len(c.suffix) + c.trim
+	hi := lo + sort.SearchInts(b.Ends[lo:], limit+1)
+	return max(hi, lo+1)
+}
+
+func batchStart(b *Batch, i int) int {
+	if i == 0 {
+		return 0
+	}
+	return b.Ends[i-1]
+}
+
+// sendRange posts events [lo, hi) of b, halving the range on 413.
+func (c *httpCore) sendRange(ctx context.Context, b *Batch, lo, hi int, accepted *int) error {
+	status, retryAfter, err := c.post(ctx, b, lo, hi)
+	if err != nil {
+		if c.wrote.Load() {
+			c.m.duplicates.Add(hi - lo) // the intake may have taken it before failing
+		}
+		return err
+	}
+	switch {
+	case status >= 200 && status < 300:
+		if c.checkIDs {
+			c.countMissingIDs(hi - lo)
+		}
+		*accepted += hi - lo
+		return nil
+	case status == http.StatusRequestEntityTooLarge:
+		if hi-lo == 1 {
+			c.m.rejected("rejected_413", 1)
+			c.log.Warn().Int("bytes", b.Ends[lo]-batchStart(b, lo)).
+				Msg("intake refused an event as too large (413); event dropped")
+			return nil
+		}
+		mid := lo + (hi-lo)/2
+		if err := c.sendRange(ctx, b, lo, mid, accepted); err != nil {
+			return err
+		}
+		return c.sendRange(ctx, b, mid, hi, accepted)
+	}
+	reason := "http_" + strconv.Itoa(status)
+	c.m.failure(reason)
+	err = fmt.Errorf("cannot deliver batch to %s: HTTP %d%s", c.where, status, c.snippet())
+	switch status {
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+		if d, ok := parseRetryAfter(retryAfter, time.Now()); ok {
+			return RetryAfter(d, err)
+		}
+	case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
+		return Permanent(reason, err)
+	}
+	return err
+}
+
+// post sends one request with events [lo, hi) of b and reads the response
+// into c.resp. err is a transport failure (counted); otherwise status is the
+// intake's answer.
+func (c *httpCore) post(ctx context.Context, b *Batch, lo, hi int) (status int, retryAfter string, err error) {
+	body := b.Data[batchStart(b, lo) : b.Ends[hi-1]-c.trim]
+	size := len(c.prefix) + len(body) + len(c.suffix)
+	if c.gzip {
+		c.zbuf.Reset()
+		c.zw.Reset(&c.zbuf)
+		_, _ = c.zw.Write(c.prefix) // writes to a bytes.Buffer cannot fail
+		_, _ = c.zw.Write(body)
+		_, _ = c.zw.Write(c.suffix)
+		_ = c.zw.Close()
+		c.bufs = append(c.bufs[:0], c.zbuf.Bytes())
+		size = c.zbuf.Len()
+	} else {
+		c.bufs = append(c.bufs[:0], c.prefix, body, c.suffix)
+	}
+	rd := c.bufs // net.Buffers consumes its slice as it is read
+	c.wrote.Store(false)
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, c.trace), http.MethodPost, c.url, &rd)
+	if err != nil {
+		return 0, "", fmt.Errorf("cannot build request to %s: %w", c.where, err)
+	}
+	req.ContentLength = int64(size)
+	for k, v := range c.header {
+		req.Header[k] = v
+	}
+	if c.gzip {
+		req.Header.Set("Content-Encoding", "gzip")
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // its message repeats the URL, which may hold a query
+		}
+		if ctx.Err() != nil {
+			return 0, "", fmt.Errorf("cannot deliver batch to %s: %w", c.where, ctx.Err())
+		}
+		reason := failureReason(err)
+		c.m.failure(reason)
+		err = fmt.Errorf("cannot deliver batch to %s: %w", c.where, err)
+		if reason == "tls_certificate" {
+			return 0, "", Permanent(reason, err)
+		}
+		return 0, "", err
+	}
+	c.resp, err = readAtMost(c.resp[:0], resp.Body, maxResponseBody)
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponseBody)) // drain for reuse
+	resp.Body.Close()
+	if err != nil && resp.StatusCode/100 != 2 {
+		c.resp = c.resp[:0] // a cut error body is still worth its status
+	}
+	return resp.StatusCode, resp.Header.Get("Retry-After"), nil
+}
+
+// readAtMost appends up to limit bytes of r to dst.
+func readAtMost(dst []byte, r io.Reader, limit int) ([]byte, error) {
+	for len(dst) < limit {
+		if len(dst) == cap(dst) {
+			dst = append(dst, 0)[:len(dst)]
+		}
+		n, err := r.Read(dst[len(dst):min(cap(dst), limit)])
+		dst = dst[:len(dst)+n]
+		if err == io.EOF {
+			return dst, nil
+		}
+		if err != nil {
+			return dst, err
+		}
+	}
+	return dst, nil
+}
+
+// snippet is a short, printable, redacted quote of the last response body
+// for error messages.
+func (c *httpCore) snippet() string {
+	s := bytes.TrimSpace(c.resp)
+	if len(s) == 0 {
+		return ""
+	}
+	if len(s) > 160 {
+		s = s[:160]
+	}
+	return ": " + strconv.Quote(redact(string(s), c.secrets))
+}
+
+// countMissingIDs compares the number of "event_ids" in an accepted
+// response with the number of events sent. Sekoia answers one id per
+// accepted event; a shorter list means the intake dropped some (which ones
+// is not said). They are counted as rejected ("missing_event_id") and
+// logged, not retried: re-sending the batch would duplicate the others.
+// A response without the list (or not JSON) is taken at its 2xx word.
+func (c *httpCore) countMissingIDs(sent int) {
+	v, err := c.parser.ParseBytes(c.resp)
+	if err != nil {
+		return
+	}
+	ids := v.Get("event_ids")
+	if ids == nil || ids.Type() != fastjson.TypeArray {
+		return
+	}
+	arr, _ := ids.Array()
+	if missing := sent - len(arr); missing > 0 {
+		c.m.rejected("missing_event_id", missing)
+		c.log.Warn().Int("sent", sent).Int("accepted", len(arr)).
+			Msg("intake accepted fewer events than sent; the others are dropped")
+	}
+}
+
+// parseRetryAfter parses a Retry-After value: delay-seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs < 0 {
+			return 0, false
+		}
+		return min(time.Duration(min(secs, int64(maxRetryAfter/time.Second)))*time.Second, maxRetryAfter), true
+	}
+	t, err := http.ParseTime(v)
+	if err != nil {
+		return 0, false
+	}
+	return min(max(t.Sub(now), 0), maxRetryAfter), true
+}
+
+// close releases idle connections.
+func (c *httpCore) close() {
+	c.client.CloseIdleConnections()
+}

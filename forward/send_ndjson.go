@@ -1,0 +1,66 @@
+package forward
+
+import (
+	"context"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/rs/zerolog"
+)
+
+// HTTPConfig configures a generic http output: NDJSON batches POSTed to URL.
+type HTTPConfig struct {
+	URL string
+	// Headers are added to every request (e.g. Authorization). Their values
+	// are treated as secrets: never logged.
+	Headers map[string]string
+	// Compression is CompressionGzip (the default) or CompressionNone.
+	Compression string
+	TLSClientConfig
+	// Timeout bounds each request; 0: DefaultHTTPTimeout.
+	Timeout time.Duration
+	// MaxBodyBytes bounds each request's uncompressed body; 0:
+	// DefaultMaxBodyBytes.
+	MaxBodyBytes int
+}
+
+// HTTPSender POSTs batches as NDJSON (Content-Type application/x-ndjson),
+// one JSON payload per line, with the status handling of SekoiaHTTPSender.
+// Send and Close are called by one goroutine at a time.
+type HTTPSender struct {
+	core *httpCore
+}
+
+// NewHTTPSender returns a sender for cfg. It does not connect: the first
+// Send does.
+func NewHTTPSender(cfg HTTPConfig, set *metrics.Set, name string, log zerolog.Logger) (*HTTPSender, error) {
+	if set == nil {
+		set = metrics.NewSet()
+	}
+	log = log.With().Str("output", name).Logger()
+	c, err := newHTTPCore(httpCoreConfig{
+		url: cfg.URL, compression: cfg.Compression, tls: cfg.TLSClientConfig,
+		timeout: cfg.Timeout, maxBody: cfg.MaxBodyBytes,
+	}, newSendMetrics(set, name), log)
+	if err != nil {
+		return nil, err
+	}
+	c.header.Set("Content-Type", "application/x-ndjson")
+	for k, v := range cfg.Headers {
+		c.header.Set(k, v)
+		c.secrets = append(c.secrets, v)
+	}
+	return &HTTPSender{core: c}, nil
+}
+
+// Encoder returns a new NDJSONEncoder (no size limit).
+func (s *HTTPSender) Encoder() Encoder { return NDJSONEncoder{} }
+
+// Send implements Sender.
+func (s *HTTPSender) Send(ctx context.Context, b *Batch) error { return s.core.send(ctx, b) }
+
+// Close implements Sender.
+func (s *HTTPSender) Close() error {
+	s.core.close()
+	return nil
+}

@@ -1,0 +1,6 @@
+//go:build !race
+
+package forward
+
+// outRaceEnabled: the race detector is on; allocation counts differ.
+const outRaceEnabled = false
