@@ -6,20 +6,8 @@ import (
 	"os"
 )
 
-// LineEncoder writes each JSON payload as one line (NDJSON). It is the
-// encoding of the file output and of the generic http output.
-type LineEncoder struct{}
-
-// Append implements Encoder.
-func (LineEncoder) Append(dst []byte, r *Record) ([]byte, error) {
-	if r.NotJSON {
-		return dst, ErrSkipNotJSON
-	}
-	dst = append(dst, r.Payload...)
-	return append(dst, '\n'), nil
-}
-
-// FileSender appends batches to a file, or to standard output. Each batch is
+// FileSender appends batches to a file, or to standard output; its events
+// are encoded by NDJSONEncoder, one JSON payload per line. Each batch is
 // written with one write call, so lines are never interleaved.
 type FileSender struct {
 	f     *os.File

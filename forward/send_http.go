@@ -253,11 +253,8 @@ func (c *httpCore) post(ctx context.Context, b *Batch, lo, hi int) (status int, 
 		}
 		reason := failureReason(err)
 		c.m.failure(reason)
-		err = fmt.Errorf("cannot deliver batch to %s: %w", c.where, err)
-		if reason == "tls_certificate" {
-			return 0, "", Permanent(reason, err)
-		}
-		return 0, "", err
+		// A rejected certificate is retried too (see SyslogSender).
+		return 0, "", fmt.Errorf("cannot deliver batch to %s: %w", c.where, err)
 	}
 	c.resp, err = readAtMost(c.resp[:0], resp.Body, maxResponseBody)
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponseBody)) // drain for reuse

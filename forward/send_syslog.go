@@ -224,8 +224,12 @@ func (s *SyslogSender) connect(ctx context.Context) error {
 func (s *SyslogSender) tlsFailure(ctx context.Context, err error) error {
 	err = fmt.Errorf("cannot establish TLS with %s: %w", s.cfg.Address, err)
 	if isCertError(err) || isCertAlert(err) {
+		// Retried like any failure (and logged at each backoff step): a
+		// certificate gets fixed or renewed, and dropping alerts meanwhile
+		// would lose them. Without a spool this stalls intake once the queue
+		// is full; with one, the spool holds them.
 		s.m.failure("tls_certificate")
-		return Permanent("tls_certificate", err)
+		return err
 	}
 	if ctx.Err() == nil {
 		s.m.failure("tls_handshake")

@@ -106,10 +106,7 @@ func TestSyslogSenderTLSVerification(t *testing.T) {
 		s, set := newTestSyslog(t, in, SyslogConfig{TLS: true, SyslogEncoderConfig: enc,
 			TLSClientConfig: TLSClientConfig{ServerName: "intake.example.org"}})
 		err := s.Send(context.Background(), outBatch(t, s.Encoder(), outAlert(1, 300)))
-		var perm *PermanentError
-		if !errors.As(err, &perm) || perm.Reason != "tls_certificate" {
-			t.Fatalf("err = %v, want permanent tls_certificate", err)
-		}
+		wantRetriedCertError(t, err)
 		if outCount(set, "dtrelay_output_failures_total", `reason="tls_certificate"`) != 1 {
 			t.Fatal("failure not counted")
 		}
@@ -120,10 +117,7 @@ func TestSyslogSenderTLSVerification(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer s.Close()
-		var perm *PermanentError
-		if err := s.Send(context.Background(), outBatch(t, s.Encoder(), outAlert(1, 300))); !errors.As(err, &perm) {
-			t.Fatalf("err = %v, want permanent", err)
-		}
+		wantRetriedCertError(t, s.Send(context.Background(), outBatch(t, s.Encoder(), outAlert(1, 300))))
 	})
 	t.Run("sekoia_name_verified_on_ip_address", func(t *testing.T) {
 		s, _ := newTestSyslog(t, in, SyslogConfig{TLS: true, SyslogEncoderConfig: enc,
@@ -162,10 +156,7 @@ func TestSyslogSenderClientCertificateRejected(t *testing.T) {
 		SyslogEncoderConfig: SyslogEncoderConfig{Format: FormatSekoia, IntakeKey: testKey}})
 	for range 5 {
 		err := s.Send(context.Background(), outBatch(t, s.Encoder(), outAlerts(20, 1500)...))
-		var perm *PermanentError
-		if !errors.As(err, &perm) || perm.Reason != "tls_certificate" {
-			t.Fatalf("err = %v, want permanent tls_certificate", err)
-		}
+		wantRetriedCertError(t, err)
 	}
 	if n := outCount(set, "dtrelay_output_failures_total", `reason="tls_certificate"`); n != 5 {
 		t.Fatalf("failures{tls_certificate} = %d", n)

@@ -65,8 +65,8 @@ func TestSpoolDeadOutputDoesNotStallOthers(t *testing.T) {
 		return nil
 	}}
 	p, set := newSpooledPipeline(t, sp,
-		OutputSpec{Name: "good", Encoder: LineEncoder{}, Sender: good, QueueSize: firstBlockSize, MaxEvents: 50},
-		OutputSpec{Name: "dead", Encoder: LineEncoder{}, Sender: dead, QueueSize: firstBlockSize, MaxEvents: 50})
+		OutputSpec{Name: "good", Encoder: NDJSONEncoder{}, Sender: good, QueueSize: firstBlockSize, MaxEvents: 50},
+		OutputSpec{Name: "dead", Encoder: NDJSONEncoder{}, Sender: dead, QueueSize: firstBlockSize, MaxEvents: 50})
 	in, want := frames(0, 2000)
 	done := make(chan struct{})
 	go func() { feed(p, 0, in, 7); close(done) }()
@@ -106,7 +106,7 @@ func TestSpoolReplaysAfterRestart(t *testing.T) {
 		}
 		return nil
 	}
-	p, _ := newSpooledPipeline(t, sp, OutputSpec{Name: "out", Encoder: LineEncoder{}, Sender: first, QueueSize: 1 << 20, MaxEvents: 100})
+	p, _ := newSpooledPipeline(t, sp, OutputSpec{Name: "out", Encoder: NDJSONEncoder{}, Sender: first, QueueSize: 1 << 20, MaxEvents: 100})
 	in, want := frames(0, 1000)
 	feed(p, 0, in, 10)
 	waitFor(t, "200 events", func() bool { return len(first.got()) >= 200 })
@@ -126,7 +126,7 @@ func TestSpoolReplaysAfterRestart(t *testing.T) {
 	sp = openSpool(t, dir, "out")
 	defer sp.Close()
 	second := &recSender{}
-	p, _ = newSpooledPipeline(t, sp, OutputSpec{Name: "out", Encoder: LineEncoder{}, Sender: second, QueueSize: 1 << 20, MaxEvents: 100})
+	p, _ = newSpooledPipeline(t, sp, OutputSpec{Name: "out", Encoder: NDJSONEncoder{}, Sender: second, QueueSize: 1 << 20, MaxEvents: 100})
 	more, want2 := frames(1000, 1100)
 	feed(p, 0, more, 10)
 	waitFor(t, "replay and new events", func() bool { return len(first.got())+len(second.got()) >= 1100 })

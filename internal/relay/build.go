@@ -60,7 +60,7 @@ func buildOutput(oc config.Output, set *metrics.Set, log zerolog.Logger) (forwar
 		if err != nil {
 			return spec, err
 		}
-		spec.Encoder, spec.Sender = forward.LineEncoder{}, s
+		spec.Encoder, spec.Sender = forward.NDJSONEncoder{}, s
 		return spec, nil
 	}
 	return spec, fmt.Errorf("output type %q is not supported", oc.Type)
