@@ -26,6 +26,11 @@ import (
 // spool is full (when_full: block). Everything received is on disk within
 // the spool's fsync interval whatever the outputs do.
 
+// diskBlockSize bounds the blocks an output reads from the spool. A block is
+// acknowledged once all its records are delivered, so after a crash or a
+// stop at most about one block per output is delivered again.
+const diskBlockSize = 32 << 10
+
 // publishSpooled appends b's records to the spool and queues b for every
 // output that is not overflowed. It returns how long the spool made it wait.
 func (p *Pipeline) publishSpooled(b *Block) time.Duration {
@@ -138,7 +143,7 @@ func (o *output) taken(b *Block) {
 func (o *output) fromDisk() *Block {
 	b := o.carry
 	o.carry = nil
-	for b == nil || len(b.buf) < bigBlockSize {
+	for b == nil || len(b.buf) < diskBlockSize {
 		rec, pos, err := o.reader.Next(o.p.nowait)
 		if err != nil {
 			if !errors.Is(err, context.Canceled) && !errors.Is(err, spool.ErrClosed) {
@@ -169,7 +174,7 @@ func (o *output) fromDisk() *Block {
 }
 
 func diskBlock(rec []byte, pos spool.Pos) *Block {
-	b := getBlock(max(bigBlockSize, len(rec)))
+	b := getBlock(max(diskBlockSize, len(rec)))
 	b.buf = append(b.buf, rec...)
 	b.n, b.pos, b.hasPos, b.disk = 1, pos, true, true
 	return b
