@@ -3,7 +3,6 @@ package forward
 import (
 	"encoding/binary"
 	"math/bits"
-	"sync"
 	"sync/atomic"
 
 	"github.com/dtrelay/dtrelay/parser"
@@ -53,10 +52,21 @@ const (
 	// are followed by bigBlockSize ones, so a trickle of alerts does not pin
 	// big blocks and a flood does not publish tiny ones.
 	firstBlockSize = 16 << 10
-	bigBlockSize   = 256 << 10
+	bigBlockSize   = 64 << 10 // one gnet read (64 KiB) fits
 )
 
-var blockPools [numClasses]sync.Pool
+// freeBlocks keeps released blocks for reuse, per size class, up to
+// retainedPerClass bytes each. A free list rather than a sync.Pool: a pool
+// is emptied by every GC, and big blocks freshly allocated after each GC
+// make GCs more frequent still.
+var freeBlocks = func() (f [numClasses]chan *Block) {
+	for c := range f {
+		f[c] = make(chan *Block, retainedPerClass>>(c+minBlockShift))
+	}
+	return f
+}()
+
+const retainedPerClass = 16 << 20
 
 // classFor returns the size class that holds n bytes.
 func classFor(n int) int {
@@ -72,15 +82,20 @@ func classFor(n int) int {
 
 func getBlock(n int) *Block {
 	c := classFor(n)
-	if v := blockPools[c].Get(); v != nil {
-		return v.(*Block)
+	select {
+	case b := <-freeBlocks[c]:
+		return b
+	default:
+		return &Block{buf: make([]byte, 0, 1<<(c+minBlockShift)), class: c}
 	}
-	return &Block{buf: make([]byte, 0, 1<<(c+minBlockShift)), class: c}
 }
 
 func putBlock(b *Block) {
 	b.buf, b.n, b.mask, b.hasPos, b.disk = b.buf[:0], 0, 0, false, false
-	blockPools[b.class].Put(b)
+	select {
+	case freeBlocks[b.class] <- b:
+	default: // enough kept: let the GC have it
+	}
 }
 
 // release drops one reference; the last one returns b to its pool.

@@ -1,0 +1,111 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/rs/zerolog"
+
+	"github.com/dtrelay/dtrelay/forward"
+	"github.com/dtrelay/dtrelay/parser"
+	"github.com/dtrelay/dtrelay/parser/parsertest"
+	"github.com/dtrelay/dtrelay/receiver"
+)
+
+// nullSender accepts every batch.
+type nullSender struct{ n atomic.Int64 }
+
+func (s *nullSender) Send(_ context.Context, b *forward.Batch) error {
+	s.n.Add(int64(b.Len()))
+	return nil
+}
+func (s *nullSender) Close() error { return nil }
+
+// hotPath is the per-message work (realistic model breaches and AI Analyst
+// events, half each) of an event loop: framing, header scan,
+// classification, routing and the copy into a block, published once per
+// read; the batcher encodes into a NDJSON batch for a sender that
+// accepts it.
+type hotPath struct {
+	framer *receiver.Framer
+	pool   *forward.ProducerPool
+	pipe   *forward.Pipeline
+	sent   *nullSender
+	read   []byte // one read's worth of LF-framed RFC 3164 lines
+	frames int
+}
+
+func newHotPath(tb testing.TB, size int) *hotPath {
+	s := &nullSender{}
+	p, err := forward.New(forward.Options{
+		Inputs: []forward.InputSpec{{Name: "tcp"}},
+		// A small queue bounds the blocks in flight, as a busy relay's
+		// batcher keeping up does: then every block comes from the free list.
+		Outputs:    []forward.OutputSpec{{Name: "out", Encoder: forward.NDJSONEncoder{}, Sender: s, QueueSize: 1 << 20}},
+		MaxPayload: 256 << 10,
+		Metrics:    metrics.NewSet(),
+		Log:        zerolog.Nop(),
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var sb strings.Builder
+	n := 0
+	kinds := []parser.Kind{parser.KindModelBreach, parser.KindAIAnalyst}
+	for sb.Len() < 64<<10 { // gnet reads up to 64 KiB at a time
+		a := parsertest.Alert(nil, kinds[n%2], uint64(n), size)
+		sb.Write(parsertest.Frame(nil, parsertest.RFC3164, "darktrace", a))
+		sb.WriteByte('\n')
+		n++
+	}
+	return &hotPath{framer: receiver.NewFramer(256 << 10), pool: p.Pool(0), pipe: p, sent: s, read: []byte(sb.String()), frames: n}
+}
+
+func (h *hotPath) oneRead() {
+	pr := h.pool.Get()
+	h.framer.Feed(h.read, pr)
+	pr.Flush()
+	h.pool.Put(pr)
+}
+
+// TestHotPathAllocations: framing + scan + classification + routing + ring
+// push (and the batcher behind it) allocate nothing per message.
+func TestHotPathAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not meaningful under the race detector")
+	}
+	for _, size := range []int{1500, 4000} {
+		h := newHotPath(t, size)
+		for range 1000 {
+			h.oneRead()
+		}
+		allocs := testing.AllocsPerRun(100, h.oneRead)
+		if perMsg := allocs / float64(h.frames); perMsg > 0.05 {
+			t.Errorf("%d-byte alerts: %.2f allocations per read of %d messages", size, allocs, h.frames)
+		}
+		h.pipe.Stop(context.Background())
+	}
+}
+
+// BenchmarkFrameParse is the receive hot path per alert: framing, header
+// scan, JSON validation and classification, routing, copy into a block,
+// publish per read, and NDJSON encoding by the batcher.
+func BenchmarkFrameParse(b *testing.B) {
+	for _, size := range []int{1500, 4000} {
+		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
+			h := newHotPath(b, size)
+			b.SetBytes(int64(len(h.read) / h.frames))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for done := 0; done < b.N; done += h.frames {
+				h.oneRead()
+			}
+			b.StopTimer()
+			h.pipe.Stop(context.Background())
+		})
+	}
+}
