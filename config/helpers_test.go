@@ -1,59 +1,34 @@
 package config
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/dtrelay/dtrelay/internal/pki"
 )
 
 // testdataDir holds the project's configuration samples.
 const testdataDir = "../testdata/config"
 
-// writeCert writes a self-signed certificate for "localhost" (usable as its
-// own CA) to dir/server.pem and its key to dir/server-key.pem.
+// writeCert writes a certificate for "localhost" to dir/server.pem and its
+// key to dir/server-key.pem (the certificate also parses as a CA file).
 func writeCert(t testing.TB, dir string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := pki.NewCA("config test CA")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "localhost"},
-		DNSNames:              []string{"localhost"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	c, err := ca.Issue(append(pki.Server, pki.Client...), "localhost")
 	if err != nil {
 		t.Fatal(err)
 	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
+	if err := pki.WritePair(c, filepath.Join(dir, "server.pem"), filepath.Join(dir, "server-key.pem")); err != nil {
 		t.Fatal(err)
 	}
-	write := func(name, typ string, b []byte) {
-		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: b}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("server.pem", "CERTIFICATE", der)
-	write("server-key.pem", "EC PRIVATE KEY", kder)
 }
 
 // testEnv sets the variables the samples under testdata/config use and

@@ -58,7 +58,7 @@ type HTTPIntake struct {
 	tb      testing.TB
 	srv     *httptest.Server
 	key     string
-	pki     *pki
+	pki     *testPKI
 	conns   atomic.Int64
 	stop    chan struct{}
 	mu      sync.Mutex

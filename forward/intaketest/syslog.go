@@ -50,7 +50,7 @@ type SyslogIntake struct {
 	*recorder
 	tb     testing.TB
 	opts   SyslogOptions
-	pki    *pki
+	pki    *testPKI
 	tlsCfg *tls.Config
 	addr   string
 	conns  atomic.Int64
