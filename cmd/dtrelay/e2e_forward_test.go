@@ -189,3 +189,32 @@ metrics: {address: "127.0.0.1:%d"}
 	}
 	t.Logf("%d events delivered, %d possible duplicates after the broken connection", len(payloads), dups)
 }
+
+// TestSekoiaHTTPIntakeFailuresThenRecovery: the HTTPS intake answers 503
+// (with Retry-After), 500, then closes connections, then recovers: every
+// alert arrives once, in order.
+func TestSekoiaHTTPIntakeFailuresThenRecovery(t *testing.T) {
+	dir := t.TempDir()
+	in := intaketest.NewSekoiaHTTP(t, intakeKey)
+	in.FailNext(2, intaketest.Fault{Status: 503, RetryAfter: "1"})
+	in.FailNext(2, intaketest.Fault{Status: 500})
+	in.FailNext(1, intaketest.Fault{Close: true})
+	port := freePort(t)
+	cfg := writeFile(t, dir, "dtrelay.yaml", fmt.Sprintf(`
+inputs: [{name: dt, protocol: tcp, address: "127.0.0.1:%d"}]
+outputs:
+  - {name: sekoia, type: sekoia-http, url: "%s", ca_file: %s, intake_key: %s, batch: {max_events: 100, max_wait: 50ms}}
+`, port, in.URL(), in.CAFile(), intakeKey))
+	p := startRelay(t, "run", "-c", cfg)
+	payloads := alerts(1000)
+	sendLines(t, fmt.Sprintf("127.0.0.1:%d", port), payloads)
+	if !in.WaitEvents(len(payloads), 20*time.Second) {
+		t.Fatalf("intake got %d of %d", in.Count(), len(payloads))
+	}
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	if got := strings.Join(asStrings(in.Events()), "\n"); got != strings.Join(payloads, "\n") {
+		t.Fatal("events differ from the payloads sent, or their order, or arrived twice")
+	}
+}
