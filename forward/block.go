@@ -27,6 +27,10 @@ type Block struct {
 	pos    spool.Pos
 	hasPos bool
 	disk   bool
+
+	// done, when set (Producer.FlushWait), is closed once every output is
+	// finished with the block.
+	done chan struct{}
 }
 
 // Record header layout (little endian), recHeaderSize bytes:
@@ -91,6 +95,10 @@ func getBlock(n int) *Block {
 }
 
 func putBlock(b *Block) {
+	if b.done != nil {
+		close(b.done)
+		b.done = nil
+	}
 	b.buf, b.n, b.mask, b.hasPos, b.disk = b.buf[:0], 0, 0, false, false
 	select {
 	case freeBlocks[b.class] <- b:

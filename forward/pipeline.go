@@ -56,6 +56,7 @@ type Pipeline struct {
 	nowait    context.Context
 	stopping  atomic.Bool
 	spoolLost *metrics.Counter
+	abandoned atomic.Bool // Stop gave up on deliveries under way
 }
 
 // New builds the pipeline and starts one batcher goroutine per output.
@@ -145,9 +146,13 @@ wait:
 		}
 		select {
 		case <-ctx.Done():
+			p.abandoned.Store(true)
 			break wait
 		case <-tick.C:
 		}
+	}
+	if p.spool != nil {
+		p.abandoned.Store(true) // a failing output's events stay in the spool
 	}
 	p.cancel() // abandon deliveries still under way
 	for _, o := range p.outputs {
@@ -186,8 +191,11 @@ func (p *Pipeline) publish(b *Block, datagram bool, dropped *metrics.Counter) ti
 		o := p.outputs[bits.TrailingZeros64(m)]
 		ok, w := o.q.push(b, !datagram)
 		waited += w
-		if !ok {
+		if !ok { // full (datagram input), or stopped
 			dropped.Add(b.count(o.bit))
+			if !datagram {
+				p.abandoned.Store(true)
+			}
 			b.release()
 		}
 	}

@@ -300,3 +300,36 @@ func TestRoutesFilterByKindPriorityAndInput(t *testing.T) {
 		t.Errorf("no routes: got %b, want every output", got)
 	}
 }
+
+// TestFlushWaitReturnsOnceDelivered: FlushWait blocks until the intake has
+// the events, and reports ErrNotDelivered when the pipeline stops first.
+func TestFlushWaitReturnsOnceDelivered(t *testing.T) {
+	s := &recSender{gate: make(chan struct{})}
+	p, set := newTestPipeline(t, OutputSpec{Name: "out", Encoder: NDJSONEncoder{}, Sender: s, QueueSize: 1 << 20})
+	pr := p.Pool(0).Get()
+	pr.Frame([]byte(line(1)))
+	res := make(chan error, 1)
+	go func() { res <- pr.FlushWait(context.Background()) }()
+	select {
+	case err := <-res:
+		t.Fatalf("FlushWait returned %v before the intake had the event", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	s.gate <- struct{}{}
+	if err := <-res; err != nil || len(s.got()) != 1 {
+		t.Fatalf("FlushWait = %v with %d events delivered", err, len(s.got()))
+	}
+	p.Pool(0).Put(pr)
+
+	// The intake never answers: Stop gives up and FlushWait says so.
+	pr = p.Pool(0).Get()
+	pr.Frame([]byte(line(2)))
+	go func() { res <- pr.FlushWait(context.Background()) }()
+	waitFor(t, "the event queued", func() bool { return metric(set, `dtrelay_output_queue_bytes{output="out"}`) != "0" })
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	p.Stop(ctx)
+	if err := <-res; !errors.Is(err, ErrNotDelivered) {
+		t.Fatalf("FlushWait after an abandoned stop = %v, want ErrNotDelivered", err)
+	}
+}

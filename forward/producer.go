@@ -1,6 +1,8 @@
 package forward
 
 import (
+	"context"
+	"errors"
 	"time"
 
 	"github.com/dtrelay/dtrelay/parser"
@@ -60,6 +62,37 @@ func (pr *Producer) publish() {
 	if w := pr.pp.p.publish(b, pr.pp.datagram, pr.pp.m.dropped); w > 0 {
 		pr.pp.m.blocked.Add(w.Seconds())
 	}
+}
+
+// ErrNotDelivered is returned by FlushWait when the pipeline stopped before
+// the outputs accepted the events.
+var ErrNotDelivered = errors.New("forward: stopped before the events were delivered")
+
+// FlushWait is Flush, then waits until every output is finished with what
+// was flushed: delivered (with a spool: appended to it), or dropped and
+// counted for a reason that retrying cannot fix (e.g. an intake's permanent
+// rejection). It returns ErrNotDelivered if the pipeline abandoned
+// deliveries meanwhile (stopped with some undelivered), or ctx's error. A
+// poller moves its checkpoint only after FlushWait returned nil.
+func (pr *Producer) FlushWait(ctx context.Context) error {
+	var done chan struct{}
+	if pr.blk != nil {
+		done = make(chan struct{})
+		pr.blk.done = done
+	}
+	pr.Flush()
+	if done == nil {
+		return nil
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if pr.pp.p.abandoned.Load() {
+		return ErrNotDelivered
+	}
+	return nil
 }
 
 // Flush publishes what this read produced: the current block and the

@@ -32,10 +32,15 @@ func (q *queue) fits(n int64) bool {
 }
 
 // push appends b, waiting while the queue is full unless wait is false; it
-// reports whether b was queued. It returns how long it waited.
+// reports whether b was queued (never once the queue is closed). It returns
+// how long it waited.
 func (q *queue) push(b *Block, wait bool) (ok bool, waited time.Duration) {
 	n := int64(b.Size())
 	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return false, 0
+	}
 	if !q.fits(n) {
 		if !wait {
 			q.mu.Unlock()
