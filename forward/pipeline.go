@@ -57,6 +57,7 @@ type Pipeline struct {
 	stopping  atomic.Bool
 	spoolLost *metrics.Counter
 	abandoned atomic.Bool // Stop gave up on deliveries under way
+	sampled   zerolog.Logger
 }
 
 // New builds the pipeline and starts one batcher goroutine per output.
@@ -75,7 +76,8 @@ func New(opts Options) (*Pipeline, error) {
 		opts.Metrics = metrics.NewSet()
 	}
 	sendCtx, cancel := context.WithCancel(context.Background())
-	p := &Pipeline{router: router, log: opts.Log, cancel: cancel, spool: opts.Spool}
+	p := &Pipeline{router: router, log: opts.Log, cancel: cancel, spool: opts.Spool,
+		sampled: opts.Log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second})}
 	nowait, cancelNow := context.WithCancel(context.Background())
 	cancelNow()
 	p.nowait = nowait
@@ -192,7 +194,9 @@ func (p *Pipeline) publish(b *Block, datagram bool, dropped *metrics.Counter) ti
 		ok, w := o.q.push(b, !datagram)
 		waited += w
 		if !ok { // full (datagram input), or stopped
-			dropped.Add(b.count(o.bit))
+			n := b.count(o.bit)
+			dropped.Add(n)
+			p.sampled.Warn().Str("output", o.Name).Int("events", n).Msg("queue full (UDP input) or stopping: events dropped, counted dropped_full")
 			if !datagram {
 				p.abandoned.Store(true)
 			}
@@ -220,14 +224,17 @@ func (b *Block) count(mask uint64) int {
 // concurrent use; a Producer is owned by its caller until Put.
 type ProducerPool struct {
 	p        *Pipeline
+	name     string
 	input    uint16
 	datagram bool
 	pool     sync.Pool
 	m        inputMetrics
+	sampled  zerolog.Logger // per-read problems: a few lines per period
 }
 
 func newProducerPool(p *Pipeline, idx int, in InputSpec, maxPayload int, set *metrics.Set, log zerolog.Logger) *ProducerPool {
-	pp := &ProducerPool{p: p, input: uint16(idx), datagram: in.Datagram}
+	pp := &ProducerPool{p: p, name: in.Name, input: uint16(idx), datagram: in.Datagram,
+		sampled: log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second})}
 	pp.m = newInputMetrics(set, in.Name)
 	pp.pool.New = func() any {
 		cls := parser.NewClassifier(maxPayload)

@@ -110,9 +110,12 @@ func (pr *Producer) Flush() {
 	}
 	if pr.notJSON > 0 {
 		m.notJSON.Add(int(pr.notJSON))
+		pr.pp.sampled.Warn().Str("input", pr.pp.name).Uint64("messages", pr.notJSON).
+			Msg("payload is not a JSON object: counted not_json, sent only to outputs with format original")
 	}
 	if pr.filtered > 0 {
 		m.filtered.Add(int(pr.filtered))
+		pr.pp.sampled.Debug().Str("input", pr.pp.name).Uint64("alerts", pr.filtered).Msg("no route matched: counted filtered")
 	}
 	if pr.alerts > 0 {
 		m.lastAlert.Set(float64(pr.now) / 1e9)
