@@ -30,8 +30,10 @@ func sizedLine(i, size int) string {
 func benchPipeline(tb testing.TB, size int) (*Pipeline, *countSender, [][]byte) {
 	s := &countSender{}
 	p, err := New(Options{
-		Inputs:     []InputSpec{{Name: "tcp"}},
-		Outputs:    []OutputSpec{{Name: "out", Encoder: NDJSONEncoder{}, Sender: s, QueueSize: 64 << 20}},
+		Inputs: []InputSpec{{Name: "tcp"}},
+		// A small queue bounds the blocks in flight, as a batcher that keeps
+		// up does: then every block comes from the free list.
+		Outputs:    []OutputSpec{{Name: "out", Encoder: NDJSONEncoder{}, Sender: s, QueueSize: 1 << 20}},
 		MaxPayload: 256 << 10,
 		Metrics:    metrics.NewSet(),
 		Log:        zerolog.Nop(),
@@ -65,10 +67,10 @@ func TestProducerHotPathDoesNotAllocate(t *testing.T) {
 	for _, size := range []int{1500, 4000} {
 		p, s, frames := benchPipeline(t, size)
 		pool := p.Pool(0)
-		for range 200 { // warm pools, queue and batch storage
+		for range 1000 { // warm pools, queue and batch storage
 			oneRead(pool, frames)
 		}
-		waitFor(t, "warm-up delivered", func() bool { return s.events.Load() == 200*int64(len(frames)) })
+		waitFor(t, "warm-up delivered", func() bool { return s.events.Load() == 1000*int64(len(frames)) })
 		allocs := testing.AllocsPerRun(200, func() { oneRead(pool, frames) })
 		// sync.Pool may drop a cached block or producer at a GC; that is
 		// at most a few allocations per thousands of messages.
