@@ -14,6 +14,7 @@ import (
 	"github.com/dtrelay/dtrelay/parser"
 	"github.com/dtrelay/dtrelay/parser/parsertest"
 	"github.com/dtrelay/dtrelay/receiver"
+	"github.com/dtrelay/dtrelay/spool"
 )
 
 // nullSender accepts every batch.
@@ -40,8 +41,14 @@ type hotPath struct {
 }
 
 func newHotPath(tb testing.TB, size int) *hotPath {
+	return newHotPathSpool(tb, size, nil)
+}
+
+// newHotPathSpool is newHotPath with every block also appended to sp.
+func newHotPathSpool(tb testing.TB, size int, sp *spool.Spool) *hotPath {
 	s := &nullSender{}
 	p, err := forward.New(forward.Options{
+		Spool:  sp,
 		Inputs: []forward.InputSpec{{Name: "tcp"}},
 		// A small queue bounds the blocks in flight, as a busy relay's
 		// batcher keeping up does: then every block comes from the free list.
@@ -88,6 +95,29 @@ func TestHotPathAllocations(t *testing.T) {
 			t.Errorf("%d-byte alerts: %.2f allocations per read of %d messages", size, allocs, h.frames)
 		}
 		h.pipe.Stop(context.Background())
+	}
+}
+
+// BenchmarkFrameParseSpool is BenchmarkFrameParse with a spool: every block
+// is appended to disk (fsync every second) before it is queued.
+func BenchmarkFrameParseSpool(b *testing.B) {
+	for _, size := range []int{1500, 4000} {
+		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
+			sp, err := spool.Open(spool.Options{Dir: b.TempDir(), MaxSize: 4 << 30, Consumers: []string{"out"}, Metrics: metrics.NewSet()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			h := newHotPathSpool(b, size, sp)
+			b.SetBytes(int64(len(h.read) / h.frames))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for done := 0; done < b.N; done += h.frames {
+				h.oneRead()
+			}
+			b.StopTimer()
+			h.pipe.Stop(context.Background())
+			sp.Close()
+		})
 	}
 }
 
