@@ -23,6 +23,9 @@ type InputSpec struct {
 	Datagram bool
 	// Strict validates each payload fully (parser.Classifier.Strict).
 	Strict bool
+	// Track makes every block of the input report its delivery, for
+	// Producer.FlushWait (a poller's input; a channel per block).
+	Track bool
 }
 
 // Options configures a Pipeline.
@@ -227,13 +230,14 @@ type ProducerPool struct {
 	name     string
 	input    uint16
 	datagram bool
+	track    bool
 	pool     sync.Pool
 	m        inputMetrics
 	sampled  zerolog.Logger // per-read problems: a few lines per period
 }
 
 func newProducerPool(p *Pipeline, idx int, in InputSpec, maxPayload int, set *metrics.Set, log zerolog.Logger) *ProducerPool {
-	pp := &ProducerPool{p: p, name: in.Name, input: uint16(idx), datagram: in.Datagram,
+	pp := &ProducerPool{p: p, name: in.Name, input: uint16(idx), datagram: in.Datagram, track: in.Track,
 		sampled: log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second})}
 	pp.m = newInputMetrics(set, in.Name)
 	pp.pool.New = func() any {

@@ -78,7 +78,7 @@ func newTestPipeline(t *testing.T, specs ...OutputSpec) (*Pipeline, *metrics.Set
 	t.Helper()
 	set := metrics.NewSet()
 	p, err := New(Options{
-		Inputs:     []InputSpec{{Name: "tcp"}, {Name: "udp", Datagram: true}},
+		Inputs:     []InputSpec{{Name: "tcp"}, {Name: "udp", Datagram: true}, {Name: "api", Track: true}},
 		Outputs:    specs,
 		MaxPayload: 256 << 10,
 		Metrics:    set,
@@ -306,7 +306,7 @@ func TestRoutesFilterByKindPriorityAndInput(t *testing.T) {
 func TestFlushWaitReturnsOnceDelivered(t *testing.T) {
 	s := &recSender{gate: make(chan struct{})}
 	p, set := newTestPipeline(t, OutputSpec{Name: "out", Encoder: NDJSONEncoder{}, Sender: s, QueueSize: 1 << 20})
-	pr := p.Pool(0).Get()
+	pr := p.Pool(2).Get()
 	pr.Frame([]byte(line(1)))
 	res := make(chan error, 1)
 	go func() { res <- pr.FlushWait(context.Background()) }()
@@ -319,10 +319,10 @@ func TestFlushWaitReturnsOnceDelivered(t *testing.T) {
 	if err := <-res; err != nil || len(s.got()) != 1 {
 		t.Fatalf("FlushWait = %v with %d events delivered", err, len(s.got()))
 	}
-	p.Pool(0).Put(pr)
+	p.Pool(2).Put(pr)
 
 	// The intake never answers: Stop gives up and FlushWait says so.
-	pr = p.Pool(0).Get()
+	pr = p.Pool(2).Get()
 	pr.Frame([]byte(line(2)))
 	go func() { res <- pr.FlushWait(context.Background()) }()
 	waitFor(t, "the event queued", func() bool { return metric(set, `dtrelay_output_queue_bytes{output="out"}`) != "0" })
@@ -332,4 +332,43 @@ func TestFlushWaitReturnsOnceDelivered(t *testing.T) {
 	if err := <-res; !errors.Is(err, ErrNotDelivered) {
 		t.Fatalf("FlushWait after an abandoned stop = %v, want ErrNotDelivered", err)
 	}
+}
+
+// TestFlushWaitCoversEveryBlockOfTheRead: events of one FlushWait spread
+// over several blocks routed to different outputs are all waited for.
+func TestFlushWaitCoversEveryBlockOfTheRead(t *testing.T) {
+	slow, fast := &recSender{gate: make(chan struct{})}, &recSender{}
+	r := []RouteSpec{
+		{Kinds: []parser.Kind{parser.KindModelBreach}, Outputs: []int{0}},
+		{Kinds: []parser.Kind{parser.KindTest}, Outputs: []int{1}},
+	}
+	p, err := New(Options{
+		Inputs: []InputSpec{{Name: "api", Track: true}},
+		Outputs: []OutputSpec{
+			{Name: "slow", Encoder: NDJSONEncoder{}, Sender: slow, QueueSize: 1 << 20},
+			{Name: "fast", Encoder: NDJSONEncoder{}, Sender: fast, QueueSize: 1 << 20},
+		},
+		Routes: r, MaxPayload: 256 << 10, Metrics: metrics.NewSet(), Log: zerolog.Nop(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr := p.Pool(0).Get()
+	for i := range 200 { // more than a 16 KiB block of model breaches
+		pr.Frame([]byte(line(i)))
+	}
+	pr.Frame([]byte(`{"pbid":9,"model":{"name":"Unrestricted Test Model"},"score":1,"triggeredComponents":[]}`))
+	res := make(chan error, 1)
+	go func() { res <- pr.FlushWait(context.Background()) }()
+	waitFor(t, "the test alert delivered", func() bool { return len(fast.got()) == 1 })
+	select {
+	case err := <-res:
+		t.Fatalf("FlushWait returned %v while the slow output still had events", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(slow.gate)
+	if err := <-res; err != nil || len(slow.got()) != 200 {
+		t.Fatalf("FlushWait = %v with %d of 200 events at the slow output", err, len(slow.got()))
+	}
+	p.Stop(context.Background())
 }

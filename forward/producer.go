@@ -21,6 +21,8 @@ type Producer struct {
 	blk *Block
 	now int64 // reception time of the current read, Unix ns
 
+	dones []chan struct{} // of the blocks published since FlushWait (Track inputs)
+
 	kinds                     [8]uint64
 	notJSON, filtered, alerts uint64
 }
@@ -59,6 +61,10 @@ func (pr *Producer) Frame(frame []byte) {
 func (pr *Producer) publish() {
 	b := pr.blk
 	pr.blk = nil
+	if pr.pp.track {
+		b.done = make(chan struct{})
+		pr.dones = append(pr.dones, b.done)
+	}
 	if w := pr.pp.p.publish(b, pr.pp.datagram, pr.pp.m.dropped); w > 0 {
 		pr.pp.m.blocked.Add(w.Seconds())
 	}
@@ -68,28 +74,25 @@ func (pr *Producer) publish() {
 // the outputs accepted the events.
 var ErrNotDelivered = errors.New("forward: stopped before the events were delivered")
 
-// FlushWait is Flush, then waits until every output is finished with what
-// was flushed: delivered (with a spool: appended to it), or dropped and
-// counted for a reason that retrying cannot fix (e.g. an intake's permanent
-// rejection). It returns ErrNotDelivered if the pipeline abandoned
-// deliveries meanwhile (stopped with some undelivered), or ctx's error. A
+// FlushWait is Flush, then waits until every output is finished with every
+// event framed since the last FlushWait: delivered (with a spool: appended
+// to it), or dropped and counted for a reason that retrying cannot fix (an
+// intake's permanent rejection). It returns ErrNotDelivered if the pipeline
+// abandoned deliveries meanwhile (stopped with some undelivered), or ctx's
+// error. Only producers of an input with InputSpec.Track may call it; a
 // poller moves its checkpoint only after FlushWait returned nil.
 func (pr *Producer) FlushWait(ctx context.Context) error {
-	var done chan struct{}
-	if pr.blk != nil {
-		done = make(chan struct{})
-		pr.blk.done = done
-	}
 	pr.Flush()
-	if done == nil {
-		return nil
+	dones := pr.dones
+	pr.dones = pr.dones[:0]
+	for _, done := range dones {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	if pr.pp.p.abandoned.Load() {
+	if len(dones) > 0 && pr.pp.p.abandoned.Load() {
 		return ErrNotDelivered
 	}
 	return nil

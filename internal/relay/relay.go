@@ -9,7 +9,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -17,20 +19,24 @@ import (
 
 	"github.com/dtrelay/dtrelay/config"
 	"github.com/dtrelay/dtrelay/forward"
+	"github.com/dtrelay/dtrelay/poller"
 	"github.com/dtrelay/dtrelay/receiver"
 	"github.com/dtrelay/dtrelay/spool"
 )
 
 // Relay is a running dtrelay.
 type Relay struct {
-	cfg       *config.Config
-	log       zerolog.Logger
-	set       *metrics.Set
-	pipe      *forward.Pipeline
-	spool     *spool.Spool
-	listeners []*receiver.Listener
-	metricsLn net.Listener
-	httpSrv   *http.Server
+	cfg   *config.Config
+	log   zerolog.Logger
+	set   *metrics.Set
+	pipe  *forward.Pipeline
+	spool *spool.Spool
+
+	pollers     sync.WaitGroup
+	stopPolling context.CancelFunc
+	listeners   []*receiver.Listener
+	metricsLn   net.Listener
+	httpSrv     *http.Server
 }
 
 // Start builds and starts a relay: outputs and pipeline first, then the
@@ -52,12 +58,9 @@ func Start(cfg *config.Config, set *metrics.Set, log zerolog.Logger) (*Relay, er
 	maxMsg := 0
 	var inputs []config.Input
 	for _, ic := range cfg.Inputs {
-		if ic.Protocol == "darktrace-api" {
-			log.Warn().Str("input", ic.Name).Msg("darktrace-api inputs are not implemented yet; input ignored")
-			continue
-		}
 		inIdx[ic.Name] = len(opts.Inputs)
-		opts.Inputs = append(opts.Inputs, forward.InputSpec{Name: ic.Name, Datagram: ic.Protocol == "udp", Strict: ic.Strict})
+		opts.Inputs = append(opts.Inputs, forward.InputSpec{Name: ic.Name, Datagram: ic.Protocol == config.ProtocolUDP,
+			Strict: ic.Strict, Track: ic.Protocol == config.ProtocolDarktraceAPI})
 		inputs = append(inputs, ic)
 		maxMsg = max(maxMsg, int(ic.MaxMessageSize))
 	}
@@ -91,7 +94,16 @@ func Start(cfg *config.Config, set *metrics.Set, log zerolog.Logger) (*Relay, er
 		}
 		return nil, err
 	}
+	pollCtx, stopPolling := context.WithCancel(context.Background())
+	r.stopPolling = stopPolling
 	for i, ic := range inputs {
+		if ic.Protocol == config.ProtocolDarktraceAPI {
+			if err := r.startPoller(pollCtx, ic, i); err != nil {
+				r.Stop(context.Background())
+				return nil, fmt.Errorf("cannot start input %q: %w", ic.Name, err)
+			}
+			continue
+		}
 		rc, err := receiverConfig(ic)
 		if err != nil {
 			r.Stop(context.Background())
@@ -133,6 +145,10 @@ func (r *Relay) Stop(ctx context.Context) int64 {
 	start := time.Now()
 	if r.pipe != nil {
 		r.pipe.Unblock()
+	}
+	if r.stopPolling != nil {
+		r.stopPolling()
+		r.pollers.Wait()
 	}
 	for _, l := range r.listeners {
 		if err := l.Stop(ctx); err != nil {
@@ -198,6 +214,42 @@ func (r *Relay) startMetrics() {
 		}
 	}()
 	r.log.Info().Str("address", ln.Addr().String()).Msg("serving metrics")
+}
+
+// startPoller starts the Darktrace API poller of input ic, the pipeline's
+// input i. Its checkpoint state lives in the spool directory when there is
+// one (else it starts one interval back).
+func (r *Relay) startPoller(ctx context.Context, ic config.Input, i int) error {
+	stateDir := ""
+	if r.cfg.Spool != nil {
+		stateDir = r.cfg.Spool.Dir
+	}
+	p, err := poller.New(poller.Config{
+		Name: ic.Name, URL: ic.URL, PublicToken: ic.PublicToken, PrivateToken: ic.PrivateToken,
+		Interval: ic.Interval, CAFile: ic.CAFile, StateDir: stateDir, MaxEventSize: int(ic.MaxMessageSize),
+	}, poller.PoolSink(r.pipe.Pool(i)), r.set, r.log)
+	if err != nil {
+		return err
+	}
+	r.pollers.Add(1)
+	go func() {
+		defer r.pollers.Done()
+		if err := p.Run(ctx); err != nil {
+			r.log.Error().Err(err).Str("input", ic.Name).Msg("poller stopped")
+		}
+	}()
+	r.log.Info().Str("input", ic.Name).Str("url", redactURL(ic.URL)).Dur("interval", ic.Interval).Msg("polling the Darktrace API")
+	return nil
+}
+
+// redactURL drops a URL's query and user info for logs.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	u.User, u.RawQuery = nil, ""
+	return u.String()
 }
 
 // sinkPool adapts a forward.ProducerPool to the receiver's SinkPool.
