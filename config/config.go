@@ -62,9 +62,9 @@ type Input struct {
 	// IdleTimeout closes a silent connection or one stuck in a partial frame
 	// (tcp, tls); default 5m, 0 never.
 	IdleTimeout time.Duration
-	// Strict validates every payload fully (string escapes and numbers
-	// too, not only the JSON structure the classifier parses); a payload
-	// that fails is counted not_json (tcp, udp, tls).
+	// Strict additionally rejects payloads that are not valid UTF-8 (the
+	// JSON grammar is always checked in full); a payload that fails is
+	// counted not_json (tcp, udp, tls).
 	Strict bool
 
 	// URL is the Darktrace API base URL (darktrace-api).

@@ -21,7 +21,8 @@ type InputSpec struct {
 	// Datagram inputs (UDP) never wait for a full queue: a sender cannot be
 	// slowed down, so what does not fit is dropped and counted dropped_full.
 	Datagram bool
-	// Strict validates each payload fully (parser.Classifier.Strict).
+	// Strict also rejects payloads that are not valid UTF-8
+	// (parser.Classifier.Strict).
 	Strict bool
 	// Track makes every block of the input report its delivery, for
 	// Producer.FlushWait (a poller's input; a channel per block).

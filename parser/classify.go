@@ -1,7 +1,7 @@
 package parser
 
 import (
-	"github.com/valyala/fastjson"
+	"unicode/utf8"
 )
 
 // DefaultMaxPayload is the payload size limit of a Classifier whose
@@ -12,29 +12,35 @@ const DefaultMaxPayload = 256 << 10
 // test alert.
 const TestModelName = "Unrestricted Test Model"
 
+// maxPayloadLen is the largest payload Classify looks at whatever
+// MaxPayload says: value offsets are int32.
+const maxPayloadLen = 1<<31 - 1
+
 // Classifier validates Darktrace JSON payloads and reads the fields routing
-// needs into an Alert. It parses each payload once with its own
-// fastjson.Parser and reads every field from that one parse.
+// needs into an Alert, in one pass over the payload with a purpose-made
+// scanner: it validates the whole payload against the JSON grammar
+// (RFC 8259) and records where the few values it reads lie, without
+// copying the payload or building a tree.
 //
 // A Classifier is not safe for concurrent use: keep one per event loop (or
-// take one from a pool for the duration of a read). It keeps a copy of the
-// last payload (fastjson parses a private copy), so its memory grows to the
-// largest payload it has seen, at most MaxPayload. The zero value is ready
-// to use with DefaultMaxPayload.
+// take one from a pool for the duration of a read). It retains nothing of
+// a payload after Classify returns. It keeps a buffer for unescaping the
+// string fields it reads that hold escapes (rare), as large as the longest
+// such field seen. The zero value is ready to use with DefaultMaxPayload.
 type Classifier struct {
 	// MaxPayload is the largest payload Classify parses, in bytes; larger
 	// ones get ErrTooLarge before any parsing. 0 means DefaultMaxPayload.
 	MaxPayload int
-	// Strict adds a full validation pass (fastjson.Validate) before the
-	// parse. Without it the parse alone decides what is JSON: it rejects
-	// anything structurally broken (truncated, unbalanced, missing ':' or
-	// ',', bad literals, trailing bytes, not an object) but accepts invalid
-	// escape sequences ("\x"), sloppy numbers ("01", "1-2", NaN, Inf) and,
-	// like Validate, raw control bytes in strings. Strict doubles the cost
-	// (≈ 4.4 µs instead of 2.3 µs of CPU for a 1.5 KB model breach).
+	// Strict additionally rejects payloads that are not valid UTF-8 (in
+	// JSON only strings can hold non-ASCII bytes, so these are strings with
+	// invalid UTF-8). Without it such bytes pass through, as with
+	// encoding/json. The JSON grammar is checked fully either way: string
+	// escapes, numbers, literals, structure, no raw control bytes in
+	// strings. Escaped lone surrogates ("\ud800") are valid JSON and
+	// accepted in both modes. Strict costs one utf8.Valid pass over the
+	// payload.
 	Strict bool
 
-	p fastjson.Parser
 	f fields
 	r valueReader
 }
@@ -48,74 +54,21 @@ func NewClassifier(maxPayload int) *Classifier {
 	return &Classifier{MaxPayload: maxPayload}
 }
 
-// fields holds the top-level members of one payload that classification
-// reads, found in a single pass over the object. Values are valid until
-// the next parse.
-type fields struct {
-	pbid, id, uuid, model, triggered, score, time, creationTime *fastjson.Value
-	createdAt, aiaScore, summariser, category, iris, alertName  *fastjson.Value
-	priorityLevel, priority, lastUpdated, direction, anomaly    *fastjson.Value
-	timestamp, start                                            *fastjson.Value
-}
-
-func (f *fields) visit(key []byte, v *fastjson.Value) {
-	switch string(key) {
-	case "pbid":
-		f.pbid = v
-	case "id":
-		f.id = v
-	case "uuid":
-		f.uuid = v
-	case "model":
-		f.model = v
-	case "triggeredComponents":
-		f.triggered = v
-	case "score":
-		f.score = v
-	case "time":
-		f.time = v
-	case "creationTime":
-		f.creationTime = v
-	case "createdAt":
-		f.createdAt = v
-	case "aiaScore":
-		f.aiaScore = v
-	case "summariser":
-		f.summariser = v
-	case "category":
-		f.category = v
-	case "iris-event-type":
-		f.iris = v
-	case "alert_name":
-		f.alertName = v
-	case "priority_level":
-		f.priorityLevel = v
-	case "priority":
-		f.priority = v
-	case "last_updated":
-		f.lastUpdated = v
-	case "direction":
-		f.direction = v
-	case "anomaly_score":
-		f.anomaly = v
-	case "timestamp":
-		f.timestamp = v
-	case "start":
-		f.start = v
-	}
-}
-
 // Classify fills a from payload, one Darktrace JSON alert; app is the
 // header's APP-NAME/TAG (Header.App), which alone marks audit records.
 // Neither payload nor app is retained, and a holds no reference to them.
 //
 // It returns ErrTooLarge for a payload over the size limit and ErrNotJSON
-// for one that is not a single JSON object (see Strict for how strictly
-// that is checked); a then has Kind KindUnknown, Score -1 and nothing else
-// set. Otherwise it returns nil. In steady state (after the parser has
-// grown to the payload shapes seen) it makes no heap allocations; only a
-// payload that looks like an object ('{' … '}') but fails to parse costs
-// one (fastjson's error value).
+// for one that is not exactly one JSON object (RFC 8259, white space
+// around it allowed; see Strict for UTF-8), or that nests objects and
+// arrays more than 512 deep (the top-level object counting as 1); a then
+// has Kind KindUnknown, Score -1 and nothing else set. Otherwise it
+// returns nil. It makes no heap allocations, except to grow its unescape
+// buffer the first times a field it reads holds escapes.
+//
+// When a key appears more than once in an object, the last one wins, at
+// every level (top-level keys, model, model.now, model.then, actions);
+// keys are compared after unescaping ("\u0070bid" is "pbid").
 //
 // Kind, by the payload's shape (first match wins; DESIGN.md §2):
 //   - KindAudit: app is "darktrace_audit".
@@ -146,7 +99,8 @@ func (f *fields) visit(key []byte, v *fastjson.Value) {
 // seconds (system status and Antigena send seconds, possibly fractional),
 // otherwise as milliseconds. A string may hold such a number or a date
 // "YYYY-MM-DD[T ]hh:mm:ss[.frac][Z|±hh:mm|±hhmm]" (no zone means UTC),
-// parsed without allocating.
+// parsed without allocating. Times at or before the Unix epoch count as
+// absent.
 //
 // ID (truncated to MaxIDLen): "pbid" when it is a positive integer, else
 // "id" (string or integer), else "uuid" (system status, e-mail). Antigena
@@ -177,120 +131,90 @@ func (c *Classifier) Classify(payload, app []byte, a *Alert) error {
 	if limit <= 0 {
 		limit = DefaultMaxPayload
 	}
-	if len(payload) > limit {
+	if len(payload) > limit || len(payload) > maxPayloadLen {
 		return ErrTooLarge
 	}
-	// Cheap pre-check: fastjson builds error values with fmt (allocating),
-	// so obvious non-objects never reach it.
-	if !looksLikeObject(payload) {
+	if !c.f.scan(payload) || (c.Strict && !utf8.Valid(payload)) {
 		return ErrNotJSON
 	}
-	if c.Strict && fastjson.ValidateBytes(payload) != nil {
-		return ErrNotJSON
-	}
-	v, err := c.p.ParseBytes(payload)
-	if err != nil || v.Type() != fastjson.TypeObject {
-		return ErrNotJSON
-	}
-	o, _ := v.Object()
-	f := &c.f
-	*f = fields{}
-	o.Visit(f.visit)
+	c.r.b = payload
 	c.fill(app, a)
+	c.r.b = nil
 	return nil
 }
 
 // fill applies the rules documented on Classify to the fields found.
 func (c *Classifier) fill(app []byte, a *Alert) {
-	f := &c.f
-	var category, priority *fastjson.Value
+	f, r := &c.f, &c.r
+	var category, priority jsonValue
 	switch {
 	case string(app) == tagDarktraceAudit:
 		a.Kind = KindAudit
-		a.Time = c.r.firstTime(f.time, f.timestamp, f.createdAt)
-		c.r.setID(a, f.pbid, f.id, f.uuid)
+		a.Time = r.firstTime(f.time, f.timestamp, f.createdAt)
+		r.setID(a, f.pbid, f.id, f.uuid)
 		category, priority = f.category, f.priority
-	case f.iris != nil:
+	case f.iris.typ != typeNone:
 		a.Kind = KindAntigena
-		a.Time = c.r.firstTime(f.time, f.start, nil)
-		c.r.setID(a, f.pbid, f.id, f.uuid)
+		a.Time = r.firstTime(f.time, f.start, jsonValue{})
+		r.setID(a, f.pbid, f.id, f.uuid)
 		a.Suppressed = true
 		category, priority = f.category, f.priority
-	case f.model != nil && f.model.Type() == fastjson.TypeObject && (f.pbid != nil || f.triggered != nil):
-		m := effectiveModel(f.model)
+	case f.model.typ == typeObject && (f.pbid.typ != typeNone || f.triggered.typ != typeNone):
+		m := f.effectiveModel()
 		a.Kind = KindModelBreach
-		if stringIs(m.Get("name"), TestModelName) {
+		if r.stringIs(m.name, TestModelName) {
 			a.Kind = KindTest
 		}
-		a.Score = c.r.score(f.score, 1)
-		a.Time = c.r.firstTime(f.time, f.creationTime, nil)
-		c.r.setID(a, f.pbid, nil, nil)
-		a.Suppressed = hasAntigenaAction(m)
-		category, priority = m.Get("category"), m.Get("priority")
-	case f.aiaScore != nil || f.summariser != nil:
+		a.Score = r.score(f.score, 1)
+		a.Time = r.firstTime(f.time, f.creationTime, jsonValue{})
+		r.setID(a, f.pbid, jsonValue{}, jsonValue{})
+		a.Suppressed = r.nonEmptyObject(m.antigena)
+		category, priority = m.category, m.priority
+	case f.aiaScore.typ != typeNone || f.summariser.typ != typeNone:
 		a.Kind = KindAIAnalyst
-		a.Score = c.r.score(f.aiaScore, 100)
-		a.Time = c.r.firstTime(f.createdAt, nil, nil)
-		c.r.setID(a, nil, f.id, nil)
+		a.Score = r.score(f.aiaScore, 100)
+		a.Time = r.firstTime(f.createdAt, jsonValue{}, jsonValue{})
+		r.setID(a, jsonValue{}, f.id, jsonValue{})
 		category, priority = f.category, f.priority
-	case f.alertName != nil && (f.priorityLevel != nil || f.lastUpdated != nil):
+	case f.alertName.typ != typeNone && (f.priorityLevel.typ != typeNone || f.lastUpdated.typ != typeNone):
 		a.Kind = KindSystemStatus
-		a.Time = c.r.firstTime(f.lastUpdated, nil, nil)
-		c.r.setID(a, nil, f.id, f.uuid)
+		a.Time = r.firstTime(f.lastUpdated, jsonValue{}, jsonValue{})
+		r.setID(a, jsonValue{}, f.id, f.uuid)
 		category, priority = f.category, f.priority
-	case f.anomaly != nil && f.direction != nil:
+	case f.anomaly.typ != typeNone && f.direction.typ != typeNone:
 		a.Kind = KindEmail
-		a.Score = c.r.score(f.anomaly, 100)
-		a.Time = c.r.firstTime(f.time, f.timestamp, nil)
-		c.r.setID(a, nil, f.id, f.uuid)
+		a.Score = r.score(f.anomaly, 100)
+		a.Time = r.firstTime(f.time, f.timestamp, jsonValue{})
+		r.setID(a, jsonValue{}, f.id, f.uuid)
 		category, priority = f.category, f.priority
 	default:
 		a.Kind = KindUnknown
-		a.Time = c.r.firstTime(f.time, f.timestamp, f.createdAt)
-		c.r.setID(a, f.pbid, f.id, f.uuid)
+		a.Time = r.firstTime(f.time, f.timestamp, f.createdAt)
+		r.setID(a, f.pbid, f.id, f.uuid)
 		category, priority = f.category, f.priority
 	}
-	a.Priority = c.r.derivePriority(category, a.Score, f.priorityLevel, priority)
+	a.Priority = r.derivePriority(category, a.Score, f.priorityLevel, priority)
 }
 
-// effectiveModel returns model.now, else model.then, else model.
-func effectiveModel(model *fastjson.Value) *fastjson.Object {
-	o, _ := model.Object()
-	for _, k := range [2]string{"now", "then"} {
-		if v := o.Get(k); v != nil && v.Type() == fastjson.TypeObject {
-			sub, _ := v.Object()
-			return sub
-		}
+// effectiveModel returns the fields of model.now when it is an object,
+// else of model.then when it is one, else of model itself.
+func (f *fields) effectiveModel() *modelFields {
+	switch {
+	case f.now.typ == typeObject:
+		return &f.lv[1]
+	case f.then.typ == typeObject:
+		return &f.lv[2]
 	}
-	return o
+	return &f.lv[0]
 }
 
-// hasAntigenaAction reports whether m.actions.antigena is a non-empty object.
-func hasAntigenaAction(m *fastjson.Object) bool {
-	actions := m.Get("actions")
-	if actions == nil || actions.Type() != fastjson.TypeObject {
+// nonEmptyObject reports whether v is an object with at least one member
+// (v.typ is only typeObject for a model's actions.antigena when actions
+// itself is an object).
+func (r *valueReader) nonEmptyObject(v jsonValue) bool {
+	if v.typ != typeObject {
 		return false
 	}
-	ao, _ := actions.Object()
-	ag := ao.Get("antigena")
-	if ag == nil || ag.Type() != fastjson.TypeObject {
-		return false
-	}
-	agO, _ := ag.Object()
-	return agO.Len() > 0
+	i := skipWS(r.b, int(v.start)+1)
+	return r.b[i] != '}'
 }
-
-// looksLikeObject reports whether b, JSON white space aside, starts with '{' and
-// ends with '}'.
-func looksLikeObject(b []byte) bool {
-	i, j := 0, len(b)
-	for i < j && isJSONSpace(b[i]) {
-		i++
-	}
-	for j > i && isJSONSpace(b[j-1]) {
-		j--
-	}
-	return j-i >= 2 && b[i] == '{' && b[j-1] == '}'
-}
-
-func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }

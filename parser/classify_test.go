@@ -99,7 +99,7 @@ func TestClassifyFamilies(t *testing.T) {
 		{"antigena_", parser.KindAntigena, nil}, {"system_status", parser.KindSystemStatus, nil},
 		{"email", parser.KindEmail, nil}, {"audit_", parser.KindAudit, nil},
 		{"unknown_", parser.KindUnknown, nil}, {"not_json_", parser.KindUnknown, parser.ErrNotJSON},
-		{"sloppy_json_", parser.KindModelBreach, nil}, // only Strict rejects these
+		{"sloppy_json_", parser.KindUnknown, parser.ErrNotJSON}, // invalid JSON: the scanner checks the full grammar
 	}
 	c := parser.NewClassifier(0)
 	for _, name := range testFiles(t, payloadsDir, ".json", ".txt") {
@@ -176,14 +176,24 @@ func TestClassifyRules(t *testing.T) {
 	f(`{"pbid":1.5,"model":{},"score":null,"time":"2024-02-29T23:59:58.25+01:00"}`, "",
 		result{"model_breach", "low", -1, 1709247598250, "", false, ""})
 	f(`{"summariser":"S","id":12345}`, "", result{"ai_analyst", "low", -1, 0, "12345", false, ""})
+	f(`{"a":1,"time":"0001-01-01 00:00:00","timestamp":"1969-12-31T23:59:59.999Z","createdAt":"1970-01-01T00:00:00.001Z"}`, "",
+		result{"unknown", "low", -1, 1, "", false, ""})
 	long := strings.Repeat("x", 100)
 	f(`{"summariser":"S","id":"`+long+`"}`, "", result{"ai_analyst", "low", -1, 0, long[:parser.MaxIDLen], false, ""})
 	f(`{"summariser":"S","id":"a\u00e9\"b"}`, "", result{"ai_analyst", "low", -1, 0, "a\u00e9\"b", false, ""})
 	f(` {"a":1} `, "", result{"unknown", "low", -1, 0, "", false, ""})
+	// Keys: compared unescaped; of duplicates, the last wins at every level.
+	f(`{"\u0070bid":13,"mod\u0065l":{"n\u0061me":"Unrestricted Test Model"}}`, "", result{"test", "low", -1, 0, "13", false, ""})
+	f(`{"pbid":1,"pbid":14,"model":{"name":"Unrestricted Test Model"},"model":{"name":"m"}}`, "",
+		result{"model_breach", "low", -1, 0, "14", false, ""})
+	f(`{"pbid":15,"model":{"now":{"actions":{"antigena":{"a":1}}},"now":1,"then":{"priority":4}}}`, "",
+		result{"model_breach", "high", -1, 0, "15", false, ""})
+	f(`{"pbid":16,"model":{"actions":{"antigena":{"a":1},"antigena":{}}}}`, "", result{"model_breach", "low", -1, 0, "16", false, ""})
 	// Not JSON objects.
 	notJSON := result{"unknown", "none", -1, 0, "", false, parser.ErrNotJSON.Error()}
 	for _, p := range []string{``, `[]`, `"s"`, `1`, `{`, `{"a":1}x`, `{"a":1}{"b":2}`, `{"a":1,}`, `{"a" 1}`, `{"a":tru}`,
-		`{"a":"x}`, `{a:1}`, `darktrace {"a":1}`} {
+		`{"a":"x}`, `{a:1}`, `darktrace {"a":1}`, `{"a":01}`, `{"a":"\x"}`, "{\"a\":\"\t\"}", "\xef\xbb\xbf{}",
+		`{"a":` + strings.Repeat("[", 512) + strings.Repeat("]", 512) + `}`} {
 		f(p, "", notJSON)
 	}
 }
@@ -202,16 +212,25 @@ func TestClassifyLimits(t *testing.T) {
 	if err := zero.Classify(big, nil, &a); !errors.Is(err, parser.ErrTooLarge) {
 		t.Errorf("zero Classifier, %d bytes: %v, want ErrTooLarge", len(big), err)
 	}
-	// What only the validation pass rejects: accepted by default, not
-	// when Strict.
-	for _, p := range []string{`{"a":"\x","pbid":1,"model":{}}`, `{"a":01,"pbid":1,"model":{}}`, `{"a":NaN,"pbid":1,"model":{}}`, `{"a":1-2,"pbid":1,"model":{}}`} {
+	// Invalid JSON that the old fastjson-based default mode let through:
+	// rejected in both modes now.
+	for _, p := range []string{`{"a":"\x","pbid":1,"model":{}}`, `{"a":01,"pbid":1,"model":{}}`, `{"a":NaN,"pbid":1,"model":{}}`, `{"a":1-2,"pbid":1,"model":{}}`, "{\"a\":\"\x01\",\"pbid\":1,\"model\":{}}"} {
+		for _, strict := range []bool{false, true} {
+			c := parser.Classifier{Strict: strict}
+			if err := c.Classify([]byte(p), nil, &a); !errors.Is(err, parser.ErrNotJSON) {
+				t.Errorf("Classify(%q), strict %v: %v, want ErrNotJSON", p, strict, err)
+			}
+		}
+	}
+	// What only Strict rejects: strings that are not valid UTF-8.
+	for _, p := range []string{"{\"a\":\"\xff\",\"pbid\":1,\"model\":{}}", "{\"pbid\":1,\"model\":{\"name\":\"\xc3\"}}", "{\"\xed\xa0\x80\":1,\"pbid\":1,\"model\":{}}"} {
 		var def parser.Classifier
 		if err := def.Classify([]byte(p), nil, &a); err != nil || a.Kind != parser.KindModelBreach {
-			t.Errorf("default Classify(%s): %v %v, want model_breach", p, err, a.Kind)
+			t.Errorf("default Classify(%q): %v %v, want model_breach", p, err, a.Kind)
 		}
 		strict := parser.Classifier{Strict: true}
 		if err := strict.Classify([]byte(p), nil, &a); !errors.Is(err, parser.ErrNotJSON) {
-			t.Errorf("strict Classify(%s): %v, want ErrNotJSON", p, err)
+			t.Errorf("strict Classify(%q): %v, want ErrNotJSON", p, err)
 		}
 	}
 }

@@ -6,7 +6,10 @@
 // or "darktrace_audit" without colon or PID) and bare JSON. It never copies:
 // every field of Header is a Span into the frame it was given.
 //
-// Classifier validates the JSON payload with fastjson and reads the few fields
-// that routing needs. A Classifier is not safe for concurrent use; keep one per
-// event loop (or take one from a pool for the duration of a read).
+// Classifier validates the JSON payload and reads the few fields that
+// routing needs in one pass, with a purpose-made scanner (jsonscan.go,
+// jsonfields.go): it checks the full JSON grammar without copying the
+// payload or building a tree, and records where the values it reads lie.
+// A Classifier is not safe for concurrent use; keep one per event loop (or
+// take one from a pool for the duration of a read).
 package parser

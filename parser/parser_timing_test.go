@@ -31,8 +31,8 @@ func BenchmarkScan(b *testing.B) {
 	}
 }
 
-// BenchmarkClassify measures parse + field reads per family and size;
-// "strict" adds fastjson's validation pass (Classifier.Strict).
+// BenchmarkClassify measures scan + field reads per family and size;
+// "strict" adds the UTF-8 check (Classifier.Strict).
 func BenchmarkClassify(b *testing.B) {
 	for _, kind := range benchKinds {
 		for _, size := range benchSizes {
@@ -84,29 +84,51 @@ func BenchmarkScanClassify(b *testing.B) {
 	}
 }
 
-// BenchmarkFastjson is the reference: fastjson's validator and parser
-// alone on the same payloads, without reading any field.
-func BenchmarkFastjson(b *testing.B) {
-	for _, size := range []int{1500, 4000} {
-		payload := parsertest.Alert(nil, parser.KindModelBreach, 1, size)
-		b.Run(fmt.Sprintf("validate/%d", size), func(b *testing.B) {
-			b.ReportAllocs()
-			b.SetBytes(int64(len(payload)))
-			for b.Loop() {
-				if err := fastjson.ValidateBytes(payload); err != nil {
-					b.Fatal(err)
+// BenchmarkJSON puts the classifier side by side with fastjson on the
+// same payloads: "classify" (scan + field reads, what Classify costs),
+// "classify_strict" (plus the UTF-8 check), and fastjson's parser and
+// validator alone, without reading any field ("fastjson_parse" is what
+// the classifier cost before it had its own scanner, field reads aside).
+func BenchmarkJSON(b *testing.B) {
+	for _, kind := range benchKinds {
+		for _, size := range []int{1500, 4000} {
+			payload := parsertest.Alert(nil, kind, 1, size)
+			for _, strict := range []bool{false, true} {
+				name := "classify"
+				if strict {
+					name = "classify_strict"
 				}
+				b.Run(fmt.Sprintf("%s/%d/%s", kind, size, name), func(b *testing.B) {
+					c := parser.Classifier{Strict: strict}
+					var a parser.Alert
+					b.ReportAllocs()
+					b.SetBytes(int64(len(payload)))
+					for b.Loop() {
+						if err := c.Classify(payload, nil, &a); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
 			}
-		})
-		b.Run(fmt.Sprintf("parse/%d", size), func(b *testing.B) {
-			var p fastjson.Parser
-			b.ReportAllocs()
-			b.SetBytes(int64(len(payload)))
-			for b.Loop() {
-				if _, err := p.ParseBytes(payload); err != nil {
-					b.Fatal(err)
+			b.Run(fmt.Sprintf("%s/%d/fastjson_parse", kind, size), func(b *testing.B) {
+				var p fastjson.Parser
+				b.ReportAllocs()
+				b.SetBytes(int64(len(payload)))
+				for b.Loop() {
+					if _, err := p.ParseBytes(payload); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-		})
+			})
+			b.Run(fmt.Sprintf("%s/%d/fastjson_validate", kind, size), func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(payload)))
+				for b.Loop() {
+					if err := fastjson.ValidateBytes(payload); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 	}
 }

@@ -5,36 +5,35 @@ import (
 	"strconv"
 	"unsafe"
 
-	"github.com/valyala/fastjson"
 	"github.com/valyala/fastjson/fastfloat"
 )
 
-// The helpers below read fastjson values without allocating: fastjson's own
-// Int64/Float64 build fmt errors on odd input, so numbers are read from
-// their raw text (MarshalTo into a stack buffer) and checked here first.
+// valueReader reads the values the scanner recorded, from the payload
+// being classified, without allocating in steady state.
+//
+// b is the payload during one Classify call and nil outside it. esc holds
+// the unescaped contents of the last escaped string read; it grows to the
+// longest such string (escapes are rare in the fields read, so it usually
+// stays nil) and is reused.
+type valueReader struct {
+	b   []byte
+	esc []byte
+}
 
-// numBuf holds the raw text of one JSON number; longer numbers (never seen
-// in Darktrace payloads) cost an allocation, nothing more.
-type numBuf [40]byte
-
-// valueReader reads field values. Its buffer lives in the Classifier
-// (fastjson's MarshalTo leaks its argument, so a stack buffer would move
-// to the heap on every call).
-type valueReader struct{ buf numBuf }
-
-// numText returns the text of a JSON number, or the contents of a JSON
-// string, or nil for any other value. The result aliases buf or the
-// parser's memory.
-func numText(v *fastjson.Value, buf *numBuf) []byte {
-	if v == nil {
-		return nil
-	}
-	switch v.Type() {
-	case fastjson.TypeNumber:
-		return v.MarshalTo(buf[:0])
-	case fastjson.TypeString:
-		b, _ := v.StringBytes()
-		return b
+// text returns the raw text of a number, the contents of a string
+// (unescaped into r.esc when it holds escapes, so only valid until the
+// next call), or nil for any other value or an absent one.
+func (r *valueReader) text(v jsonValue) []byte {
+	switch v.typ {
+	case typeNumber:
+		return r.b[v.start:v.end]
+	case typeString:
+		s := r.b[v.start:v.end]
+		if !v.esc {
+			return s
+		}
+		r.esc = unescape(r.esc[:0], s)
+		return r.esc
 	}
 	return nil
 }
@@ -85,64 +84,6 @@ func isNumberSyntax(b []byte) bool {
 		}
 	}
 	return i == len(b)
-}
-
-// number returns v as a float64 when it is a number or a numeric string.
-func (r *valueReader) number(v *fastjson.Value) (float64, bool) {
-	return parseNumber(numText(v, &r.buf))
-}
-
-// score returns v / scale clamped to [0, 1], or -1 when v is absent, not a
-// number, or negative.
-func (r *valueReader) score(v *fastjson.Value, scale float64) float64 {
-	f, ok := r.number(v)
-	if !ok || f < 0 {
-		return -1
-	}
-	f /= scale
-	if f > 1 {
-		f = 1
-	}
-	return f
-}
-
-// firstTime returns the time of the first of vs (nil ones skipped) that
-// holds a usable one, or 0.
-func (r *valueReader) firstTime(a, b, c *fastjson.Value) int64 {
-	for _, v := range [3]*fastjson.Value{a, b, c} {
-		if v == nil {
-			continue
-		}
-		if t := r.timeOf(v); t != 0 {
-			return t
-		}
-	}
-	return 0
-}
-
-// timeOf returns v as Unix milliseconds: a number (or numeric string) below
-// 1e11 is seconds, otherwise milliseconds; other strings are parsed as
-// dates. It returns 0 when v holds no usable time.
-func (r *valueReader) timeOf(v *fastjson.Value) int64 {
-	b := numText(v, &r.buf)
-	if b == nil {
-		return 0
-	}
-	if f, ok := parseNumber(b); ok {
-		if f <= 0 || f >= 1e17 {
-			return 0
-		}
-		if f < 1e11 {
-			f *= 1000
-		}
-		return int64(f)
-	}
-	if v.Type() == fastjson.TypeString {
-		if ms, ok := parseDate(b); ok {
-			return ms
-		}
-	}
-	return 0
 }
 
 // parseDate parses "YYYY-MM-DD[T ]hh:mm:ss[.frac][Z|±hh:mm|±hhmm|±hh]"
@@ -247,36 +188,6 @@ func daysFromCivil(y, m, d int) int64 {
 	return int64(era)*146097 + int64(doe) - 719468
 }
 
-// setID stores the first usable of pbid (a positive integer), id (string
-// or integer) and uuid (string) in a.ID, truncated to MaxIDLen.
-func (r *valueReader) setID(a *Alert, pbid, id, uuid *fastjson.Value) {
-	if b := numText(pbid, &r.buf); b != nil {
-		if n, ok := parseUint(b); ok && n > 0 {
-			a.IDLen = uint8(len(strconv.AppendUint(a.ID[:0], n, 10)))
-			return
-		}
-	}
-	for _, v := range [2]*fastjson.Value{id, uuid} {
-		if v == nil {
-			continue
-		}
-		switch v.Type() {
-		case fastjson.TypeString:
-			b, _ := v.StringBytes()
-			if len(b) > 0 {
-				a.IDLen = uint8(copy(a.ID[:], b))
-				return
-			}
-		case fastjson.TypeNumber:
-			b := v.MarshalTo(r.buf[:0])
-			if _, ok := parseUint(b); ok {
-				a.IDLen = uint8(copy(a.ID[:], b))
-				return
-			}
-		}
-	}
-}
-
 // parseUint parses b as a plain unsigned decimal that fits in 63 bits.
 func parseUint(b []byte) (uint64, bool) {
 	if len(b) == 0 || len(b) > 18 {
@@ -292,21 +203,111 @@ func parseUint(b []byte) (uint64, bool) {
 	return n, true
 }
 
+// number returns v as a float64 when it is a number or a numeric string.
+func (r *valueReader) number(v jsonValue) (float64, bool) {
+	return parseNumber(r.text(v))
+}
+
+// score returns v / scale clamped to [0, 1], or -1 when v is absent, not a
+// number, or negative.
+func (r *valueReader) score(v jsonValue, scale float64) float64 {
+	f, ok := r.number(v)
+	if !ok || f < 0 {
+		return -1
+	}
+	f /= scale
+	if f > 1 {
+		f = 1
+	}
+	return f
+}
+
+// firstTime returns the time of the first of a, b, c that holds a usable
+// one, or 0.
+func (r *valueReader) firstTime(a, b, c jsonValue) int64 {
+	for _, v := range [3]jsonValue{a, b, c} {
+		if t := r.timeOf(v); t != 0 {
+			return t
+		}
+	}
+	return 0
+}
+
+// timeOf returns v as Unix milliseconds: a number (or numeric string) below
+// 1e11 is seconds, otherwise milliseconds; other strings are parsed as
+// dates. It returns 0 when v holds no usable time, which includes times
+// at or before the Unix epoch.
+func (r *valueReader) timeOf(v jsonValue) int64 {
+	b := r.text(v)
+	if b == nil {
+		return 0
+	}
+	if f, ok := parseNumber(b); ok {
+		if f <= 0 || f >= 1e17 {
+			return 0
+		}
+		if f < 1e11 {
+			f *= 1000
+		}
+		return int64(f)
+	}
+	if v.typ == typeString {
+		if ms, ok := parseDate(b); ok && ms > 0 {
+			return ms
+		}
+	}
+	return 0
+}
+
+// setID stores the first usable of pbid (a positive integer), id (string
+// or integer) and uuid (string) in a.ID, truncated to MaxIDLen.
+func (r *valueReader) setID(a *Alert, pbid, id, uuid jsonValue) {
+	if b := r.text(pbid); b != nil {
+		if n, ok := parseUint(b); ok && n > 0 {
+			a.IDLen = uint8(len(strconv.AppendUint(a.ID[:0], n, 10)))
+			return
+		}
+	}
+	for _, v := range [2]jsonValue{id, uuid} {
+		switch v.typ {
+		case typeString:
+			if b := r.text(v); len(b) > 0 {
+				a.IDLen = uint8(copy(a.ID[:], b))
+				return
+			}
+		case typeNumber:
+			if b := r.text(v); isUint(b) {
+				a.IDLen = uint8(copy(a.ID[:], b))
+				return
+			}
+		}
+	}
+}
+
+// isUint reports whether parseUint accepts b.
+func isUint(b []byte) bool {
+	_, ok := parseUint(b)
+	return ok
+}
+
 // stringIs reports whether v is the JSON string s.
-func stringIs(v *fastjson.Value, s string) bool {
-	if v == nil || v.Type() != fastjson.TypeString {
+func (r *valueReader) stringIs(v jsonValue, s string) bool {
+	if v.typ != typeString || (!v.esc && int(v.end-v.start) != len(s)) {
 		return false
 	}
-	b, _ := v.StringBytes()
-	return string(b) == s
+	return string(r.text(v)) == s
+}
+
+// isInformational reports whether v is the string "informational" in any
+// ASCII case.
+func (r *valueReader) isInformational(v jsonValue) bool {
+	return v.typ == typeString && equalFold(r.text(v), "informational")
 }
 
 // derivePriority applies the InsightIDR rule documented on Classify.
-func (r *valueReader) derivePriority(category *fastjson.Value, score float64, level, priority *fastjson.Value) Priority {
-	if category != nil && category.Type() == fastjson.TypeString {
-		if b, _ := category.StringBytes(); equalFold(b, "informational") {
-			return PriorityNone
-		}
+func (r *valueReader) derivePriority(category jsonValue, score float64, level, priority jsonValue) Priority {
+	if r.isInformational(category) {
+		return PriorityNone
 	}
 	if score >= 0 {
 		switch {
@@ -327,8 +328,8 @@ func (r *valueReader) derivePriority(category *fastjson.Value, score float64, le
 }
 
 // priorityFrom maps a priority word or number to a Priority.
-func (r *valueReader) priorityFrom(v *fastjson.Value) (Priority, bool) {
-	b := numText(v, &r.buf)
+func (r *valueReader) priorityFrom(v jsonValue) (Priority, bool) {
+	b := r.text(v)
 	if b == nil {
 		return 0, false
 	}

@@ -3,8 +3,6 @@ package parser
 import (
 	"testing"
 	"time"
-
-	"github.com/valyala/fastjson"
 )
 
 func TestParseDate(t *testing.T) {
@@ -64,7 +62,7 @@ func TestPriorityFrom(t *testing.T) {
 		ok bool
 	}
 	var r valueReader
-	var p fastjson.Parser
+	var f fields
 	for in, w := range map[string]want{
 		`"critical"`: {PriorityHigh, true}, `"HIGH"`: {PriorityHigh, true}, `"Medium"`: {PriorityMedium, true},
 		`"moderate"`: {PriorityMedium, true}, `"low"`: {PriorityLow, true}, `"Informational"`: {PriorityNone, true},
@@ -74,16 +72,17 @@ func TestPriorityFrom(t *testing.T) {
 		`60`: {PriorityHigh, true}, `59`: {PriorityMedium, true}, `20`: {PriorityMedium, true}, `19`: {PriorityLow, true},
 		`null`: {0, false}, `true`: {0, false}, `[]`: {0, false}, `{}`: {0, false},
 	} {
-		v, err := p.Parse(`{"p":` + in + `}`)
-		if err != nil {
-			t.Fatal(err)
+		b := []byte(`{"priority":` + in + `}`)
+		if !f.scan(b) {
+			t.Fatalf("scan(%s) failed", b)
 		}
-		got, ok := r.priorityFrom(v.Get("p"))
+		r.b = b
+		got, ok := r.priorityFrom(f.priority)
 		if got != w.p || ok != w.ok {
 			t.Errorf("priorityFrom(%s) = %v, %v; want %v, %v", in, got, ok, w.p, w.ok)
 		}
 	}
-	if _, ok := r.priorityFrom(nil); ok {
-		t.Error("priorityFrom(nil) ok")
+	if _, ok := r.priorityFrom(jsonValue{}); ok {
+		t.Error("priorityFrom(absent) ok")
 	}
 }
