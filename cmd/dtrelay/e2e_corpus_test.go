@@ -33,8 +33,12 @@ func TestRealSamplesEveryStyleAndFraming(t *testing.T) {
 		return "model_breach"
 	}
 	styles := []func(p []byte) []byte{
-		func(p []byte) []byte { return append([]byte("<165>1 2022-03-10T10:11:10+00:00 dt-master darktrace - - - "), p...) },
-		func(p []byte) []byte { return append([]byte("<165>Aug  5 03:34:46 dt-master.example.com darktrace "), p...) },
+		func(p []byte) []byte {
+			return append([]byte("<165>1 2022-03-10T10:11:10+00:00 dt-master darktrace - - - "), p...)
+		},
+		func(p []byte) []byte {
+			return append([]byte("<165>Aug  5 03:34:46 dt-master.example.com darktrace "), p...)
+		},
 		func(p []byte) []byte { return append([]byte("<165>Apr 01 14:39:18 192.0.2.10 darktrace "), p...) },
 		func(p []byte) []byte { return append([]byte("Apr 01 14:39:18 dt-master darktrace "), p...) },
 		func(p []byte) []byte { return p },

@@ -115,79 +115,91 @@ shutdown_timeout: 5s
 	}
 }
 
-// TestSyslogIntakeDownThenUp takes the intake down while the relay is idle
-// and again while it is sending: every event arrives, in the order sent.
-func TestSyslogIntakeDownThenUp(t *testing.T) {
+// TestSyslogIntakeDownWhileIdle takes the syslog intake down while the relay
+// is idle: nothing is sent meanwhile (no probes), the next batch notices the
+// closed connection before writing, and every alert arrives, in order. (An
+// intake that dies while receiving can lose what its TCP stack acknowledged
+// but it had not read: plain syslog cannot know, DESIGN §4; the HTTPS test
+// below covers an outage under load.)
+func TestSyslogIntakeDownWhileIdle(t *testing.T) {
 	dir := t.TempDir()
 	intake := intaketest.NewSyslog(t, intakeKey, false)
-	port, mport := freePort(t), freePort(t)
+	port := freePort(t)
 	cfg := writeFile(t, dir, "dtrelay.yaml", fmt.Sprintf(`
 inputs: [{name: dt, protocol: tcp, address: "127.0.0.1:%d"}]
 outputs:
   - {name: intake, type: syslog, address: "%s", tls: false, format: sekoia, intake_key: %s, batch: {max_events: 100}}
-metrics: {address: "127.0.0.1:%d"}
-`, port, intake.Addr(), intakeKey, mport))
+`, port, intake.Addr(), intakeKey))
 	p := startRelay(t, "run", "-c", cfg)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	payloads := alerts(3000)
-
+	payloads := alerts(300)
 	sendLines(t, addr, payloads[:100])
 	if !intake.WaitEvents(100, 10*time.Second) {
 		t.Fatalf("intake got %d of the first 100", intake.Count())
 	}
-	// Down while idle: nothing is sent meanwhile, nothing is lost.
+	conns := intake.Conns()
 	intake.Stop()
+	time.Sleep(200 * time.Millisecond)
+	intake.Restart()
+	if intake.Conns() != conns {
+		t.Fatal("the relay reconnected while idle: it should cost nothing")
+	}
 	sendLines(t, addr, payloads[100:200])
+	intake.Stop() // down again, now with alerts to send: they wait for it
+	sendLines(t, addr, payloads[200:])
 	time.Sleep(300 * time.Millisecond)
 	intake.Restart()
-	if !intake.WaitEvents(200, 15*time.Second) {
-		t.Fatalf("after restart the intake got %d of 200", intake.Count())
+	if !intake.WaitEvents(len(payloads), 15*time.Second) {
+		t.Fatalf("after restart the intake got %d of %d", intake.Count(), len(payloads))
 	}
-	// Down while sending.
-	c := dialWhenUp(t, "tcp", addr)
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	if got := strings.Join(asStrings(intake.Events()), "\n"); got != strings.Join(payloads, "\n") {
+		t.Fatal("events differ from the payloads sent, or their order, or arrived twice")
+	}
+}
+
+// TestSekoiaHTTPIntakeDownWhileSending: the HTTPS intake goes down (503 to
+// everything) while alerts stream in, and comes back: every alert arrives
+// once, in order.
+func TestSekoiaHTTPIntakeDownWhileSending(t *testing.T) {
+	dir := t.TempDir()
+	in := intaketest.NewSekoiaHTTP(t, intakeKey)
+	port := freePort(t)
+	cfg := writeFile(t, dir, "dtrelay.yaml", fmt.Sprintf(`
+inputs: [{name: dt, protocol: tcp, address: "127.0.0.1:%d"}]
+outputs:
+  - {name: sekoia, type: sekoia-http, url: "%s", ca_file: %s, intake_key: %s, batch: {max_events: 100, max_wait: 20ms}}
+`, port, in.URL(), in.CAFile(), intakeKey))
+	p := startRelay(t, "run", "-c", cfg)
+	payloads := alerts(3000)
+	c := dialWhenUp(t, "tcp", fmt.Sprintf("127.0.0.1:%d", port))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for i, a := range payloads[200:] {
+		for i, a := range payloads {
 			fmt.Fprintf(c, "<165>Aug  5 03:34:46 dt-master darktrace %s\n", a)
 			if i%100 == 0 {
 				time.Sleep(2 * time.Millisecond)
 			}
 		}
 	}()
-	waitFor(t, "sending under way", func() bool { return intake.Count() > 400 })
-	intake.CloseConns()
-	intake.Stop()
-	time.Sleep(200 * time.Millisecond)
-	intake.Restart()
+	waitFor(t, "sending under way", func() bool { return in.Count() > 300 })
+	in.SetDown(true)
+	time.Sleep(300 * time.Millisecond)
+	in.SetDown(false)
 	<-done
 	c.Close()
-	if !intake.WaitEvents(len(payloads), 20*time.Second) {
-		t.Fatalf("intake got %d of %d", intake.Count(), len(payloads))
+	if !in.WaitEvents(len(payloads), 20*time.Second) {
+		t.Fatalf("intake got %d of %d", in.Count(), len(payloads))
 	}
 	if code := p.stop(t); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
-	// In order, duplicates only as a resent run after the break.
-	got := asStrings(intake.Events())
-	seen := map[string]bool{}
-	next := 0
-	dups := 0
-	for _, e := range got {
-		if seen[e] {
-			dups++
-			continue
-		}
-		seen[e] = true
-		if e != payloads[next] {
-			t.Fatalf("event %d out of order", next)
-		}
-		next++
+	if got := strings.Join(asStrings(in.Events()), "\n"); got != strings.Join(payloads, "\n") {
+		t.Fatal("events differ from the payloads sent, or their order, or arrived twice")
 	}
-	if next != len(payloads) {
-		t.Fatalf("%d distinct events, want %d", next, len(payloads))
-	}
-	t.Logf("%d events delivered, %d possible duplicates after the broken connection", len(payloads), dups)
 }
 
 // TestSekoiaHTTPIntakeFailuresThenRecovery: the HTTPS intake answers 503

@@ -60,6 +60,7 @@ type HTTPIntake struct {
 	key     string
 	pki     *testPKI
 	conns   atomic.Int64
+	down    atomic.Bool
 	stop    chan struct{}
 	mu      sync.Mutex
 	faults  []Fault
@@ -114,6 +115,10 @@ func (h *HTTPIntake) FailNext(n int, f Fault) {
 	}
 }
 
+// SetDown(true) makes the intake answer every request 503 (without a
+// Retry-After) until SetDown(false): an outage whose end the test decides.
+func (h *HTTPIntake) SetDown(down bool) { h.down.Store(down) }
+
 // RejectLarger answers 413 to every request whose decompressed body is
 // larger than n bytes (0: never), like an intake's size limit.
 func (h *HTTPIntake) RejectLarger(n int) {
@@ -149,6 +154,10 @@ func (h *HTTPIntake) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	req.BodyBytes = len(body)
+	if h.down.Load() {
+		h.answer(w, &req, http.StatusServiceUnavailable, nil)
+		return
+	}
 	h.mu.Lock()
 	var f *Fault
 	if len(h.faults) > 0 {
