@@ -149,15 +149,7 @@ outputs:
 	sendLines(t, addr, payloads[200:])
 	time.Sleep(300 * time.Millisecond)
 	intake.Restart()
-	if !intake.WaitEvents(len(payloads), 15*time.Second) {
-		t.Fatalf("after restart the intake got %d of %d", intake.Count(), len(payloads))
-	}
-	if code := p.stop(t); code != 0 {
-		t.Fatalf("exit code %d", code)
-	}
-	if got := strings.Join(asStrings(intake.Events()), "\n"); got != strings.Join(payloads, "\n") {
-		t.Fatal("events differ from the payloads sent, or their order, or arrived twice")
-	}
+	expectInOrderOnce(t, p, intake, payloads, 15*time.Second)
 }
 
 // TestSekoiaHTTPIntakeDownWhileSending: the HTTPS intake goes down (503 to
@@ -191,15 +183,7 @@ outputs:
 	in.SetDown(false)
 	<-done
 	c.Close()
-	if !in.WaitEvents(len(payloads), 20*time.Second) {
-		t.Fatalf("intake got %d of %d", in.Count(), len(payloads))
-	}
-	if code := p.stop(t); code != 0 {
-		t.Fatalf("exit code %d", code)
-	}
-	if got := strings.Join(asStrings(in.Events()), "\n"); got != strings.Join(payloads, "\n") {
-		t.Fatal("events differ from the payloads sent, or their order, or arrived twice")
-	}
+	expectInOrderOnce(t, p, in, payloads, 20*time.Second)
 }
 
 // TestSekoiaHTTPIntakeFailuresThenRecovery: the HTTPS intake answers 503
@@ -220,7 +204,21 @@ outputs:
 	p := startRelay(t, "run", "-c", cfg)
 	payloads := alerts(1000)
 	sendLines(t, fmt.Sprintf("127.0.0.1:%d", port), payloads)
-	if !in.WaitEvents(len(payloads), 20*time.Second) {
+	expectInOrderOnce(t, p, in, payloads, 20*time.Second)
+}
+
+// recordingIntake is what the intake mocks share.
+type recordingIntake interface {
+	WaitEvents(n int, timeout time.Duration) bool
+	Count() int
+	Events() [][]byte
+}
+
+// expectInOrderOnce waits for the intake to have every payload, stops the
+// relay (exit 0), and checks the intake got each payload once, in order.
+func expectInOrderOnce(t *testing.T, p *relayProc, in recordingIntake, payloads []string, timeout time.Duration) {
+	t.Helper()
+	if !in.WaitEvents(len(payloads), timeout) {
 		t.Fatalf("intake got %d of %d", in.Count(), len(payloads))
 	}
 	if code := p.stop(t); code != 0 {
