@@ -283,8 +283,8 @@ routes:
   - {match: {kinds: [$DT_KIND, "${DT_KIND}"]}, outputs: [s]}
 `
 	c, _, err := Parse([]byte(doc), "")
-	if err == nil {
-		t.Fatal("want an error for the unexpanded $DT_KIND")
+	if err == nil || c != nil {
+		t.Fatalf("want only an error for the unexpanded $DT_KIND, got config %v, error %v", c != nil, err)
 	}
 	// "$NAME" without braces is not a variable.
 	if got := err.Error(); got != `line 10: routes[0].match.kinds[0]: unknown kind "$DT_KIND" (want unknown, model_breach, ai_analyst, antigena, system_status, email, audit or test)` {

@@ -53,7 +53,6 @@ type output struct {
 	bit  uint64
 	q    *queue
 	log  zerolog.Logger
-	set  *metrics.Set
 	done chan struct{}
 
 	// send is the context of deliveries; cancelled when the shutdown
@@ -92,7 +91,6 @@ func newOutput(spec OutputSpec, idx int, set *metrics.Set, log zerolog.Logger) *
 		bit:        1 << uint(idx),
 		q:          newQueue(spec.QueueSize),
 		log:        log.With().Str("output", spec.Name).Logger(),
-		set:        set,
 		done:       make(chan struct{}),
 	}
 	if o.MaxEvents <= 0 {

@@ -256,7 +256,7 @@ func (pp *ProducerPool) Get() *Producer { return pp.pool.Get().(*Producer) }
 func (pp *ProducerPool) Put(pr *Producer) { pp.pool.Put(pr) }
 
 type inputMetrics struct {
-	kinds                      [8]*metrics.Counter
+	kinds                      [parser.NumKinds]*metrics.Counter
 	notJSON, filtered, dropped *metrics.Counter
 	blocked                    *metrics.FloatCounter
 	lastAlert                  *metrics.Gauge

@@ -23,7 +23,7 @@ type Producer struct {
 
 	dones []chan struct{} // of the blocks published since FlushWait (Track inputs)
 
-	kinds                     [8]uint64
+	kinds                     [parser.NumKinds]uint64
 	notJSON, filtered, alerts uint64
 }
 
@@ -39,7 +39,7 @@ func (pr *Producer) Frame(frame []byte) {
 		pr.notJSON++
 		pr.al.Kind, pr.al.Priority = parser.KindUnknown, parser.PriorityNone
 	} else {
-		pr.kinds[pr.al.Kind&7]++
+		pr.kinds[pr.al.Kind]++
 		pr.alerts++
 	}
 	mask := pr.pp.p.router.Route(pr.al.Kind, pr.al.Priority, int(pr.pp.input), notJSON)

@@ -74,6 +74,9 @@ const (
 	numKinds
 )
 
+// NumKinds is the number of kinds: a Kind is always below it.
+const NumKinds = int(numKinds)
+
 var kindNames = [numKinds]string{"unknown", "model_breach", "ai_analyst", "antigena", "system_status", "email", "audit", "test"}
 
 func (k Kind) String() string {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -131,19 +130,6 @@ func breach(pbid int, ms int64) []byte {
 func incident(id, group string, ms int64) []byte {
 	return fmt.Appendf(nil, `{"summariser":"BeaconSummary","acknowledged":false,"pinned":false,"createdAt":%d,"title":"Possible HTTP Command and Control","id":%q,"currentGroup":%q,"category":"critical","aiaScore":91.5,"breachDevices":[],"relatedBreaches":[],"details":[]}`,
 		ms, id, group)
-}
-
-// readSample reads a file of the shared corpus, or skips the test.
-func readSample(t *testing.T, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(samplesDir + "/" + name)
-	if os.IsNotExist(err) {
-		t.Skipf("real samples not available (%s absent): skipping", samplesDir)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // countOf returns how many times each event was delivered, by content.
