@@ -1,5 +1,8 @@
 # dtrelay — see README.md. `make run` and `make test` are all a newcomer needs.
 GO        ?= go
+# The pinned toolchain (go1.26.10 fixes the standard-library CVEs of go1.26.8);
+# machines start with GOTOOLCHAIN=local, so go.mod's toolchain line alone is not enough.
+export GOTOOLCHAIN := go1.26.10
 BIN       := bin
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)

@@ -2,6 +2,8 @@ module github.com/dtrelay/dtrelay
 
 go 1.26
 
+toolchain go1.26.10
+
 require (
 	github.com/VictoriaMetrics/metrics v1.35.1
 	github.com/klauspost/compress v1.20.3
