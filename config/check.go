@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // name checks an input or output name: required, unique among its kind, and
@@ -216,7 +217,9 @@ func (d *decoder) caFile(path, file string) {
 	}
 	if !x509.NewCertPool().AppendCertsFromPEM(pem) {
 		d.problemf(path, "cannot use CA file %s: no PEM certificate in it", quote(file))
+		return
 	}
+	d.certExpiryWarning(path, pem, time.Now())
 }
 
 // keyPair checks a certificate and its key: both or neither, loadable
@@ -244,7 +247,10 @@ func (d *decoder) keyPair(certPath, keyPath, cert, key string) {
 	}
 	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
 		d.problemf(certPath, "cannot load certificate and key: %v", err)
+		return
 	}
+	d.certExpiryWarning(certPath, certPEM, time.Now())
+	d.keyFileWarning(keyPath, key)
 }
 
 func lastKey(path string) string {
@@ -254,9 +260,14 @@ func lastKey(path string) string {
 	return path
 }
 
-// outFile checks a path an output will create or append to.
+// outFile checks a path an output will create or append to. A symbolic
+// link there is refused, as the file output refuses to open one.
 func (d *decoder) outFile(path, file string) {
 	if file == "-" {
+		return
+	}
+	if fi, err := os.Lstat(file); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		d.problemf(path, "%s is a symbolic link, which dtrelay does not follow: name the file itself (\"-\" is standard output)", quote(file))
 		return
 	}
 	if fi, err := os.Stat(file); err == nil && fi.IsDir() {

@@ -167,6 +167,7 @@ func (d *decoder) prefix(s, path string) (netip.Prefix, bool) {
 		d.warnf(path, "%s has host bits set; it means %s", quote(s), m)
 		pfx = m
 	}
+	d.mappedPrefixWarning(path, s, pfx)
 	return pfx, true
 }
 

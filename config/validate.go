@@ -103,6 +103,7 @@ func (d *decoder) validateInputs(inputs []Input) {
 		if in.MaxMessageSize < MinMessageSize || in.MaxMessageSize > MaxMessageSize {
 			d.problemf(p+".max_message_size", "must be from %s to %s, got %s", MinMessageSize, MaxMessageSize, in.MaxMessageSize)
 		}
+		d.largeMessageWarning(in, p)
 		if in.Protocol == ProtocolDarktraceAPI {
 			d.validatePoller(in, p)
 			continue

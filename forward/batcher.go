@@ -32,10 +32,12 @@ type OutputSpec struct {
 }
 
 // Retry backoff: doubling from backoffMin to backoffMax, with full jitter
-// over the upper half.
+// over the upper half. An intake's Retry-After (HTTP 3xx, 429, 503) may
+// delay a retry longer, up to maxRetryAfter.
 const (
-	backoffMin = 100 * time.Millisecond
-	backoffMax = 30 * time.Second
+	backoffMin    = 100 * time.Millisecond
+	backoffMax    = 30 * time.Second
+	maxRetryAfter = 10 * time.Minute
 )
 
 func backoff(attempt int) time.Duration {
@@ -44,6 +46,18 @@ func backoff(attempt int) time.Duration {
 		d = min(backoffMin<<uint(attempt), backoffMax)
 	}
 	return d/2 + rand.N(d/2+1)
+}
+
+// retryDelay is how long flush waits after failed attempt number attempt
+// (from 0) with err: the backoff, or the intake's Retry-After when that is
+// longer, capped at maxRetryAfter.
+func retryDelay(attempt int, err error) time.Duration {
+	d := backoff(attempt)
+	var ra *RetryAfterError
+	if errors.As(err, &ra) && ra.After > d {
+		d = min(ra.After, maxRetryAfter)
+	}
+	return d
 }
 
 // output is one output's batcher: it pops blocks from its queue, encodes
@@ -233,11 +247,7 @@ func (o *output) flush() {
 			o.log.Error().Err(err).Int("events", n).Str("reason", perm.Reason).Msg("intake rejected the batch permanently; events dropped")
 			break
 		}
-		d := backoff(attempt)
-		var ra *RetryAfterError
-		if errors.As(err, &ra) && ra.After > d {
-			d = min(ra.After, 10*backoffMax)
-		}
+		d := retryDelay(attempt, err)
 		o.retries.Inc()
 		o.failing.Store(true)
 		ev := o.log.Debug()

@@ -26,7 +26,7 @@ const (
 	DefaultHTTPTimeout  = 30 * time.Second
 	DefaultMaxBodyBytes = 10<<20 - 1 // Sekoia: requests under 10 MiB
 	maxResponseBody     = 1 << 20    // read at most this much of a response
-	maxRetryAfter       = 24 * time.Hour
+	maxLoggedLocation   = 256        // bytes of a redirect's Location logged
 )
 
 // Compression settings of the HTTP senders.
@@ -55,6 +55,7 @@ type httpCore struct {
 	zbuf   bytes.Buffer
 	bufs   net.Buffers
 	resp   []byte
+	loc    string // the Location header of the last response
 	parser fastjson.Parser
 	trace  *httptrace.ClientTrace
 	wrote  atomic.Bool // the last request was written in full
@@ -63,6 +64,8 @@ type httpCore struct {
 	m       *sendMetrics
 	log     zerolog.Logger
 	secrets []string // redacted from what the intake says
+
+	redirected bool // a redirect was logged; reset when a request is accepted
 }
 
 // httpCoreConfig is what an HTTP sender gives newHTTPCore.
@@ -179,6 +182,7 @@ func (c *httpCore) sendRange(ctx context.Context, b *Batch, lo, hi int, accepted
 	}
 	switch {
 	case status >= 200 && status < 300:
+		c.redirected = false
 		if c.checkIDs {
 			c.countMissingIDs(hi - lo)
 		}
@@ -199,6 +203,16 @@ func (c *httpCore) sendRange(ctx context.Context, b *Batch, lo, hi int, accepted
 	}
 	reason := "http_" + strconv.Itoa(status)
 	c.m.failure(reason)
+	if status/100 == 3 {
+		// Not followed (CheckRedirect): a configuration error, never a
+		// reason to drop events. Retried with backoff or after Retry-After.
+		c.logRedirect(status)
+		err = fmt.Errorf("cannot deliver batch to %s: HTTP %d, a redirect, not followed: fix the output's url", c.where, status)
+		if d, ok := parseRetryAfter(retryAfter, time.Now()); ok {
+			return RetryAfter(d, err)
+		}
+		return err
+	}
 	err = fmt.Errorf("cannot deliver batch to %s: HTTP %d%s", c.where, status, c.snippet())
 	switch status {
 	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
@@ -209,6 +223,25 @@ func (c *httpCore) sendRange(ctx context.Context, b *Batch, lo, hi int, accepted
 		return Permanent(reason, err)
 	}
 	return err
+}
+
+// logRedirect logs a 3xx answer, which dtrelay never follows: the output's
+// url is wrong (http:// for https://, a moved intake, a login page). It is
+// a configuration error, so it is logged once at error level, not once per
+// retry: again only after a request went through. The batcher retries with
+// backoff meanwhile and keeps the events. The Location is redacted of the
+// output's secrets, then cut to maxLoggedLocation bytes.
+func (c *httpCore) logRedirect(status int) {
+	if c.redirected {
+		return
+	}
+	c.redirected = true
+	loc := redact(c.loc, c.secrets)
+	if len(loc) > maxLoggedLocation {
+		loc = loc[:maxLoggedLocation] + "..."
+	}
+	c.log.Error().Int("status", status).Str("url", c.where).Str("location", loc).
+		Msg("intake answered with a redirect, which dtrelay does not follow: set the output's url to the intake's address; events are kept and retried")
 }
 
 // post sends one request with events [lo, hi) of b and reads the response
@@ -261,6 +294,10 @@ func (c *httpCore) post(ctx context.Context, b *Batch, lo, hi int) (status int, 
 	resp.Body.Close()
 	if err != nil && resp.StatusCode/100 != 2 {
 		c.resp = c.resp[:0] // a cut error body is still worth its status
+	}
+	c.loc = ""
+	if resp.StatusCode/100 == 3 {
+		c.loc = resp.Header.Get("Location")
 	}
 	return resp.StatusCode, resp.Header.Get("Retry-After"), nil
 }
@@ -319,7 +356,8 @@ func (c *httpCore) countMissingIDs(sent int) {
 	}
 }
 
-// parseRetryAfter parses a Retry-After value: delay-seconds or an HTTP date.
+// parseRetryAfter parses a Retry-After value: delay-seconds or an HTTP date,
+// capped at maxRetryAfter.
 func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 	v = strings.TrimSpace(v)
 	if v == "" {

@@ -52,8 +52,10 @@ type SekoiaHTTPConfig struct {
 // are encoded by the Encoder it returns (one per batcher).
 //
 // Status handling (every sender of this package that speaks HTTP): 2xx
-// accepted; 429 and 503 are retried after their Retry-After (seconds or
-// HTTP date; without one, with backoff); 400, 401, 403 and 404 are
+// accepted; 3xx is never followed: a redirect means the url is wrong, so it
+// is logged once (with its Location, redacted) and retried like 429 and
+// 503, which are retried after their Retry-After (seconds or HTTP date, at
+// most 10 minutes; without one, with backoff); 400, 401, 403 and 404 are
 // Permanent ("http_401", ...); 413 halves the request and sends each half,
 // down to one event, which is then dropped and counted (rejected,
 // "rejected_413"); any other status, a timeout or a broken connection is

@@ -22,12 +22,14 @@ import (
 const KeyHeader = "X-SEKOIAIO-INTAKE-KEY"
 
 // Fault is what the HTTP mock does instead of accepting a request (after
-// reading its body): answer Status (with Retry-After and Body when set),
+// reading its body): answer Status (with Retry-After, Location and Body
+// when set),
 // or Hang until the client gives up, or Close the connection without an
 // answer. Events of a faulted request are not recorded.
 type Fault struct {
 	Status     int
 	RetryAfter string
+	Location   string
 	Body       string
 	Hang       bool
 	Close      bool
@@ -183,6 +185,9 @@ func (h *HTTPIntake) serve(w http.ResponseWriter, r *http.Request) {
 	case f != nil:
 		if f.RetryAfter != "" {
 			w.Header().Set("Retry-After", f.RetryAfter)
+		}
+		if f.Location != "" {
+			w.Header().Set("Location", f.Location)
 		}
 		h.answer(w, &req, f.Status, []byte(f.Body))
 		return

@@ -1,7 +1,7 @@
 // Package pki makes throw-away certificate authorities and certificates in
 // memory, for tests and for the dtbench harness's local TLS peers. Keys are
-// ECDSA P-256; certificates are valid from an hour ago for a day. Nothing
-// here is for production certificates.
+// ECDSA P-256; certificates are valid from an hour ago for Validity.
+// Nothing here is for production certificates.
 package pki
 
 import (
@@ -18,6 +18,11 @@ import (
 	"os"
 	"time"
 )
+
+// Validity is how long the CAs and certificates made here are valid: longer
+// than the 14 days before expiry at which dtrelay check warns, so test
+// configurations load without warnings. IssueFor sets another period.
+const Validity = 30 * 24 * time.Hour
 
 // CA is a certificate authority. It is safe for concurrent use.
 type CA struct {
@@ -37,7 +42,7 @@ func NewCA(name string) (*CA, error) {
 		SerialNumber:          serial(),
 		Subject:               pkix.Name{CommonName: name},
 		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
+		NotAfter:              time.Now().Add(Validity),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
@@ -58,6 +63,13 @@ func NewCA(name string) (*CA, error) {
 // Issue returns a certificate signed by ca for hosts (DNS names or IP
 // addresses), for server or client authentication or both.
 func (ca *CA) Issue(usage []x509.ExtKeyUsage, hosts ...string) (tls.Certificate, error) {
+	now := time.Now()
+	return ca.IssueFor(usage, now.Add(-time.Hour), now.Add(Validity), hosts...)
+}
+
+// IssueFor is Issue for the validity period notBefore to notAfter (an
+// expired certificate, one about to expire).
+func (ca *CA) IssueFor(usage []x509.ExtKeyUsage, notBefore, notAfter time.Time, hosts ...string) (tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("cannot generate key: %w", err)
@@ -65,8 +77,8 @@ func (ca *CA) Issue(usage []x509.ExtKeyUsage, hosts ...string) (tls.Certificate,
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: "dtrelay test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
+		NotBefore:    notBefore,
+		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  usage,
 	}
