@@ -296,7 +296,7 @@ func (c *httpCore) snippet() string {
 	}
 	// Redacted before it is cut: a secret straddling the cut would not
 	// match any more and show its first characters.
-	q, _ := c.secrets.Cut(string(s), 160)
+	q, _ := c.secrets.CutBytes(s, 160)
 	return ": " + strconv.Quote(q)
 }
 

@@ -150,7 +150,7 @@ func New(cfg Config, sink Sink, set *metrics.Set, log zerolog.Logger) (*Poller, 
 	}
 	p := &Poller{cfg: cfg, sink: sink, set: set, c: c,
 		log:     log.With().Str("input", cfg.Name).Logger(),
-		x:       extractor{maxSize: cfg.MaxEventSize},
+		x:       extractor{maxSize: cfg.MaxEventSize, secrets: &c.secrets},
 		pending: make(map[string]struct{}),
 	}
 	p.dups = set.GetOrCreateCounter(fmt.Sprintf(`dtrelay_poller_duplicates_total{input=%q}`, cfg.Name))

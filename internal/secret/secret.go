@@ -88,6 +88,19 @@ func (s *Set) AddURL(raw string) {
 	}
 }
 
+// With returns a copy of s with extra added (a per-request secret such as
+// a signature); s is left as it is.
+func (s *Set) With(extra ...string) *Set {
+	c := &Set{}
+	if s != nil {
+		c.parts = slices.Clone(s.parts)
+	}
+	for _, e := range extra {
+		c.Add(e)
+	}
+	return c
+}
+
 // Redact returns text with every secret of the set replaced by Mask. It
 // allocates only when it replaces something.
 func (s *Set) Redact(text string) string {
@@ -105,17 +118,36 @@ func (s *Set) Redact(text string) string {
 // Cut redacts text, then cuts it to at most max bytes on a UTF-8 boundary;
 // cut reports whether it did. Redacting first is the point: cut first, a
 // secret straddling the end would lose its tail, no longer match, and show
-// its first characters.
+// its first characters. Only a prefix of text is looked at (see window), so
+// that a long text costs what a short one does.
 func (s *Set) Cut(text string, max int) (out string, cut bool) {
-	text = s.Redact(text)
+	long := len(text) > max
+	text = s.Redact(text[:min(len(text), s.window(max))])
 	if len(text) <= max {
-		return text, false
+		return text, long
 	}
 	n := max
 	for n > 0 && !utf8.RuneStart(text[n]) {
 		n--
 	}
 	return text[:n], true
+}
+
+// CutBytes is Cut for a byte slice; it copies only the prefix it looks at.
+func (s *Set) CutBytes(b []byte, max int) (out string, cut bool) {
+	out, cut = s.Cut(string(b[:min(len(b), s.window(max))]), max)
+	return out, cut || len(b) > max
+}
+
+// window returns how much of a text decides the first max bytes of its
+// redaction. Each Mask in those bytes stands for at most the longest part,
+// there are at most max/len(Mask)+1 of them, and one more part may start
+// before the end: max + (max/len(Mask)+2) × longest bytes are enough.
+func (s *Set) window(max int) int {
+	if s == nil || len(s.parts) == 0 {
+		return max
+	}
+	return max + (max/len(Mask)+2)*len(s.parts[0])
 }
 
 // Len returns the number of strings the set masks (tests, diagnostics).

@@ -113,3 +113,31 @@ func TestShowURL(t *testing.T) {
 	f("https://siem.example/a%20b/XoXb0123456789abcdef/", "https://siem.example/a%20b/[redacted]/")
 	f("https://siem.example", "https://siem.example")
 }
+
+// TestCutWindow: secrets shorter and longer than the mask, packed before
+// and across the cut of a long text, never leave a prefix of 4 or more
+// characters in what Cut returns, and Cut agrees with redacting the whole
+// text.
+func TestCutWindow(t *testing.T) {
+	long := "L0NG-" + strings.Repeat("s3cr3t", 10) // 65 bytes: each Mask hides 55
+	var s Set
+	s.Add(long)
+	s.Add("sh0rt")
+	for _, filler := range []int{0, 1, 9, 10, 11, 59, 60, 61} {
+		text := strings.Repeat(long, 3) + strings.Repeat("f", filler) + strings.Repeat("sh0rt"+long, 20) + strings.Repeat("z", 1<<16)
+		for _, max := range []int{1, 10, 40, 120, 160, 500} {
+			got, cut := s.Cut(text, max)
+			want := s.Redact(text)
+			want = want[:min(len(want), max)]
+			if got != want || !cut {
+				t.Fatalf("filler %d, max %d: Cut = %q, want %q", filler, max, got, want)
+			}
+			if strings.Contains(got, long[:4]) || strings.Contains(got, "sh0r") {
+				t.Fatalf("filler %d, max %d: a prefix shows in %q", filler, max, got)
+			}
+			if b, _ := s.CutBytes([]byte(text), max); b != got {
+				t.Fatalf("CutBytes = %q, Cut = %q", b, got)
+			}
+		}
+	}
+}
