@@ -163,6 +163,8 @@ func (d *decoder) validatePoller(in *Input, p string) {
 	if in.PrivateToken == "" {
 		d.problemf(p+".private_token", "is required for protocol darktrace-api")
 	}
+	d.headerSecret(p+".public_token", in.PublicToken)
+	d.headerSecret(p+".private_token", in.PrivateToken)
 	if in.Interval < MinPollInterval {
 		d.problemf(p+".interval", "must be at least %s, got %s", formatDuration(MinPollInterval), formatDuration(in.Interval))
 	}
@@ -237,6 +239,19 @@ func (d *decoder) validateSpool(s *Spool, maxMsg Size) {
 		d.problemf("spool.fsync_interval", "must be positive, got %s", formatDuration(s.FsyncInterval))
 	}
 	d.oneOf("spool.when_full", "when_full", s.WhenFull, "block", "drop_oldest")
+}
+
+// headerSecret refuses a secret holding a control character: intake keys
+// and API tokens go into HTTP headers and syslog structured data, where a CR
+// or LF ends the header or the frame and lets what follows be injected. The
+// value is never quoted.
+func (d *decoder) headerSecret(path, v string) {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c == 0x7f {
+			d.problemf(path, "must not contain CR, LF or other control characters")
+			return
+		}
+	}
 }
 
 // shortKeyWarning warns about an intake key too short to be one, without
