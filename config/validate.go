@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -37,8 +38,26 @@ func (d *decoder) validate(c *Config) {
 		d.validateSpool(c.Spool, maxMessageSize(c.Inputs))
 	}
 	if c.Metrics.Address != "" {
-		d.listenAddress("metrics.address", c.Metrics.Address)
+		if host, _, ok := d.listenAddress("metrics.address", c.Metrics.Address); ok && !isLoopback(host) {
+			served := "/metrics, /healthz and /readyz are"
+			if c.Metrics.Pprof {
+				served = "/metrics, /healthz, /readyz and /debug/pprof (pprof: true) are"
+			}
+			d.warnf("metrics.address", "is not a loopback address: %s served without authentication to every host that can reach it", served)
+		}
+	} else if c.Metrics.Pprof {
+		d.warnf("metrics.pprof", "has no effect without metrics.address")
 	}
+}
+
+// isLoopback reports whether a listen host is loopback only: a loopback IP
+// address or "localhost". An empty host is every interface.
+func isLoopback(host string) bool {
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
 }
 
 // problemsIn reports whether path or anything under it has a problem.
