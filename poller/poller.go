@@ -11,6 +11,8 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
+
+	"github.com/dtrelay/dtrelay/internal/secret"
 )
 
 // Defaults of Config's optional fields.
@@ -208,7 +210,7 @@ func (p *Poller) errorsFor(reason string) *metrics.Counter {
 func (p *Poller) Run(ctx context.Context) error {
 	defer p.c.close()
 	defer p.save()
-	p.log.Info().Str("url", p.c.base.String()).Dur("interval", p.cfg.Interval).Msg("polling the Darktrace API")
+	p.log.Info().Str("url", secret.ShowURL(&p.c.base)).Dur("interval", p.cfg.Interval).Msg("polling the Darktrace API")
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
