@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dtrelay/dtrelay/internal/secret"
 )
 
 // name checks an input or output name: required, unique among its kind, and
@@ -169,16 +171,9 @@ func (d *decoder) checkURL(path, raw string) *url.URL {
 	return u
 }
 
-// redactURL shows a URL without its query (which may carry a token).
-func redactURL(u *url.URL) string {
-	v := *u
-	v.User = nil
-	if v.RawQuery != "" || v.ForceQuery {
-		v.RawQuery, v.ForceQuery = "...", false
-	}
-	v.Fragment, v.RawFragment = "", ""
-	return v.String()
-}
+// redactURL shows a URL without its user info and query, and with its
+// token-like path segments masked (secret.ShowURL).
+func redactURL(u *url.URL) string { return secret.ShowURL(u) }
 
 // maxPEMFile bounds the certificate, key and CA files read for checking.
 const maxPEMFile = 16 << 20

@@ -173,9 +173,13 @@ type Spool struct {
 	WhenFull      string        // "block" (default) or "drop_oldest"
 }
 
-// Metrics is the HTTP listener for /metrics, /healthz and /readyz.
+// Metrics is the HTTP listener for /metrics, /healthz and /readyz. It has
+// no authentication: keep it on loopback (check warns otherwise).
 type Metrics struct {
 	Address string // host:port; "" = no listener
+	// Pprof also serves the Go profiler under /debug/pprof/ (default
+	// false): profiles show the program's memory, which holds the secrets.
+	Pprof bool
 }
 
 // defaultYAML is the configuration used without a file: TCP and UDP on

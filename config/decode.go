@@ -26,8 +26,9 @@ type decoder struct {
 	dir    string // base of relative paths; "" leaves them as they are
 	lookup func(string) (string, bool)
 
-	lines     map[string]int  // key path → line of the key (or list item)
-	set       map[string]bool // key paths given a non-null value
+	lines     map[string]int     // key path → line of the key (or list item)
+	set       map[string]bool    // key paths given a non-null value
+	env       map[string]fromEnv // key paths whose (non-empty) value came from ${...}: never quoted
 	problems  []Problem
 	warnings  []Warning
 	budget    int
@@ -50,6 +51,7 @@ func newDecoder(file string, lookup func(string) (string, bool)) *decoder {
 		lookup: lookup,
 		lines:  map[string]int{},
 		set:    map[string]bool{},
+		env:    map[string]fromEnv{},
 		bad:    map[string]bool{},
 		budget: nodeBudget,
 	}
@@ -128,7 +130,7 @@ func (d *decoder) problemAt(path string, line int, msg string) {
 		return
 	}
 	d.bad[path] = true
-	d.note(path, line, msg)
+	d.note(path, line, d.hideEnv(path, msg))
 }
 
 // note adds a problem that does not hide later ones on the same path (a
@@ -142,7 +144,7 @@ func (d *decoder) problemf(path, format string, args ...any) {
 }
 
 func (d *decoder) warnf(path, format string, args ...any) {
-	d.warnings = append(d.warnings, Warning{File: d.file, Line: d.line(path), Key: path, Msg: fmt.Sprintf(format, args...)})
+	d.warnings = append(d.warnings, Warning{File: d.file, Line: d.line(path), Key: path, Msg: d.hideEnv(path, fmt.Sprintf(format, args...))})
 }
 
 // spend takes one unit of the budget; false once it is used up.
@@ -312,10 +314,13 @@ func (d *decoder) scalar(n *yaml.Node, path string) (string, bool) {
 		d.problemf(path, "must be a single value, not %s", describe(n))
 		return "", false
 	}
-	s, err := expandEnv(n.Value, d.lookup)
+	s, vars, err := expandEnvVars(n.Value, d.lookup)
 	if err != nil {
 		d.problemf(path, "%v", err)
 		return "", false
+	}
+	if len(vars) > 0 && s != "" {
+		d.env[path] = fromEnv{vars: vars, value: s}
 	}
 	d.set[path] = true
 	return s, true

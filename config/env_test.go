@@ -59,3 +59,24 @@ func TestExpandEnvErrorHidesValue(t *testing.T) {
 		}
 	}
 }
+
+// TestHideEnv: a message about a key whose value came from the environment
+// keeps its words but shows no quoted string and no part of the value, and
+// says where the value came from; other keys' messages are left as they are.
+func TestHideEnv(t *testing.T) {
+	long := strings.Repeat("L0ngS3cret", 10) // quote() truncates it with "..."
+	d := newDecoder("", nil)
+	d.env["a"] = fromEnv{vars: []envVar{{"KEY", long}}, value: "https://x:" + long}
+	d.env["b"] = fromEnv{vars: []envVar{{"DIR", "/etc/dtrelay"}}, value: "/etc/dtrelay/ca.pem"}
+	f := func(path, msg, want string) {
+		t.Helper()
+		if got := d.hideEnv(path, msg); got != want {
+			t.Errorf("hideEnv(%q, %q)\n = %q\nwant %q", path, msg, got, want)
+		}
+	}
+	f("a", "port must be a number, got "+quote("https://x:"+long), "port must be a number, got [redacted] (the value comes from the environment, ${KEY}, and is not shown)")
+	f("a", `invalid port ":`+long+`" after host`, "invalid port [redacted] after host (the value comes from the environment, ${KEY}, and is not shown)")
+	f("b", "cannot read CA file: open /etc/dtrelay/ca.pem: permission denied", "cannot read CA file: open [redacted]: permission denied (the value comes from the environment, ${DIR}, and is not shown)")
+	f("b", "is required", "is required")
+	f("c", `unknown type "x"`, `unknown type "x"`)
+}

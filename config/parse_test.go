@@ -118,9 +118,9 @@ func TestProblems(t *testing.T) {
 		`5: outputs[2].url: has no valid host, got "https:///nohost"`,
 		`6: outputs[3].url: is not a valid URL: invalid character " " in host name`,
 		`7: outputs[4].url: must be an https:// URL, got "intake.sekoia.io"`)
-	f(minimalDoc+"  - {name: o2, type: file, path: \"-\"}\n  - {name: o3, type: file, path: /tmp/../tmp/x}\n  - {name: o4, type: file, path: /tmp/x}\n",
+	f(minimalDoc+"  - {name: o2, type: file, path: \"-\"}\n  - {name: o3, type: file, path: /tmp/../tmp/dtrelay-parse-test-unused}\n  - {name: o4, type: file, path: /tmp/dtrelay-parse-test-unused}\n",
 		`5: outputs[1].path: "-" is written by outputs[0].path already; two outputs cannot share a file`,
-		`7: outputs[3].path: "/tmp/x" is written by outputs[2].path already; two outputs cannot share a file`)
+		`7: outputs[3].path: "/tmp/dtrelay-parse-test-unused" is written by outputs[2].path already; two outputs cannot share a file`)
 	// A problem on a key hides the checks of what it would have set.
 	f("inputs:\n  - {name: [x], protocol: tcp, address: \"127.0.0.1:1514\"}\n  - {name: ok, protocol: [tcp], address: 99}\noutputs: [{name: out, type: file, path: \"-\"}]\n",
 		"2: inputs[0].name: must be a single value, not a list",

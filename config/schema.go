@@ -30,6 +30,10 @@ func routeKeys() []string { return []string{"match", "outputs"} }
 func matchKeys() []string { return []string{"kinds", "min_priority", "inputs"} }
 func spoolKeys() []string { return []string{"dir", "max_size", "fsync_interval", "when_full"} }
 
+func metricsKeys() []string {
+	return []string{"address", "pprof"}
+}
+
 // decodeConfig decodes the document root into a Config, recording lines and
 // problems; inputs and outputs that are not mappings are left out.
 func (d *decoder) decodeConfig(root *yaml.Node) *Config {
@@ -81,8 +85,13 @@ func (d *decoder) decodeConfig(root *yaml.Node) *Config {
 				c.Spool = s
 			}
 		case "metrics":
-			d.fields(v, p, []string{"address"}, func(key string, v *yaml.Node, p string) {
-				d.str(v, p, &c.Metrics.Address)
+			d.fields(v, p, metricsKeys(), func(key string, v *yaml.Node, p string) {
+				switch key {
+				case "address":
+					d.str(v, p, &c.Metrics.Address)
+				case "pprof":
+					d.boolean(v, p, &c.Metrics.Pprof)
+				}
 			})
 		case "shutdown_timeout":
 			d.duration(v, p, &c.ShutdownTimeout)

@@ -56,6 +56,9 @@ outputs:
   - {name: s2, type: sekoia-http, url: "ftp://intake.sekoia.io", intake_key: "`+secret+`${UNSET_SECRET_VAR}"}
   - {name: y, type: syslog, address: "intake.sekoia.io:10514", format: rfc5424, intake_key: `+secret+`}
   - {name: f, type: file, path: "-", intake_key: `+secret+`, intake_kee: `+secret+`}
+  - {name: s3, type: sekoia-http, url: "https://intake.sekoia.io:${SECRET_KEY}/", intake_key: "${SECRET_KEY}", compression: "${SECRET_KEY}"}
+  - {name: y2, type: syslog, address: "intake.sekoia.io:${SECRET_KEY}", tls: "${SECRET_KEY}", intake_key: "`+secret+`\r\n"}
+  - {name: h2, type: http, url: "https://siem.example:99999/v1/noformat/xyzzy-0123456789abcdef", batch: {max_wait: "${SECRET_KEY}"}}
   - name: h
     type: http
     url: "https://siem.example:99999/in?api_key=`+secret+`"
@@ -64,7 +67,7 @@ outputs:
       "Bad Name": `+secret+`
       authorization: `+secret+`
       Content-Length: `+secret+`
-`, 15, 1)
+`, 21, 1)
 	// A secret in an unparsable document.
 	f("outputs:\n  - {name: s, intake_key: "+secret+"\n", 1, 0)
 }

@@ -34,7 +34,11 @@ func (c *Config) Summary() string {
 		b.WriteString("spool: none\n")
 	}
 	if c.Metrics.Address != "" {
-		fmt.Fprintf(&b, "metrics: http://%s/metrics\n", c.Metrics.Address)
+		fmt.Fprintf(&b, "metrics: http://%s/metrics", c.Metrics.Address)
+		if c.Metrics.Pprof {
+			b.WriteString(", profiler at /debug/pprof/")
+		}
+		b.WriteByte('\n')
 	} else {
 		b.WriteString("metrics: off\n")
 	}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -37,8 +38,26 @@ func (d *decoder) validate(c *Config) {
 		d.validateSpool(c.Spool, maxMessageSize(c.Inputs))
 	}
 	if c.Metrics.Address != "" {
-		d.listenAddress("metrics.address", c.Metrics.Address)
+		if host, _, ok := d.listenAddress("metrics.address", c.Metrics.Address); ok && !isLoopback(host) {
+			served := "/metrics, /healthz and /readyz are"
+			if c.Metrics.Pprof {
+				served = "/metrics, /healthz, /readyz and /debug/pprof (pprof: true) are"
+			}
+			d.warnf("metrics.address", "is not a loopback address: %s served without authentication to every host that can reach it", served)
+		}
+	} else if c.Metrics.Pprof {
+		d.warnf("metrics.pprof", "has no effect without metrics.address")
 	}
+}
+
+// isLoopback reports whether a listen host is loopback only: a loopback IP
+// address or "localhost". An empty host is every interface.
+func isLoopback(host string) bool {
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
 }
 
 // problemsIn reports whether path or anything under it has a problem.
@@ -164,6 +183,8 @@ func (d *decoder) validatePoller(in *Input, p string) {
 	if in.PrivateToken == "" {
 		d.problemf(p+".private_token", "is required for protocol darktrace-api")
 	}
+	d.headerSecret(p+".public_token", in.PublicToken)
+	d.headerSecret(p+".private_token", in.PrivateToken)
 	if in.Interval < MinPollInterval {
 		d.problemf(p+".interval", "must be at least %s, got %s", formatDuration(MinPollInterval), formatDuration(in.Interval))
 	}
@@ -238,6 +259,19 @@ func (d *decoder) validateSpool(s *Spool, maxMsg Size) {
 		d.problemf("spool.fsync_interval", "must be positive, got %s", formatDuration(s.FsyncInterval))
 	}
 	d.oneOf("spool.when_full", "when_full", s.WhenFull, "block", "drop_oldest")
+}
+
+// headerSecret refuses a secret holding a control character: intake keys
+// and API tokens go into HTTP headers and syslog structured data, where a CR
+// or LF ends the header or the frame and lets what follows be injected. The
+// value is never quoted.
+func (d *decoder) headerSecret(path, v string) {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c == 0x7f {
+			d.problemf(path, "must not contain CR, LF or other control characters")
+			return
+		}
+	}
 }
 
 // shortKeyWarning warns about an intake key too short to be one, without

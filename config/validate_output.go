@@ -97,6 +97,7 @@ func (d *decoder) validateSekoiaHTTP(o *Output, p string) {
 	if o.IntakeKey == "" {
 		d.problemf(p+".intake_key", "is required for type sekoia-http")
 	}
+	d.headerSecret(p+".intake_key", o.IntakeKey)
 	d.shortKeyWarning(p+".intake_key", o.IntakeKey)
 	d.oneOf(p+".endpoint", "endpoint", o.Endpoint, "plain", "batch")
 	d.oneOf(p+".compression", "compression", o.Compression, "gzip", "none")
@@ -163,6 +164,7 @@ func (d *decoder) validateSyslog(o *Output, p string) {
 			if o.IntakeKey == "" {
 				d.problemf(p+".intake_key", "is required with format sekoia")
 			}
+			d.headerSecret(p+".intake_key", o.IntakeKey)
 			d.shortKeyWarning(p+".intake_key", o.IntakeKey)
 			if !o.TLS {
 				d.warnf(p+".tls", "is false with format sekoia: the intake key and the events travel in clear")

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strings"
 
 	"github.com/VictoriaMetrics/metrics"
 )
@@ -118,17 +117,6 @@ func failureReason(err error) string {
 		return "timeout"
 	}
 	return "connection"
-}
-
-// redact replaces every occurrence of the secrets in s, for text that came
-// from the peer (a response body may echo a key back).
-func redact(s string, secrets []string) string {
-	for _, k := range secrets {
-		if k != "" {
-			s = strings.ReplaceAll(s, k, "REDACTED")
-		}
-	}
-	return s
 }
 
 // eventsBefore returns how many events of b start before offset off: those

@@ -19,6 +19,8 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fastjson"
+
+	"github.com/dtrelay/dtrelay/internal/secret"
 )
 
 // Defaults of the HTTP senders.
@@ -40,7 +42,7 @@ const (
 // It is used by one goroutine at a time (the output's batcher).
 type httpCore struct {
 	url    string      // the endpoint
-	where  string      // url without user info or query: safe in errors and logs
+	where  string      // url without user info, query or path tokens: safe in errors and logs
 	header http.Header // fixed request headers (may hold secrets: never logged)
 	client *http.Client
 	gzip   bool
@@ -63,7 +65,7 @@ type httpCore struct {
 
 	m       *sendMetrics
 	log     zerolog.Logger
-	secrets []string // redacted from what the intake says
+	secrets secret.Set // the URL's, key's and headers' secrets: redacted from what the intake says
 
 	redirected bool // a redirect was logged; reset when a request is accepted
 }
@@ -84,12 +86,14 @@ func newHTTPCore(cfg httpCoreConfig, m *sendMetrics, log zerolog.Logger) (*httpC
 	}
 	c := &httpCore{
 		url:     cfg.url,
-		where:   (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String(),
 		header:  http.Header{"User-Agent": {"dtrelay"}},
 		maxBody: cfg.maxBody,
 		m:       m,
 		log:     log,
 	}
+	// A path can carry a token (a Rapid7 webhook's /v1/noformat/<token>).
+	c.secrets.AddURL(cfg.url)
+	c.where = secret.ShowURL(u)
 	switch cfg.compression {
 	case "", CompressionGzip:
 		c.gzip = true
@@ -236,9 +240,9 @@ func (c *httpCore) logRedirect(status int) {
 		return
 	}
 	c.redirected = true
-	loc := redact(c.loc, c.secrets)
-	if len(loc) > maxLoggedLocation {
-		loc = loc[:maxLoggedLocation] + "..."
+	loc, cut := c.secrets.Cut(c.loc, maxLoggedLocation)
+	if cut {
+		loc += "..."
 	}
 	c.log.Error().Int("status", status).Str("url", c.where).Str("location", loc).
 		Msg("intake answered with a redirect, which dtrelay does not follow: set the output's url to the intake's address; events are kept and retried")
@@ -327,10 +331,10 @@ func (c *httpCore) snippet() string {
 	if len(s) == 0 {
 		return ""
 	}
-	if len(s) > 160 {
-		s = s[:160]
-	}
-	return ": " + strconv.Quote(redact(string(s), c.secrets))
+	// Redacted before it is cut: a secret straddling the cut would not
+	// match any more and show its first characters.
+	q, _ := c.secrets.CutBytes(s, 160)
+	return ": " + strconv.Quote(q)
 }
 
 // countMissingIDs compares the number of "event_ids" in an accepted

@@ -48,7 +48,7 @@ func NewHTTPSender(cfg HTTPConfig, set *metrics.Set, name string, log zerolog.Lo
 	c.header.Set("Content-Type", "application/x-ndjson")
 	for k, v := range cfg.Headers {
 		c.header.Set(k, v)
-		c.secrets = append(c.secrets, v)
+		c.secrets.Add(v) // the whole value, and a credential's parts
 	}
 	return &HTTPSender{core: c}, nil
 }

@@ -125,7 +125,7 @@ func TestHTTPRedirectIsRetriedAndLoggedOnce(t *testing.T) {
 			if err := json.Unmarshal([]byte(logged[0]), &first); err != nil {
 				t.Fatal(err)
 			}
-			wantLoc := strings.ReplaceAll(location, testKey, "REDACTED")
+			wantLoc := strings.ReplaceAll(location, testKey, "[redacted]")
 			if first.Level != "error" || first.Status != 302 || first.Location != wantLoc || !strings.HasPrefix(first.URL, in.URL()) {
 				t.Fatalf("redirect logged as %s; want level error, status 302, location %s", logged[0], wantLoc)
 			}

@@ -16,8 +16,10 @@ import (
 
 // TestSecretsNeverLeak drives every sender through its failure paths with
 // a debug logger and checks that no error string, log line or metric holds
-// the intake key (or an http header's secret), even when the intake echoes
-// it back.
+// the intake key, an http header's secret or any secret-bearing part of one
+// (a bearer token, a Basic credential's base64 and user:pass, a URL's path
+// token and query token), even when the intake echoes them back, alone or
+// where the quoted body is cut.
 func TestSecretsNeverLeak(t *testing.T) {
 	var logs bytes.Buffer
 	log := zerolog.New(&logs).Level(zerolog.DebugLevel)
@@ -47,21 +49,35 @@ func TestSecretsNeverLeak(t *testing.T) {
 			send(s, s.Encoder(), outAlerts(3, 1000)...)
 		}
 		send(s, s.Encoder(), outAlert(1, 9000)) // 413, dropped
+		// The quoted body is cut at 160 bytes: a key starting at byte 150
+		// straddles the cut, and its first 10 characters must not show.
+		in.FailNext(1, intaketest.Fault{Status: 500, Body: strings.Repeat("x", 150) + testKey + " is not a valid intake key"})
+		send(s, s.Encoder(), outAlerts(1, 100)...)
 		s.Close()
 		wrongCA, _ := NewSekoiaHTTPSender(SekoiaHTTPConfig{URL: in.URL(), IntakeKey: testKey, Endpoint: ep}, set, "sek-ca", log)
 		send(wrongCA, wrongCA.Encoder(), outAlert(1, 100))
 	}
 
-	const token = "Bearer hunter2-TOKEN"
+	const (
+		token      = "Bearer hunter2-TOKEN"
+		basic      = "Basic c3ZjLXJlbGF5Omh1bnRlcjMtUEFTUw==" // svc-relay:hunter3-PASS
+		pathToken  = "1a2b3c4d-5e6f-4a1b-9c8d-hunter4PATH"    // a Rapid7 webhook's /v1/noformat/<token>
+		queryToken = "hunter5-QUERY"
+	)
 	in := intaketest.NewSekoiaHTTP(t, testKey)
-	h, err := NewHTTPSender(HTTPConfig{URL: in.URL() + "/ingest", Headers: map[string]string{"Authorization": token},
+	h, err := NewHTTPSender(HTTPConfig{URL: in.URL() + "/v1/noformat/" + pathToken + "?api_key=" + queryToken,
+		Headers: map[string]string{"Authorization": token, "Proxy-Authorization": basic},
 		Timeout: 200 * time.Millisecond, TLSClientConfig: TLSClientConfig{CAFile: in.CAFile()}}, set, "http", log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range faults {
-		in.FailNext(1, intaketest.Fault{Status: f.Status, Body: strings.ReplaceAll(f.Body, testKey, token), Hang: f.Hang, Close: f.Close})
-		send(h, h.Encoder(), outAlerts(3, 1000)...)
+	// Each part alone, as an intake that quotes what it did not like does.
+	for _, part := range []string{token, "hunter2-TOKEN", basic, "c3ZjLXJlbGF5Omh1bnRlcjMtUEFTUw==",
+		"svc-relay:hunter3-PASS", "wrong password hunter3-PASS", pathToken, queryToken} {
+		for _, f := range faults {
+			in.FailNext(1, intaketest.Fault{Status: f.Status, Body: strings.ReplaceAll(f.Body, testKey, part), Hang: f.Hang, Close: f.Close})
+			send(h, h.Encoder(), outAlerts(3, 1000)...)
+		}
 	}
 
 	closed := outClosedAddr(t)
@@ -88,7 +104,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	}
 	all.Write(logs.Bytes())
 	set.WritePrometheus(&all)
-	for _, secret := range []string{testKey, "hunter2"} {
+	for _, secret := range []string{testKey, testKey[:10], "hunter2", "hunter3", "c3ZjLXJlbGF5", "hunter4", "hunter5"} {
 		if i := strings.Index(all.String(), secret); i >= 0 {
 			t.Fatalf("secret %q leaked: ...%s...", secret, all.String()[max(i-200, 0):i+len(secret)])
 		}

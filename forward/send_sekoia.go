@@ -102,7 +102,7 @@ func NewSekoiaHTTPSender(cfg SekoiaHTTPConfig, set *metrics.Set, name string, lo
 		return nil, err
 	}
 	c.checkIDs = true
-	c.secrets = []string{cfg.IntakeKey}
+	c.secrets.Add(cfg.IntakeKey)
 	if ep == SekoiaEndpointPlain {
 		c.header.Set(SekoiaKeyHeader, cfg.IntakeKey)
 		c.header.Set("Content-Type", "text/plain")

@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dtrelay/dtrelay/internal/secret"
 )
 
 // client makes signed GET requests to one Darktrace instance. It is used by
@@ -23,6 +25,7 @@ type client struct {
 	http            *http.Client
 	base            url.URL // scheme, host and path prefix, no trailing slash
 	public, private string
+	secrets         secret.Set // the tokens; each request's signature is added to a copy
 	maxBody         int64
 	now             func() time.Time
 }
@@ -58,6 +61,8 @@ func newClient(cfg *Config) (*client, error) {
 		maxBody: cfg.MaxResponseSize,
 		now:     cfg.now,
 	}
+	c.secrets.Add(cfg.PublicToken)
+	c.secrets.Add(cfg.PrivateToken)
 	c.http = &http.Client{
 		Timeout: cfg.Timeout,
 		Transport: &http.Transport{
@@ -104,7 +109,9 @@ func (c *client) get(ctx context.Context, path string, query url.Values, buf *by
 		// (bounded) so that the connection can be reused.
 		_, _ = io.Copy(buf, io.LimitReader(resp.Body, 4096))
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		return resp.StatusCode, c.statusError(path, date, resp, buf.Bytes())
+		// The signature is a secret too: replayed within the date's
+		// tolerance, it authenticates the same request.
+		return resp.StatusCode, c.statusError(path, date, resp, buf.Bytes(), c.secrets.With(sig))
 	}
 	n, err := buf.ReadFrom(io.LimitReader(resp.Body, c.maxBody+1))
 	if err != nil {
@@ -127,7 +134,7 @@ func (c *client) transportError(ctx context.Context, path string, err error) err
 }
 
 // statusError explains a non-200 answer.
-func (c *client) statusError(path, date string, resp *http.Response, body []byte) error {
+func (c *client) statusError(path, date string, resp *http.Response, body []byte, secrets *secret.Set) error {
 	code := resp.StatusCode
 	switch {
 	case code >= 300 && code < 400:
@@ -143,7 +150,7 @@ func (c *client) statusError(path, date string, resp *http.Response, body []byte
 		case p == "/403" || strings.HasSuffix(p, "/403"):
 			return fmt.Errorf("%w (GET %s redirected to /403)", ErrForbidden, path)
 		}
-		return fmt.Errorf("%w (HTTP %d) from %s to %s", ErrRedirect, code, path, snippet([]byte(lu.Path), c.public, c.private))
+		return fmt.Errorf("%w (HTTP %d) from %s to %s", ErrRedirect, code, path, snippet([]byte(lu.Path), 120, secrets))
 	case code == http.StatusBadRequest && bytes.Contains(body, []byte("API SIGNATURE ERROR")):
 		return fmt.Errorf("%w (GET %s)", ErrSignature, path)
 	case code == http.StatusBadRequest && bytes.Contains(body, []byte("API DATE ERROR")):
@@ -153,7 +160,7 @@ func (c *client) statusError(path, date string, resp *http.Response, body []byte
 	case code == http.StatusForbidden:
 		return fmt.Errorf("%w (GET %s, HTTP 403)", ErrForbidden, path)
 	}
-	err := fmt.Errorf("%w %d from GET %s: %s", ErrStatus, code, path, snippet(body, c.public, c.private))
+	err := fmt.Errorf("%w %d from GET %s: %s", ErrStatus, code, path, snippet(body, 120, secrets))
 	if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
 		if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), c.now()); ok {
 			return &retryAfterError{after: d, err: err}

@@ -69,7 +69,7 @@ func (p *Poller) forward(ctx context.Context, e *epState, start, end int64) erro
 	p.dups.Add(dups)
 	for r, n := range drops {
 		p.errorsFor(r).Add(n)
-		key := redact(errors.New(dropKey[r]), p.cfg.PublicToken, p.cfg.PrivateToken).Error()
+		key := redact(errors.New(dropKey[r]), &p.c.secrets).Error()
 		p.log.Warn().Str("endpoint", e.ep.name).Str("reason", r).Int("events", n).Str("example_key", key).
 			Int("max_event_size", p.cfg.MaxEventSize).Msg("events dropped, counted in dtrelay_poller_errors_total")
 	}
@@ -128,7 +128,7 @@ func (p *Poller) save() {
 
 // failed counts err and schedules the next attempt of e with backoff.
 func (p *Poller) failed(e *epState, err error) {
-	err = redact(err, p.cfg.PublicToken, p.cfg.PrivateToken)
+	err = redact(err, &p.c.secrets)
 	e.failures++
 	r := reason(err)
 	p.errorsFor(r).Inc()

@@ -7,6 +7,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/dtrelay/dtrelay/internal/secret"
 )
 
 // Errors a poll can end with. Each is returned wrapped, with the endpoint
@@ -92,21 +94,11 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// snippet returns at most 120 bytes of b for an error message: printable
-// ASCII only, with the tokens redacted, since an error page might echo
-// them.
-func snippet(b []byte, secrets ...string) string {
-	const max = 120
-	s := string(b)
-	for _, sec := range secrets {
-		if sec != "" {
-			s = strings.ReplaceAll(s, sec, "[redacted]")
-		}
-	}
-	cut := len(s) > max
-	if cut {
-		s = s[:max]
-	}
+// snippet returns at most max bytes of b for an error message: printable
+// ASCII only, with the secrets redacted (before the cut), since an error
+// page might echo them.
+func snippet(b []byte, max int, secrets *secret.Set) string {
+	s, cut := secrets.CutBytes(b, max)
 	s = strings.Map(func(r rune) rune {
 		if r < 0x20 || r > 0x7e {
 			return '.'
@@ -131,14 +123,9 @@ func (e *redactedError) Unwrap() error { return e.err }
 
 // redact masks the secrets in err's message, which may quote answers
 // from the API.
-func redact(err error, secrets ...string) error {
+func redact(err error, secrets *secret.Set) error {
 	msg := err.Error()
-	masked := msg
-	for _, s := range secrets {
-		if s != "" {
-			masked = strings.ReplaceAll(masked, s, "[redacted]")
-		}
-	}
+	masked := secrets.Redact(msg)
 	if masked == msg {
 		return err
 	}

@@ -10,6 +10,8 @@ import (
 	"net/url"
 
 	"github.com/valyala/fastjson"
+
+	"github.com/dtrelay/dtrelay/internal/secret"
 )
 
 // endpoint is one API endpoint polled, with its fixed query parameters and
@@ -80,6 +82,7 @@ type extractor struct {
 	spans   []span // where items' events are, while extracting
 	keyBuf  []byte
 	maxSize int
+	secrets *secret.Set // redacted from the bytes an error quotes; may be nil
 }
 
 // span locates an event in the body, or in compact when compacted.
@@ -102,7 +105,7 @@ type item struct {
 func (x *extractor) extract(body []byte, ep *endpoint) ([]item, error) {
 	x.compact.Reset()
 	x.items, x.spans = x.items[:0], x.spans[:0]
-	err := splitArray(body, func(off, end int) {
+	err := splitArray(body, x.secrets, func(off, end int) {
 		el := body[off:end]
 		it := item{}
 		sp := span{off: off, n: len(el)}
@@ -164,13 +167,13 @@ var errTruncated = errors.New("truncated")
 // b: b[off:end] is the element exactly as it appears, from its first to its
 // last byte. It checks the array's structure (brackets, strings, commas),
 // not the elements' contents. A leading UTF-8 BOM is skipped.
-func splitArray(b []byte, fn func(off, end int)) error {
+func splitArray(b []byte, secrets *secret.Set, fn func(off, end int)) error {
 	i := skipWS(b, 0)
 	if bytes.HasPrefix(b[i:], []byte("\xef\xbb\xbf")) {
 		i = skipWS(b, i+3)
 	}
 	if i >= len(b) || b[i] != '[' {
-		return fmt.Errorf("%w: starts with %s", ErrBadResponse, snippet(b[i:min(len(b), i+40)]))
+		return fmt.Errorf("%w: starts with %s", ErrBadResponse, snippet(b[i:], 40, secrets))
 	}
 	i = skipWS(b, i+1)
 	if i < len(b) && b[i] == ']' {
@@ -192,7 +195,7 @@ func splitArray(b []byte, fn func(off, end int)) error {
 		case ']':
 			return trailing(b, i+1)
 		default:
-			return fmt.Errorf("%w: %s at byte %d where , or ] was expected", ErrBadResponse, snippet(b[i:i+1]), i)
+			return fmt.Errorf("%w: %s at byte %d where , or ] was expected", ErrBadResponse, snippet(b[i:i+1], 1, secrets), i)
 		}
 	}
 }

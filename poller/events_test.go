@@ -38,7 +38,7 @@ func TestSplitArray(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := []string{}
-			err := splitArray([]byte(tt.in), func(off, end int) { got = append(got, tt.in[off:end]) })
+			err := splitArray([]byte(tt.in), nil, func(off, end int) { got = append(got, tt.in[off:end]) })
 			if tt.err {
 				if err == nil || !errors.Is(err, ErrBadResponse) {
 					t.Fatalf("err = %v, want ErrBadResponse", err)
@@ -235,7 +235,7 @@ func FuzzSplitArray(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var got [][]byte
 		last := 0
-		err := splitArray(b, func(off, end int) {
+		err := splitArray(b, nil, func(off, end int) {
 			if off < last || end <= off || end > len(b) {
 				t.Fatalf("element [%d:%d] out of order or bounds (last %d, len %d)", off, end, last, len(b))
 			}

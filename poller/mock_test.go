@@ -61,12 +61,14 @@ type mockFault struct {
 	location   string
 	retryAfter string
 	hang       bool // never answer (until the client gives up)
+	echoSig    bool // append the request's DTAPI-Signature to body
 }
 
 type mockReq struct {
 	path       string
 	start, end int64
 	query      string
+	signature  string // the DTAPI-Signature header
 	status     int
 }
 
@@ -153,7 +155,7 @@ func (m *mockAPI) problemf(format string, args ...any) {
 
 func (m *mockAPI) serve(w http.ResponseWriter, r *http.Request) {
 	m.mu.Lock()
-	req := mockReq{path: r.URL.Path, query: r.URL.RawQuery}
+	req := mockReq{path: r.URL.Path, query: r.URL.RawQuery, signature: r.Header.Get("DTAPI-Signature")}
 	status, body := m.check(r)
 	var fault *mockFault
 	if status == 0 && len(m.faults) > 0 {
@@ -187,6 +189,9 @@ func (m *mockAPI) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		w.WriteHeader(fault.status)
 		_, _ = w.Write([]byte(fault.body))
+		if fault.echoSig {
+			_, _ = w.Write([]byte(r.Header.Get("DTAPI-Signature")))
+		}
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -11,6 +11,8 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
+
+	"github.com/dtrelay/dtrelay/internal/secret"
 )
 
 // Defaults of Config's optional fields.
@@ -150,7 +152,7 @@ func New(cfg Config, sink Sink, set *metrics.Set, log zerolog.Logger) (*Poller, 
 	}
 	p := &Poller{cfg: cfg, sink: sink, set: set, c: c,
 		log:     log.With().Str("input", cfg.Name).Logger(),
-		x:       extractor{maxSize: cfg.MaxEventSize},
+		x:       extractor{maxSize: cfg.MaxEventSize, secrets: &c.secrets},
 		pending: make(map[string]struct{}),
 	}
 	p.dups = set.GetOrCreateCounter(fmt.Sprintf(`dtrelay_poller_duplicates_total{input=%q}`, cfg.Name))
@@ -208,7 +210,7 @@ func (p *Poller) errorsFor(reason string) *metrics.Counter {
 func (p *Poller) Run(ctx context.Context) error {
 	defer p.c.close()
 	defer p.save()
-	p.log.Info().Str("url", p.c.base.String()).Dur("interval", p.cfg.Interval).Msg("polling the Darktrace API")
+	p.log.Info().Str("url", secret.ShowURL(&p.c.base)).Dur("interval", p.cfg.Interval).Msg("polling the Darktrace API")
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {

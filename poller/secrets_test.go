@@ -8,7 +8,9 @@ import (
 )
 
 // TestTokensNeverLeak drives the poller through every kind of failure,
-// with answers that echo the tokens, and checks that neither token shows in
+// with answers that echo the tokens (whole, or
+// straddling the 120-byte cut of the quoted body) and the request's
+// DTAPI-Signature, and checks that neither token nor any signature shows in
 // the logs (debug level, errors included) or the metrics.
 func TestTokensNeverLeak(t *testing.T) {
 	m := newMockAPI(t, testPublic, testPrivate)
@@ -16,6 +18,10 @@ func TestTokensNeverLeak(t *testing.T) {
 	echo := "token " + testPublic + " / " + testPrivate
 	for _, f := range []mockFault{
 		{status: 500, body: echo},
+		{status: 500, body: strings.Repeat("x", 110) + testPrivate},
+		{status: 500, body: "signature mismatch: got ", echoSig: true},
+		{status: 400, body: "API SIGNATURE ERROR, got ", echoSig: true},
+		{status: 503, body: strings.Repeat("y", 100) + "sig=", echoSig: true},
 		{status: 400, body: "API SIGNATURE ERROR " + echo},
 		{status: 400, body: "API DATE ERROR " + echo},
 		{status: 302, location: "/login?token=" + testPublic},
@@ -56,7 +62,11 @@ func TestTokensNeverLeak(t *testing.T) {
 		t.Fatal("no error was logged: the test proves nothing")
 	}
 	for where, text := range places {
-		for _, secret := range []string{testPublic, testPrivate} {
+		secrets := []string{testPublic, testPrivate, testPrivate[:8]}
+		for _, req := range m.requests() {
+			secrets = append(secrets, req.signature)
+		}
+		for _, secret := range secrets {
 			if strings.Contains(text, secret) {
 				i := strings.Index(text, secret)
 				t.Errorf("%s contain a token: ...%s...", where, text[max(0, i-80):min(len(text), i+40)])

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	stdlog "log"
 	"os"
 	"os/signal"
 	"syscall"
@@ -17,8 +18,8 @@ import (
 	"github.com/dtrelay/dtrelay/internal/relay"
 )
 
-// runRelay is `dtrelay run`: config → logger → start stages → wait for a
-// signal → stop in reverse.
+// runRelay is `dtrelay run`: protect the secrets → logger → config → start
+// stages → wait for a signal → stop in reverse.
 func runRelay(path, level string, stderr io.Writer) int {
 	lvl, err := zerolog.ParseLevel(level)
 	if err != nil {
@@ -26,6 +27,16 @@ func runRelay(path, level string, stderr io.Writer) int {
 		return 2
 	}
 	log := zerolog.New(stderr).Level(lvl).With().Timestamp().Logger()
+	// Before the configuration (and its keys) is read: no core dump of a
+	// process holding them.
+	if err := protectSecrets(); err != nil {
+		log.Error().Err(err).Msg("cannot start")
+		return 1
+	}
+	// Libraries that log through the standard logger (the process metrics
+	// do) come out as JSON too.
+	stdlog.SetFlags(0)
+	stdlog.SetOutput(relay.LogWriter(log.With().Str("component", "go").Logger(), zerolog.WarnLevel))
 
 	cfg, warnings, err := loadConfig(path)
 	if err != nil {

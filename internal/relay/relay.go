@@ -4,11 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"net/url"
 	"os"
 	"sync"
@@ -19,6 +17,7 @@ import (
 
 	"github.com/dtrelay/dtrelay/config"
 	"github.com/dtrelay/dtrelay/forward"
+	"github.com/dtrelay/dtrelay/internal/secret"
 	"github.com/dtrelay/dtrelay/poller"
 	"github.com/dtrelay/dtrelay/receiver"
 	"github.com/dtrelay/dtrelay/spool"
@@ -183,39 +182,6 @@ func closeSenders(specs []forward.OutputSpec) {
 	}
 }
 
-func (r *Relay) startMetrics() {
-	addr := r.cfg.Metrics.Address
-	if addr == "" {
-		return
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		r.log.Warn().Err(err).Str("address", addr).Msg("cannot listen for metrics; carrying on without")
-		return
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		r.set.WritePrometheus(w)
-		metrics.WriteProcessMetrics(w)
-	})
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	// Profiles, for "where does the time go" on a live relay; the metrics
-	// address is loopback by default.
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	r.metricsLn = ln
-	r.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := r.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			r.log.Error().Err(err).Msg("metrics listener failed")
-		}
-	}()
-	r.log.Info().Str("address", ln.Addr().String()).Msg("serving metrics")
-}
-
 // startPoller starts the Darktrace API poller of input ic, the pipeline's
 // input i. Its checkpoint state lives in the spool directory when there is
 // one (else it starts one interval back).
@@ -242,14 +208,14 @@ func (r *Relay) startPoller(ctx context.Context, ic config.Input, i int) error {
 	return nil
 }
 
-// redactURL drops a URL's query and user info for logs.
+// redactURL shows a URL for logs: no user info or query, path tokens
+// masked (secret.ShowURL).
 func redactURL(s string) string {
 	u, err := url.Parse(s)
 	if err != nil {
 		return "(unparsable URL)"
 	}
-	u.User, u.RawQuery = nil, ""
-	return u.String()
+	return secret.ShowURL(u)
 }
 
 // sinkPool adapts a forward.ProducerPool to the receiver's SinkPool.
