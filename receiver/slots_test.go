@@ -149,13 +149,16 @@ func TestSilentConnectsHoldNoMore(t *testing.T) {
 			waitFor(t, 5*time.Second, "at most one goroutine per slot", func() bool {
 				return runtime.NumGoroutine()-base <= maxConns+5
 			})
+			// Which ones were evicted depends on the order the two event
+			// loops ran OnOpen in; how many does not.
 			closed := 0
-			for _, c := range conns[:silent-maxConns] {
-				waitClosedByPeer(t, c, 5*time.Second)
-				closed++
+			for _, c := range conns {
+				if !stillOpen(c, 20*time.Millisecond) {
+					closed++
+				}
 			}
-			if !stillOpen(conns[silent-1], 50*time.Millisecond) {
-				t.Fatal("the newest silent connection was closed")
+			if closed != silent-maxConns {
+				t.Fatalf("%d connections closed, want %d", closed, silent-maxConns)
 			}
 			c := sender(t, l, p, "10.0.0.9")
 			defer c.Close()
