@@ -182,7 +182,7 @@ func (s *tlsServer) serve(raw net.Conn, sl *slot) {
 	if s.cfg.ProxyProtocol {
 		src, rest, err := readProxyHeader(raw)
 		switch {
-		case sl.closing.Load(): // evicted
+		case sl.closing.Load(), s.closing.Load(): // evicted, or the input stops
 			return
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			timedOut()
