@@ -29,6 +29,11 @@ type Config struct {
 	// ShutdownTimeout bounds the drain on SIGTERM; 0 stops at once.
 	// Default 10s.
 	ShutdownTimeout time.Duration
+	// MaxPartialBytes caps the bytes held in partial frames (frames split
+	// across reads) across every tcp and tls connection of the process;
+	// above it the connection holding the largest is closed. Default
+	// 256MiB; at least twice the largest tcp/tls max_message_size.
+	MaxPartialBytes Size
 }
 
 // Input protocols.
@@ -53,12 +58,25 @@ type Input struct {
 	MaxMessageSize Size
 	// TLS is set for protocol tls (and only then).
 	TLS *InputTLS
-	// Allow lists the source networks accepted; empty accepts all.
+	// Allow lists the source networks accepted; empty accepts all. With
+	// ProxyProtocol it applies to the source the PROXY header carries (the
+	// proxy itself for a LOCAL header).
 	Allow []netip.Prefix
-	// ProxyProtocol accepts PROXY v1/v2 headers (tcp, tls).
+	// ProxyProtocol accepts PROXY v1/v2 headers (tcp, tls); it requires
+	// TrustedProxies.
 	ProxyProtocol bool
+	// TrustedProxies lists the peers allowed to send PROXY headers (tcp,
+	// tls, with ProxyProtocol); others are refused before anything is read.
+	TrustedProxies []netip.Prefix
 	// MaxConnections caps concurrent connections (tcp, tls); default 1000.
 	MaxConnections int
+	// MaxConnectionsPerSource caps concurrent connections from one source
+	// address (tcp, tls); default 0, no cap.
+	MaxConnectionsPerSource int
+	// HandshakeTimeout bounds what comes before a connection's first
+	// complete frame: PROXY header, TLS handshake, the frame itself (tcp,
+	// tls); default 5s, must be positive.
+	HandshakeTimeout time.Duration
 	// IdleTimeout closes a silent connection or one stuck in a partial frame
 	// (tcp, tls); default 5m, 0 never.
 	IdleTimeout time.Duration

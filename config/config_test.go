@@ -16,7 +16,8 @@ func TestDefault(t *testing.T) {
 	c := Default()
 	want := &Config{
 		Inputs: []Input{
-			{Name: "tcp", Protocol: "tcp", Address: "127.0.0.1:1514", MaxMessageSize: 256 * KiB, MaxConnections: 1000, IdleTimeout: 5 * time.Minute},
+			{Name: "tcp", Protocol: "tcp", Address: "127.0.0.1:1514", MaxMessageSize: 256 * KiB, MaxConnections: 1000, IdleTimeout: 5 * time.Minute,
+				HandshakeTimeout: 5 * time.Second},
 			{Name: "udp", Protocol: "udp", Address: "127.0.0.1:1514", MaxMessageSize: 256 * KiB},
 		},
 		Outputs: []Output{{
@@ -25,6 +26,7 @@ func TestDefault(t *testing.T) {
 		}},
 		Metrics:         Metrics{Address: "127.0.0.1:9514"},
 		ShutdownTimeout: 10 * time.Second,
+		MaxPartialBytes: 256 * MiB,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("Default() =\n%+v\nwant\n%+v", c, want)
@@ -58,11 +60,12 @@ func TestFull(t *testing.T) {
 		Inputs: []Input{
 			{Name: "darktrace", Protocol: "tcp", Address: "0.0.0.0:1514", MaxMessageSize: 256 * KiB,
 				Allow:          []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.20/32"), netip.MustParsePrefix("2001:db8::/32")},
-				MaxConnections: 1000, IdleTimeout: 5 * time.Minute},
+				MaxConnections: 1000, IdleTimeout: 5 * time.Minute, HandshakeTimeout: 5 * time.Second},
 			{Name: "darktrace-udp", Protocol: "udp", Address: "0.0.0.0:1514", MaxMessageSize: 64 * KiB, Strict: true},
 			{Name: "darktrace-tls", Protocol: "tls", Address: "[::]:6514", MaxMessageSize: MiB,
 				TLS:           &InputTLS{CertFile: cert, KeyFile: key, ClientCAFile: cert},
-				ProxyProtocol: true, MaxConnections: 50, IdleTimeout: 0},
+				ProxyProtocol: true, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.5/32"), netip.MustParsePrefix("10.0.1.0/28")},
+				MaxConnections: 50, MaxConnectionsPerSource: 10, IdleTimeout: 0, HandshakeTimeout: 2 * time.Second},
 			{Name: "cloud", Protocol: "darktrace-api", MaxMessageSize: 256 * KiB, URL: "https://example.cloud.darktrace.com",
 				PublicToken: "dt-public-token-0123456789", PrivateToken: "dt-private-token-0123456789", Interval: time.Minute},
 		},
@@ -90,6 +93,7 @@ func TestFull(t *testing.T) {
 		Spool:           &Spool{Dir: filepath.Join(dir, "spool"), MaxSize: 10 * GiB, FsyncInterval: time.Second, WhenFull: "drop_oldest"},
 		Metrics:         Metrics{Address: "127.0.0.1:9514"},
 		ShutdownTimeout: 15 * time.Second,
+		MaxPartialBytes: 512 * MiB,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("Load(full.yaml) =\n%+v\nwant\n%+v", c, want)
@@ -104,11 +108,12 @@ func TestMinimal(t *testing.T) {
 	}
 	want := &Config{
 		Inputs: []Input{{Name: "darktrace", Protocol: "tcp", Address: "0.0.0.0:1514", MaxMessageSize: DefaultMaxMessageSize,
-			MaxConnections: DefaultMaxConnections, IdleTimeout: DefaultIdleTimeout}},
+			MaxConnections: DefaultMaxConnections, IdleTimeout: DefaultIdleTimeout, HandshakeTimeout: DefaultHandshakeTimeout}},
 		Outputs: []Output{{Name: "sekoia", Type: "sekoia-http", URL: DefaultSekoiaURL, IntakeKey: "minimal-intake-key-0123456789",
 			Endpoint: "plain", Compression: "gzip", Batch: Batch{MaxEvents: 1000, MaxBytes: 4 * MiB, MaxWait: time.Second},
 			QueueSize: 64 * MiB, Timeout: 30 * time.Second}},
 		ShutdownTimeout: 10 * time.Second,
+		MaxPartialBytes: 256 * MiB,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("Load(minimal.yaml) =\n%+v\nwant\n%+v", c, want)

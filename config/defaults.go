@@ -7,19 +7,21 @@ import (
 
 // Defaults filled in when a key is absent (DESIGN.md §4).
 const (
-	DefaultMaxMessageSize  = 256 * KiB
-	DefaultMaxConnections  = 1000
-	DefaultIdleTimeout     = 5 * time.Minute
-	DefaultPollInterval    = 60 * time.Second
-	DefaultSekoiaURL       = "https://intake.sekoia.io"
-	DefaultBatchMaxEvents  = 1000
-	DefaultBatchMaxBytes   = 4 * MiB
-	DefaultBatchMaxWait    = time.Second // HTTP outputs; syslog and file outputs: 0
-	DefaultQueueSize       = 64 * MiB
-	DefaultTimeout         = 30 * time.Second
-	DefaultSpoolMaxSize    = 10 * GiB
-	DefaultFsyncInterval   = time.Second
-	DefaultShutdownTimeout = 10 * time.Second
+	DefaultMaxMessageSize   = 256 * KiB
+	DefaultMaxConnections   = 1000
+	DefaultIdleTimeout      = 5 * time.Minute
+	DefaultHandshakeTimeout = 5 * time.Second
+	DefaultMaxPartialBytes  = 256 * MiB
+	DefaultPollInterval     = 60 * time.Second
+	DefaultSekoiaURL        = "https://intake.sekoia.io"
+	DefaultBatchMaxEvents   = 1000
+	DefaultBatchMaxBytes    = 4 * MiB
+	DefaultBatchMaxWait     = time.Second // HTTP outputs; syslog and file outputs: 0
+	DefaultQueueSize        = 64 * MiB
+	DefaultTimeout          = 30 * time.Second
+	DefaultSpoolMaxSize     = 10 * GiB
+	DefaultFsyncInterval    = time.Second
+	DefaultShutdownTimeout  = 10 * time.Second
 )
 
 // complete fills in the defaults of every key that was not given, for the
@@ -27,6 +29,9 @@ const (
 func (d *decoder) complete(c *Config) {
 	if !d.isSet("shutdown_timeout") {
 		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if !d.isSet("max_partial_bytes") {
+		c.MaxPartialBytes = DefaultMaxPartialBytes
 	}
 	for i := range c.Inputs {
 		d.completeInput(&c.Inputs[i], d.inputPaths[i])
@@ -56,6 +61,9 @@ func (d *decoder) completeInput(in *Input, p string) {
 		}
 		if !d.isSet(p + ".idle_timeout") {
 			in.IdleTimeout = DefaultIdleTimeout
+		}
+		if !d.isSet(p + ".handshake_timeout") {
+			in.HandshakeTimeout = DefaultHandshakeTimeout
 		}
 	case ProtocolDarktraceAPI:
 		if !d.isSet(p + ".interval") {

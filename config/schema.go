@@ -10,12 +10,13 @@ import (
 // The keys each mapping knows. Whether a key applies to an input's protocol
 // or an output's type is checked later (inputKeyUse, outputKeyUse).
 func rootKeys() []string {
-	return []string{"inputs", "outputs", "routes", "spool", "metrics", "shutdown_timeout"}
+	return []string{"inputs", "outputs", "routes", "spool", "metrics", "shutdown_timeout", "max_partial_bytes"}
 }
 
 func inputKeys() []string {
 	return []string{"name", "protocol", "address", "max_message_size", "tls", "allow", "proxy_protocol",
-		"max_connections", "idle_timeout", "strict", "url", "public_token", "private_token", "interval", "ca_file"}
+		"trusted_proxies", "max_connections", "max_connections_per_source", "idle_timeout", "handshake_timeout",
+		"strict", "url", "public_token", "private_token", "interval", "ca_file"}
 }
 
 func outputKeys() []string {
@@ -95,6 +96,8 @@ func (d *decoder) decodeConfig(root *yaml.Node) *Config {
 			})
 		case "shutdown_timeout":
 			d.duration(v, p, &c.ShutdownTimeout)
+		case "max_partial_bytes":
+			d.size(v, p, &c.MaxPartialBytes)
 		}
 	})
 	return c
@@ -126,19 +129,19 @@ func (d *decoder) decodeInput(n *yaml.Node, path string, in *Input) bool {
 				in.TLS = t
 			}
 		case "allow":
-			d.sequence(v, p, func(item *yaml.Node, ip string) {
-				if s, ok := d.listItem(item, ip); ok {
-					if pfx, ok := d.prefix(s, ip); ok {
-						in.Allow = append(in.Allow, pfx)
-					}
-				}
-			})
+			d.prefixes(v, p, &in.Allow)
 		case "proxy_protocol":
 			d.boolean(v, p, &in.ProxyProtocol)
+		case "trusted_proxies":
+			d.prefixes(v, p, &in.TrustedProxies)
 		case "max_connections":
 			d.integer(v, p, &in.MaxConnections)
+		case "max_connections_per_source":
+			d.integer(v, p, &in.MaxConnectionsPerSource)
 		case "idle_timeout":
 			d.duration(v, p, &in.IdleTimeout)
+		case "handshake_timeout":
+			d.duration(v, p, &in.HandshakeTimeout)
 		case "strict":
 			d.boolean(v, p, &in.Strict)
 		case "url":
@@ -151,6 +154,18 @@ func (d *decoder) decodeInput(n *yaml.Node, path string, in *Input) bool {
 			d.duration(v, p, &in.Interval)
 		case "ca_file":
 			d.filePath(v, p, &in.CAFile)
+		}
+	})
+}
+
+// prefixes decodes a list of CIDRs or bare addresses (allow,
+// trusted_proxies).
+func (d *decoder) prefixes(n *yaml.Node, path string, dst *[]netip.Prefix) {
+	d.sequence(n, path, func(item *yaml.Node, ip string) {
+		if s, ok := d.listItem(item, ip); ok {
+			if pfx, ok := d.prefix(s, ip); ok {
+				*dst = append(*dst, pfx)
+			}
 		}
 	})
 }

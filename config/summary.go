@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/netip"
 	"net/url"
 	"sort"
 	"strings"
@@ -15,6 +16,12 @@ func (c *Config) Summary() string {
 	fmt.Fprintf(&b, "inputs (%d):\n", len(c.Inputs))
 	for _, in := range c.Inputs {
 		fmt.Fprintf(&b, "  %s: %s\n", in.Name, inputSummary(&in))
+	}
+	for _, in := range c.Inputs {
+		if in.Protocol == ProtocolTCP || in.Protocol == ProtocolTLS {
+			fmt.Fprintf(&b, "max_partial_bytes: %s held in partial frames across all tcp/tls connections\n", c.MaxPartialBytes)
+			break
+		}
 	}
 	fmt.Fprintf(&b, "outputs (%d):\n", len(c.Outputs))
 	for _, o := range c.Outputs {
@@ -62,7 +69,11 @@ func inputSummary(in *Input) string {
 		if in.IdleTimeout > 0 {
 			idle = formatDuration(in.IdleTimeout)
 		}
-		parts = append(parts, fmt.Sprintf("max_connections %d", in.MaxConnections), "idle_timeout "+idle)
+		parts = append(parts, fmt.Sprintf("max_connections %d", in.MaxConnections))
+		if in.MaxConnectionsPerSource > 0 {
+			parts = append(parts, fmt.Sprintf("max_connections_per_source %d", in.MaxConnectionsPerSource))
+		}
+		parts = append(parts, "idle_timeout "+idle, "handshake_timeout "+formatDuration(in.HandshakeTimeout))
 	}
 	if t := in.TLS; t != nil {
 		s := "cert " + t.CertFile
@@ -72,19 +83,23 @@ func inputSummary(in *Input) string {
 		parts = append(parts, s)
 	}
 	if len(in.Allow) > 0 {
-		allow := make([]string, len(in.Allow))
-		for i, p := range in.Allow {
-			allow[i] = p.String()
-		}
-		parts = append(parts, "allow "+strings.Join(allow, ", "))
+		parts = append(parts, "allow "+prefixList(in.Allow))
 	}
 	if in.ProxyProtocol {
-		parts = append(parts, "PROXY protocol")
+		parts = append(parts, "PROXY protocol from "+prefixList(in.TrustedProxies))
 	}
 	if in.Strict {
 		parts = append(parts, "strict RFC 5424")
 	}
 	return strings.Join(parts, "; ")
+}
+
+func prefixList(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ", ")
 }
 
 func outputSummary(o *Output) string {

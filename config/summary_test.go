@@ -8,8 +8,9 @@ import (
 
 func TestSummaryDefault(t *testing.T) {
 	want := `inputs (2):
-  tcp: tcp on 127.0.0.1:1514; max_message_size 256KiB; max_connections 1000; idle_timeout 5m
+  tcp: tcp on 127.0.0.1:1514; max_message_size 256KiB; max_connections 1000; idle_timeout 5m; handshake_timeout 5s
   udp: udp on 127.0.0.1:1514; max_message_size 256KiB
+max_partial_bytes: 256MiB held in partial frames across all tcp/tls connections
 outputs (1):
   stdout: file standard output; batch 1000 events / 4MiB / no wait; queue 64MiB
 routes: none, every event goes to every output
@@ -31,9 +32,10 @@ func TestSummaryFull(t *testing.T) {
 	got := c.Summary()
 	for _, want := range []string{
 		"inputs (4):\n",
-		"  darktrace: tcp on 0.0.0.0:1514; max_message_size 256KiB; max_connections 1000; idle_timeout 5m; allow 10.0.0.0/8, 192.168.1.20/32, 2001:db8::/32\n",
+		"  darktrace: tcp on 0.0.0.0:1514; max_message_size 256KiB; max_connections 1000; idle_timeout 5m; handshake_timeout 5s; allow 10.0.0.0/8, 192.168.1.20/32, 2001:db8::/32\n",
 		"  darktrace-udp: udp on 0.0.0.0:1514; max_message_size 64KiB; strict RFC 5424\n",
-		"  darktrace-tls: tls on [::]:6514; max_message_size 1MiB; max_connections 50; idle_timeout none; cert " + dir + "/server.pem, client certificates required (CA " + dir + "/server.pem); PROXY protocol\n",
+		"  darktrace-tls: tls on [::]:6514; max_message_size 1MiB; max_connections 50; max_connections_per_source 10; idle_timeout none; handshake_timeout 2s; cert " + dir + "/server.pem, client certificates required (CA " + dir + "/server.pem); PROXY protocol from 10.0.0.5/32, 10.0.1.0/28\n",
+		"max_partial_bytes: 512MiB held in partial frames across all tcp/tls connections\n",
 		"  cloud: darktrace-api polling https://example.cloud.darktrace.com every 1m; tokens set; max_message_size 256KiB\n",
 		"outputs (5):\n",
 		"  sekoia: sekoia-http to https://intake.sekoia.io (endpoint batch, compression gzip); intake_key set; batch 1000 events / 4MiB / 1s; queue 64MiB; timeout 20s\n",

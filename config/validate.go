@@ -32,6 +32,7 @@ func (d *decoder) validate(c *Config) {
 		d.problemf("outputs", "at least one output is required")
 	}
 	d.validateInputs(c.Inputs)
+	d.validatePartial(c)
 	d.validateOutputs(c)
 	d.validateRoutes(c)
 	if c.Spool != nil {
@@ -89,7 +90,8 @@ func inputKeyUse(protocol, key string) bool {
 		return true
 	case "address", "allow", "strict":
 		return protocol != ProtocolDarktraceAPI
-	case "proxy_protocol", "max_connections", "idle_timeout":
+	case "proxy_protocol", "trusted_proxies", "max_connections", "max_connections_per_source", "idle_timeout",
+		"handshake_timeout":
 		return protocol == ProtocolTCP || protocol == ProtocolTLS
 	case "tls":
 		return protocol == ProtocolTLS
@@ -143,8 +145,8 @@ func (d *decoder) validateInputs(inputs []Input) {
 			}
 			listeners[l] = append(listeners[l], bound{host, p + ".address"})
 		}
-		if in.Protocol != ProtocolUDP && in.MaxConnections < 1 {
-			d.problemf(p+".max_connections", "must be at least 1, got %d", in.MaxConnections)
+		if in.Protocol != ProtocolUDP {
+			d.validateConnLimits(in, p)
 		}
 		if in.Protocol == ProtocolTLS {
 			d.validateInputTLS(in.TLS, p+".tls")

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
-	"sync/atomic"
 	"time"
 )
 
@@ -22,12 +21,18 @@ const (
 // when Config.KeepAlive is zero.
 const DefaultKeepAlive = 15 * time.Second
 
+// DefaultHandshakeTimeout is Config.HandshakeTimeout when it is zero.
+const DefaultHandshakeTimeout = 5 * time.Second
+
 // Errors returned by Start for a Config that cannot work.
 var (
 	ErrProtocol  = errors.New("receiver: protocol must be tcp, udp or tls")
 	ErrNoTLS     = errors.New("receiver: tls input without a TLS configuration")
 	ErrProxyUDP  = errors.New("receiver: proxy_protocol is not supported on udp")
 	ErrNoAddress = errors.New("receiver: address is empty")
+	// ErrNoTrustedProxies: with proxy_protocol, trusted_proxies must name
+	// the load balancers; anyone else could claim any source.
+	ErrNoTrustedProxies = errors.New("receiver: proxy_protocol requires trusted_proxies")
 )
 
 // Config describes one input. The config package validates the user's file
@@ -42,13 +47,34 @@ type Config struct {
 	// MaxMessageSize is the frame size limit (DefaultMaxMessageSize if 0).
 	MaxMessageSize int
 	// Allow lists the accepted source prefixes; empty accepts all. With
-	// ProxyProtocol it applies to the source given in the PROXY header.
+	// ProxyProtocol it applies to the source given in the PROXY header
+	// (the proxy itself for a LOCAL header), after TrustedProxies.
 	Allow []netip.Prefix
+	// TrustedProxies lists the peers that may send PROXY headers; it is
+	// required with ProxyProtocol. A connection from another peer is
+	// refused before anything is read from it.
+	TrustedProxies []netip.Prefix
 	// MaxConnections caps concurrent connections (tcp, tls); 0 = no cap.
+	// When the cap is reached, the oldest connection that has not completed
+	// a frame is closed to make room; a new one is refused only when every
+	// connection has completed a frame (or is being read).
 	MaxConnections int
+	// MaxConnectionsPerSource caps concurrent connections from one source
+	// address (the PROXY header's with ProxyProtocol); 0 = no cap.
+	MaxConnectionsPerSource int
+	// HandshakeTimeout bounds everything before a connection's first
+	// complete frame, counted from the accept: the PROXY header, the TLS
+	// handshake and the first frame itself (DefaultHandshakeTimeout if 0).
+	// IdleTimeout takes over after the first frame; before it, whichever of
+	// the two ends first closes the connection.
+	HandshakeTimeout time.Duration
 	// IdleTimeout closes a connection that sent nothing, or that has held
 	// a partial frame, for this long; 0 = never.
 	IdleTimeout time.Duration
+	// Partial caps the bytes held in partial frames; the relay shares one
+	// across all inputs of the process. Nil gives the input a budget of its
+	// own of DefaultMaxPartialBytes.
+	Partial *PartialBudget
 	// TLS is the server configuration (certificates, ClientCAs and
 	// ClientAuth for mTLS) of a tls input; MinVersion is raised to TLS 1.2.
 	TLS *tls.Config
@@ -71,6 +97,9 @@ func (c *Config) normalize() error {
 	}
 	switch c.Protocol {
 	case ProtocolTCP:
+		if c.ProxyProtocol && len(c.TrustedProxies) == 0 {
+			return ErrNoTrustedProxies
+		}
 	case ProtocolUDP:
 		if c.ProxyProtocol {
 			return ErrProxyUDP
@@ -78,6 +107,9 @@ func (c *Config) normalize() error {
 	case ProtocolTLS:
 		if c.TLS == nil {
 			return ErrNoTLS
+		}
+		if c.ProxyProtocol && len(c.TrustedProxies) == 0 {
+			return ErrNoTrustedProxies
 		}
 		t := c.TLS.Clone()
 		if t.MinVersion < tls.VersionTLS12 {
@@ -99,45 +131,17 @@ func (c *Config) normalize() error {
 	if c.EventLoops <= 0 {
 		c.EventLoops = runtime.GOMAXPROCS(0)
 	}
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if c.MaxConnectionsPerSource < 0 {
+		c.MaxConnectionsPerSource = 0
+	}
+	if c.Partial == nil {
+		c.Partial = NewPartialBudget(0)
+	}
 	return nil
 }
-
-// gate applies the allow list and the connection cap. It is safe for
-// concurrent use.
-type gate struct {
-	allow  []netip.Prefix
-	max    int64
-	active atomic.Int64
-}
-
-// allowed reports whether addr may connect.
-func (g *gate) allowed(addr netip.Addr) bool {
-	if len(g.allow) == 0 {
-		return true
-	}
-	addr = addr.Unmap()
-	for _, p := range g.allow {
-		if p.Contains(addr) {
-			return true
-		}
-	}
-	return false
-}
-
-// acquire takes a connection slot; it fails when MaxConnections are open.
-func (g *gate) acquire() bool {
-	for {
-		n := g.active.Load()
-		if g.max > 0 && n >= g.max {
-			return false
-		}
-		if g.active.CompareAndSwap(n, n+1) {
-			return true
-		}
-	}
-}
-
-func (g *gate) release() { g.active.Add(-1) }
 
 // addrPortOf returns the IP and port of a TCP or UDP address.
 func addrPortOf(a net.Addr) netip.AddrPort {

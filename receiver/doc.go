@@ -9,9 +9,19 @@
 //
 // Start opens one input: TCP and UDP run on gnet event loops (one per
 // GOMAXPROCS), TLS runs on crypto/tls with one goroutine per connection. Both
-// paths enforce the same limits (max_message_size, max_connections, allow,
-// idle_timeout), optionally read a PROXY protocol v1/v2 header first, and
-// deliver frames to a FrameSink taken from the input's SinkPool for the
-// duration of one read. The receiver knows nothing of parsing or forwarding;
+// paths enforce the same limits (max_message_size, max_connections,
+// max_connections_per_source, allow, handshake_timeout, idle_timeout, and the
+// process-wide PartialBudget), optionally read a PROXY protocol v1/v2 header
+// first (only from trusted_proxies, checked at accept before anything is
+// read), and deliver frames to a FrameSink taken from the input's SinkPool
+// for the duration of one read.
+//
+// Trust and slots: a connection's peer is checked when it is accepted, and
+// it takes a max_connections slot there, before a byte is read or (TLS) a
+// goroutine started. Until its first complete frame it is "pending": one
+// handshake_timeout from the accept bounds the PROXY header, the TLS
+// handshake and that first frame, and when the cap is reached the oldest
+// pending connection is closed to make room. After the first frame only
+// idle_timeout applies. The receiver knows nothing of parsing or forwarding;
 // a sink that blocks stops the event loop on purpose (backpressure).
 package receiver

@@ -418,3 +418,14 @@ func appendDigits(dst []byte, v, n int) []byte {
 	}
 	return dst
 }
+
+// Held reports the scratch memory committed to a partial frame: the
+// scratch capacity while a frame split across reads is being collected (an
+// octet-counted frame reserves its declared size), zero between frames and
+// while skipping an oversize one.
+func (f *Framer) Held() int {
+	if f.state == stateOctet || f.state == stateLine {
+		return cap(f.scratch)
+	}
+	return 0
+}

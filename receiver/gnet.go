@@ -25,8 +25,8 @@ const udpRecvBuffer = 4 << 20
 
 // gnetServer is the gnet.EventHandler of one tcp or udp input. Callbacks
 // other than OnTick run on the connection's event loop; OnTick runs on the
-// engine's ticker goroutine and touches only atomics, the connection
-// registry (under mu) and the concurrency-safe gnet.Conn.Close.
+// engine's ticker goroutine and touches only atomics and the connection
+// table (cm.slots, under its mutex).
 type gnetServer struct {
 	gnet.BuiltinEventEngine
 	*common
@@ -40,23 +40,21 @@ type gnetServer struct {
 	boundAddr net.Addr
 	ready     chan struct{}
 	readyOnce sync.Once
-
-	mu    sync.Mutex
-	conns map[*gconn]struct{}
 }
 
 // gconn is the state of one TCP connection, kept in gnet.Conn's context.
-// Everything but the atomics belongs to the connection's event loop.
+// Everything but the atomics (and the slot, see slots) belongs to the
+// connection's event loop.
 type gconn struct {
+	slot
 	c        gnet.Conn
-	peer     netip.AddrPort // the TCP peer; immutable
 	remote   netip.AddrPort // the peer, or the source from the PROXY header
 	framer   Framer
 	proxy    *proxyReader // non-nil until the PROXY header is read
+	framed   bool         // a frame was completed
+	hold     partialHold
 	lastRead atomic.Int64 // clock of the last read
 	progress atomic.Int64 // clock of the last read that left no partial frame or completed one
-	closing  atomic.Bool  // the idle sweep asked for a close
-	busy     atomic.Bool  // inside OnTraffic (possibly blocked in the sink)
 }
 
 func newGnetServer(cm *common) *gnetServer {
@@ -64,11 +62,17 @@ func newGnetServer(cm *common) *gnetServer {
 		common: cm,
 		udp:    cm.cfg.Protocol == ProtocolUDP,
 		ready:  make(chan struct{}),
-		conns:  make(map[*gconn]struct{}),
 		tick:   time.Second,
 	}
-	if t := cm.cfg.IdleTimeout / 4; t > 0 && t < s.tick {
-		s.tick = max(t, 5*time.Millisecond)
+	for _, t := range []time.Duration{cm.cfg.IdleTimeout / 4, cm.cfg.HandshakeTimeout / 4} {
+		if t > 0 && t < s.tick {
+			s.tick = max(t, 5*time.Millisecond)
+		}
+	}
+	if !s.udp {
+		// A connection whose bytes wait unread in the kernel is held back
+		// by a blocked event loop (backpressure), not by its sender.
+		cm.slots.evictable = func(sl *slot) bool { return unreadBytes(sl.fd) == 0 }
 	}
 	s.clock.Store(time.Now().UnixNano())
 	return s
@@ -154,53 +158,69 @@ func (s *gnetServer) OnBoot(eng gnet.Engine) gnet.Action {
 	return gnet.None
 }
 
-// OnTick refreshes the coarse clock, signals readiness and closes idle
-// connections.
+// OnTick refreshes the coarse clock, signals readiness and closes
+// connections past handshake_timeout or idle_timeout.
 func (s *gnetServer) OnTick() (time.Duration, gnet.Action) {
 	now := time.Now().UnixNano()
 	s.clock.Store(now)
 	s.readyOnce.Do(func() { close(s.ready) })
-	if s.cfg.IdleTimeout > 0 && !s.udp {
+	if !s.udp {
 		s.sweep(now)
 	}
 	return s.tick, gnet.None
 }
 
-// sweep closes connections silent for IdleTimeout, or holding a partial
-// frame for that long. Close is asynchronous and concurrency-safe in gnet;
-// a stale Conn is ignored by its event loop.
+// sweep closes the connections that have not completed a frame within
+// HandshakeTimeout of their accept and, with an IdleTimeout, those silent
+// for that long or holding a partial frame for that long. A connection
+// being read, or with bytes waiting in the kernel that its event loop has
+// not read yet, is held back by a blocked sink (backpressure): by us, not
+// by the sender; it is left alone.
 func (s *gnetServer) sweep(now int64) {
-	limit := s.cfg.IdleTimeout.Nanoseconds()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for gc := range s.conns {
-		if now-gc.lastRead.Load() <= limit && now-gc.progress.Load() <= limit {
-			continue
+	stuck := func(sl *slot) bool { return sl.busy.Load() || unreadBytes(sl.fd) > 0 }
+	s.slots.expired(now-s.cfg.HandshakeTimeout.Nanoseconds(), func(sl *slot) bool {
+		if stuck(sl) || !sl.closing.CompareAndSwap(false, true) {
+			return false
 		}
-		// A connection being read, or with bytes waiting in the kernel
-		// that its event loop has not read yet, is typically held back by
-		// a blocked sink (backpressure): by us, not by the sender.
-		if gc.busy.Load() || unreadBytes(gc.c.Fd()) > 0 {
-			continue
-		}
-		if gc.closing.CompareAndSwap(false, true) {
-			s.m.idleClosed.Inc()
-			s.sampled.Info().Str("peer", gc.peer.String()).Dur("idle_timeout", s.cfg.IdleTimeout).
-				Msg("closing idle connection")
-			_ = gc.c.Close()
-		}
+		s.handshakeTimedOut(sl.peer)
+		sl.kill()
+		return true
+	})
+	if s.cfg.IdleTimeout <= 0 {
+		return
 	}
+	limit := s.cfg.IdleTimeout.Nanoseconds()
+	s.slots.each(func(sl *slot) {
+		gc := sl.owner.(*gconn)
+		if now-gc.lastRead.Load() <= limit && now-gc.progress.Load() <= limit {
+			return
+		}
+		if stuck(sl) || !sl.closing.CompareAndSwap(false, true) {
+			return
+		}
+		s.idleClosed(sl.peer)
+		sl.kill()
+	})
 }
 
-// OnOpen applies allow and max_connections and sets up the connection.
+// OnOpen checks the peer before anything is read: with proxy_protocol it
+// must be in trusted_proxies, else in allow. It then takes a slot (see
+// slots.open) and sets up the connection.
 func (s *gnetServer) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
-	remote := addrPortOf(c.RemoteAddr())
-	if !s.cfg.ProxyProtocol && !s.gate.allowed(remote.Addr()) {
-		s.rejectAllow(remote)
+	peer := addrPortOf(c.RemoteAddr())
+	src, ok := s.checkPeer(peer)
+	if !ok {
 		return nil, gnet.Close
 	}
-	if !s.gate.acquire() {
-		s.rejectMax(remote)
+	fd := c.Fd()
+	gc := &gconn{c: c, remote: peer}
+	gc.slot = slot{peer: peer, fd: fd, opened: time.Now().UnixNano(), owner: gc,
+		// Called with the table locked while gc is registered: OnClose,
+		// which unregisters it, runs before gnet closes the descriptor,
+		// so fd is still gc's. The shutdown wakes the event loop, whose
+		// read sees the end of the stream and closes the connection.
+		kill: func() { _ = unix.Shutdown(fd, unix.SHUT_RDWR) }}
+	if !s.admit(&gc.slot, src) {
 		return nil, gnet.Close
 	}
 	if ka := s.cfg.KeepAlive; ka > 0 {
@@ -208,18 +228,16 @@ func (s *gnetServer) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 			s.sampled.Warn().Err(err).Msg("cannot set TCP keep-alive")
 		}
 	}
-	gc := &gconn{c: c, peer: remote, remote: remote}
 	gc.framer.Init(s.cfg.MaxMessageSize)
 	if s.cfg.ProxyProtocol {
 		gc.proxy = &proxyReader{}
 	}
+	gc.hold.over = func(held int64) { s.partialOver(&gc.slot, held) }
+	s.partial.register(&gc.hold)
 	now := s.clock.Load()
 	gc.lastRead.Store(now)
 	gc.progress.Store(now)
 	c.SetContext(gc)
-	s.mu.Lock()
-	s.conns[gc] = struct{}{}
-	s.mu.Unlock()
 	s.m.opened()
 	return nil, gnet.None
 }
@@ -232,12 +250,10 @@ func (s *gnetServer) OnClose(c gnet.Conn, _ error) gnet.Action {
 		return gnet.None // rejected in OnOpen
 	}
 	c.SetContext(nil)
-	s.mu.Lock()
-	delete(s.conns, gc)
-	s.mu.Unlock()
-	s.gate.release()
+	s.slots.close(&gc.slot)
 	s.m.closed()
 	gc.framer.End()
+	s.partial.release(&gc.hold)
 	if st := gc.framer.TakeStats(); st.Truncated > 0 {
 		s.m.publish(st)
 		s.sampled.Warn().Str("remote", gc.remote.String()).Msg("connection closed inside a frame; partial frame dropped")
@@ -255,7 +271,9 @@ func (s *gnetServer) OnTraffic(c gnet.Conn) gnet.Action {
 		return gnet.None
 	}
 	gc, ok := c.Context().(*gconn)
-	if !ok {
+	if !ok || gc.closing.Load() {
+		// Closing (timeout, eviction, partial cap): what the peer sent
+		// since the decision is dropped with the connection.
 		_, _ = c.Discard(-1)
 		return gnet.Close
 	}
@@ -282,19 +300,26 @@ func (s *gnetServer) OnTraffic(c gnet.Conn) gnet.Action {
 	if st.Frames > 0 || !gc.framer.Pending() {
 		gc.progress.Store(now)
 	}
+	if st.Frames > 0 && !gc.framed {
+		gc.framed = true
+		s.slots.framed(&gc.slot) // once per connection: handshake_timeout no longer applies
+	}
+	s.partial.set(&gc.hold, int64(gc.framer.Held()))
 	s.publish(st, gc.remote)
 	return gnet.None
 }
 
-// proxyHeader reads the PROXY header, then applies allow to the source it
-// names (gc.remote from then on). It returns the data after the header, or
-// nil and the action to take: None while the header is incomplete, Close
-// when it is bad or the source is not allowed.
+// proxyHeader reads the PROXY header, then applies allow and
+// max_connections_per_source to the source it names (gc.remote from then
+// on). A LOCAL header (v2 LOCAL, v1 UNKNOWN) names no source: the
+// connection is the proxy's own, and its source is the proxy. It returns
+// the data after the header, or nil and the action to take: None while the
+// header is incomplete, Close when it is bad or the source is refused.
 func (s *gnetServer) proxyHeader(gc *gconn, data []byte) ([]byte, gnet.Action) {
 	done, src, rest, err := gc.proxy.feed(data)
 	switch {
 	case err != nil:
-		s.proxyFailed(gc.remote, err)
+		s.proxyFailed(gc.peer, err)
 		return nil, gnet.Close
 	case !done:
 		return nil, gnet.None
@@ -303,8 +328,7 @@ func (s *gnetServer) proxyHeader(gc *gconn, data []byte) ([]byte, gnet.Action) {
 	if src.IsValid() {
 		gc.remote = src
 	}
-	if !s.gate.allowed(gc.remote.Addr()) {
-		s.rejectAllow(gc.remote)
+	if !s.checkSource(&gc.slot, gc.remote, src.IsValid()) {
 		return nil, gnet.Close
 	}
 	if rest == nil {
@@ -317,7 +341,7 @@ func (s *gnetServer) proxyHeader(gc *gconn, data []byte) ([]byte, gnet.Action) {
 // datagram never leaves a partial frame.
 func (s *gnetServer) datagram(c gnet.Conn, data []byte) {
 	remote := addrPortOf(c.RemoteAddr())
-	if !s.gate.allowed(remote.Addr()) {
+	if !allowedBy(s.cfg.Allow, remote.Addr()) {
 		s.rejectAllow(remote)
 		return
 	}

@@ -42,6 +42,7 @@ func (f *fakeConn) Context() any                                               {
 func (f *fakeConn) SetContext(c any)                                           { f.ctx = c }
 func (f *fakeConn) RemoteAddr() net.Addr                                       { return f.remote }
 func (f *fakeConn) SetKeepAlive(bool, time.Duration, time.Duration, int) error { return nil }
+func (f *fakeConn) Fd() int                                                    { return -1 }
 
 // countPool hands out one counting sink (pointer-shaped, so Get does not
 // allocate).
@@ -57,8 +58,7 @@ func newTestGnetServer(t testing.TB, cfg Config, pool SinkPool) (*gnetServer, *M
 		t.Fatal(err)
 	}
 	m := NewMetrics(metrics.NewSet(), "unit")
-	return newGnetServer(&common{cfg: cfg, pool: pool, m: m, log: zerolog.Nop(), sampled: zerolog.Nop(),
-		gate: gate{allow: cfg.Allow, max: int64(cfg.MaxConnections)}}), m
+	return newGnetServer(newCommon(cfg, pool, m, zerolog.Nop())), m
 }
 
 // TestOnTrafficConsumesEverything checks that after every OnTraffic the
@@ -93,7 +93,7 @@ func TestOnTrafficConsumesEverything(t *testing.T) {
 		t.Fatalf("TCP reads: %v allocations per run, want 0", a)
 	}
 	s.OnClose(fc, nil)
-	if m.connections.Get() != 0 || s.gate.active.Load() != 0 {
+	if m.connections.Get() != 0 || s.slots.count() != 0 {
 		t.Fatal("connection not released on close")
 	}
 

@@ -17,6 +17,7 @@ import (
 // Listener is one running input. Addr and Stop are safe for concurrent use.
 type Listener struct {
 	cfg      Config
+	cm       *common
 	addr     net.Addr
 	log      zerolog.Logger
 	stopFn   func(context.Context) error
@@ -25,15 +26,29 @@ type Listener struct {
 }
 
 // common is what the gnet and TLS servers share: configuration, sink pool,
-// metrics, loggers and the connection gate. It is read-only after Start
-// (the gate and metrics are concurrency-safe).
+// metrics, loggers, the connection table and the partial-frame budget. It
+// is read-only after Start (slots, partial and metrics are
+// concurrency-safe).
 type common struct {
 	cfg     Config
 	pool    SinkPool
 	m       *Metrics
 	log     zerolog.Logger
 	sampled zerolog.Logger // per-message and per-connection problems
-	gate    gate
+	slots   *slots
+	partial *PartialBudget
+}
+
+func newCommon(cfg Config, pool SinkPool, m *Metrics, log zerolog.Logger) *common {
+	return &common{
+		cfg:     cfg,
+		pool:    pool,
+		m:       m,
+		log:     log,
+		sampled: log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second}),
+		slots:   newSlots(cfg.MaxConnections, cfg.MaxConnectionsPerSource),
+		partial: cfg.Partial,
+	}
 }
 
 // Start opens the input described by cfg and delivers its frames to sinks
@@ -47,15 +62,8 @@ func Start(cfg Config, pool SinkPool, m *Metrics, log zerolog.Logger) (*Listener
 		return nil, err
 	}
 	log = log.With().Str("input", cfg.Name).Str("protocol", cfg.Protocol).Logger()
-	cm := &common{
-		cfg:     cfg,
-		pool:    pool,
-		m:       m,
-		log:     log,
-		sampled: log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second}),
-		gate:    gate{allow: cfg.Allow, max: int64(cfg.MaxConnections)},
-	}
-	l := &Listener{cfg: cfg, log: log}
+	cm := newCommon(cfg, pool, m, log)
+	l := &Listener{cfg: cfg, cm: cm, log: log}
 	switch cfg.Protocol {
 	case ProtocolTLS:
 		ts, err := startTLS(cm)
@@ -71,8 +79,10 @@ func Start(cfg Config, pool SinkPool, m *Metrics, log zerolog.Logger) (*Listener
 		l.addr, l.stopFn = gs.boundAddr, stop
 	}
 	log.Info().Str("address", l.addr.String()).Int("max_message_size", cfg.MaxMessageSize).
-		Int("max_connections", cfg.MaxConnections).Dur("idle_timeout", cfg.IdleTimeout).
-		Bool("proxy_protocol", cfg.ProxyProtocol).Int("allow", len(cfg.Allow)).Msg("listening")
+		Int("max_connections", cfg.MaxConnections).Int("max_connections_per_source", cfg.MaxConnectionsPerSource).
+		Dur("handshake_timeout", cfg.HandshakeTimeout).Dur("idle_timeout", cfg.IdleTimeout).
+		Bool("proxy_protocol", cfg.ProxyProtocol).Int("trusted_proxies", len(cfg.TrustedProxies)).
+		Int("allow", len(cfg.Allow)).Msg("listening")
 	return l, nil
 }
 
@@ -93,20 +103,109 @@ func (l *Listener) Stop(ctx context.Context) error {
 	return l.stopErr
 }
 
+// checkPeer decides on a new connection from its TCP peer, before anything
+// is read: with proxy_protocol the peer must be a trusted proxy (allow is
+// applied later, to the source in the header), else it must be allowed. It
+// returns the source to count against max_connections_per_source (invalid
+// with proxy_protocol, where it is not known yet).
+func (cm *common) checkPeer(peer netip.AddrPort) (netip.Addr, bool) {
+	if cm.cfg.ProxyProtocol {
+		if !inPrefixes(cm.cfg.TrustedProxies, peer.Addr()) {
+			cm.m.rejectUntrusted.Inc()
+			cm.sampled.Warn().Str("peer", peer.String()).
+				Msg("connection rejected: peer not in trusted_proxies may not send a PROXY header")
+			return netip.Addr{}, false
+		}
+		return netip.Addr{}, true
+	}
+	if !allowedBy(cm.cfg.Allow, peer.Addr()) {
+		cm.m.rejectAllow.Inc()
+		cm.sampled.Warn().Str("peer", peer.String()).Msg("connection rejected: source not in allow")
+		return netip.Addr{}, false
+	}
+	return peer.Addr().Unmap(), true
+}
+
+// checkSource applies allow and max_connections_per_source to the source
+// a trusted proxy's header carries (the proxy itself for LOCAL, when
+// claimed is false).
+func (cm *common) checkSource(sl *slot, source netip.AddrPort, claimed bool) bool {
+	if !allowedBy(cm.cfg.Allow, source.Addr()) {
+		cm.m.rejectAllow.Inc()
+		ev := cm.sampled.Warn().Str("peer", sl.peer.String())
+		if claimed {
+			ev.Str("source", source.String()).Msg("connection rejected: source in PROXY header not in allow")
+		} else {
+			ev.Msg("connection rejected: PROXY LOCAL from a proxy not in allow")
+		}
+		return false
+	}
+	if cm.slots.source(sl, source.Addr().Unmap()) != admitted {
+		cm.rejectPerSource(sl.peer, source.Addr())
+		return false
+	}
+	return true
+}
+
+// admit takes a slot for a connection whose peer passed checkPeer, closing
+// the oldest connection without a frame when the cap is reached.
+func (cm *common) admit(sl *slot, src netip.Addr) bool {
+	res, victim := cm.slots.open(sl, src)
+	switch res {
+	case refusedPerSource:
+		cm.rejectPerSource(sl.peer, src)
+		return false
+	case refusedFull:
+		cm.m.rejectMax.Inc()
+		cm.sampled.Warn().Str("peer", sl.peer.String()).Int("max_connections", cm.cfg.MaxConnections).
+			Msg("connection rejected: max_connections reached and every connection has completed a frame")
+		return false
+	}
+	if victim != nil {
+		cm.m.evicted.Inc()
+		cm.sampled.Warn().Str("peer", victim.peer.String()).Str("new_peer", sl.peer.String()).
+			Int("max_connections", cm.cfg.MaxConnections).
+			Msg("max_connections reached: closed the oldest connection that has not completed a frame")
+	}
+	return true
+}
+
 func (cm *common) rejectAllow(remote netip.AddrPort) {
 	cm.m.rejectAllow.Inc()
-	cm.sampled.Warn().Str("remote", remote.String()).Msg("connection rejected: source not in allow")
+	cm.sampled.Warn().Str("remote", remote.String()).Msg("datagram rejected: source not in allow")
 }
 
-func (cm *common) rejectMax(remote netip.AddrPort) {
-	cm.m.rejectMax.Inc()
-	cm.sampled.Warn().Str("remote", remote.String()).Int("max_connections", cm.cfg.MaxConnections).
-		Msg("connection rejected: max_connections reached")
+func (cm *common) rejectPerSource(peer netip.AddrPort, src netip.Addr) {
+	cm.m.rejectPerSource.Inc()
+	cm.sampled.Warn().Str("peer", peer.String()).Str("source", src.String()).
+		Int("max_connections_per_source", cm.cfg.MaxConnectionsPerSource).
+		Msg("connection rejected: max_connections_per_source reached")
 }
 
-func (cm *common) proxyFailed(remote netip.AddrPort, err error) {
+func (cm *common) idleClosed(peer netip.AddrPort) {
+	cm.m.idleClosed.Inc()
+	cm.sampled.Info().Str("peer", peer.String()).Dur("idle_timeout", cm.cfg.IdleTimeout).Msg("closing idle connection")
+}
+
+func (cm *common) handshakeTimedOut(peer netip.AddrPort) {
+	cm.m.rejectHandshake.Inc()
+	cm.sampled.Info().Str("peer", peer.String()).Dur("handshake_timeout", cm.cfg.HandshakeTimeout).
+		Msg("connection closed: no complete frame within handshake_timeout")
+}
+
+// partialOver closes a connection chosen by the partial-frame budget.
+func (cm *common) partialOver(sl *slot, held int64) {
+	if !cm.slots.kill(sl) {
+		return
+	}
+	cm.m.partialCap.Inc()
+	cm.sampled.Warn().Str("peer", sl.peer.String()).Int64("held", held).Int64("max_partial_bytes", cm.partial.Max()).
+		Msg("connection closed: partial frames above max_partial_bytes; it held the largest")
+}
+
+func (cm *common) proxyFailed(peer netip.AddrPort, err error) {
 	cm.m.proxyErrors.Inc()
-	cm.sampled.Warn().Err(err).Str("remote", remote.String()).Msg("connection closed: bad PROXY protocol header")
+	cm.sampled.Warn().Err(err).Str("peer", peer.String()).Msg("connection closed: bad PROXY protocol header")
 }
 
 // publish adds one read's counters to the metrics and logs (sampled) what

@@ -21,6 +21,11 @@ type Metrics struct {
 	rejectAllow      *metrics.Counter
 	rejectMax        *metrics.Counter
 	rejectTLS        *metrics.Counter
+	rejectUntrusted  *metrics.Counter
+	rejectPerSource  *metrics.Counter
+	rejectHandshake  *metrics.Counter
+	evicted          *metrics.Counter
+	partialCap       *metrics.Counter
 	idleClosed       *metrics.Counter
 	lastFrame        *metrics.Gauge
 }
@@ -30,12 +35,23 @@ type Metrics struct {
 //
 //	dtrelay_input_frames_total{input}
 //	dtrelay_input_bytes_total{input}
-//	dtrelay_input_errors_total{input,reason="oversize"|"truncated"|"proxy_protocol"}
+//	dtrelay_input_errors_total{input,reason="oversize"|"truncated"|"proxy_protocol"|"partial_frame_cap"}
 //	dtrelay_input_connections{input}
 //	dtrelay_input_connections_total{input}
-//	dtrelay_input_rejected_connections_total{input,reason="allow"|"max_connections"|"tls_handshake"}
+//	dtrelay_input_rejected_connections_total{input,reason=R}
 //	dtrelay_input_idle_closed_total{input}
 //	dtrelay_input_last_frame_timestamp_seconds{input}
+//
+// A rejected connection is one closed before it completed a frame, R says
+// why: "allow" (source not in allow), "untrusted_proxy" (proxy_protocol and
+// a peer not in trusted_proxies, refused before anything is read),
+// "max_connections" (cap reached, every connection has completed a frame),
+// "per_source_limit" (max_connections_per_source), "evicted" (closed to make
+// room for a new one, as the oldest without a frame), "handshake_timeout" (no
+// complete frame within handshake_timeout: silent, stuck in the PROXY header
+// or TLS handshake), "tls_handshake" (the handshake failed).
+// "partial_frame_cap" counts connections closed because the process-wide
+// max_partial_bytes was exceeded and they held the largest partial frame.
 func NewMetrics(set *metrics.Set, input string) *Metrics {
 	l := `input="` + escapeLabel(input) + `"`
 	name := func(base string) string { return base + "{" + l + "}" }
@@ -53,6 +69,11 @@ func NewMetrics(set *metrics.Set, input string) *Metrics {
 		rejectAllow:      set.GetOrCreateCounter(reason(rej, "allow")),
 		rejectMax:        set.GetOrCreateCounter(reason(rej, "max_connections")),
 		rejectTLS:        set.GetOrCreateCounter(reason(rej, "tls_handshake")),
+		rejectUntrusted:  set.GetOrCreateCounter(reason(rej, "untrusted_proxy")),
+		rejectPerSource:  set.GetOrCreateCounter(reason(rej, "per_source_limit")),
+		rejectHandshake:  set.GetOrCreateCounter(reason(rej, "handshake_timeout")),
+		evicted:          set.GetOrCreateCounter(reason(rej, "evicted")),
+		partialCap:       set.GetOrCreateCounter(reason(errs, "partial_frame_cap")),
 		idleClosed:       set.GetOrCreateCounter(name("dtrelay_input_idle_closed_total")),
 		lastFrame:        set.GetOrCreateGauge(name("dtrelay_input_last_frame_timestamp_seconds"), nil),
 	}

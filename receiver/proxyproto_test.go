@@ -143,7 +143,8 @@ func TestProxyProtocolOverSockets(t *testing.T) {
 	allow := []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("127.0.0.1/32")}
 	for _, proto := range []string{ProtocolTCP, ProtocolTLS} {
 		t.Run(proto, func(t *testing.T) {
-			cfg := Config{Protocol: proto, ProxyProtocol: true, Allow: allow, TLS: pki.serverConfig(false)}
+			cfg := Config{Protocol: proto, ProxyProtocol: true, Allow: allow, TLS: pki.serverConfig(false),
+				TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
 			pool := newRecPool(true)
 			l, m := startInput(t, cfg, pool)
 			// connect writes header in two pieces, then (for TLS) handshakes.

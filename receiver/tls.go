@@ -20,12 +20,12 @@ import (
 // tlsReadBuffer is the per-connection read buffer of the TLS path.
 const tlsReadBuffer = 64 << 10
 
-// maxHandshakeTime bounds the PROXY header and the TLS handshake.
-const maxHandshakeTime = 10 * time.Second
-
 // tlsServer runs one tls input: an accept goroutine and one goroutine per
-// connection, each with its own Framer and read buffer. conns is guarded by
-// mu; everything else is read-only or atomic.
+// connection, each with its own Framer and read buffer. The accept
+// goroutine checks the peer and takes the connection's slot before a
+// goroutine is started or a byte read, so silent connects cost a slot
+// (bounded by max_connections and handshake_timeout), nothing more. conns
+// is guarded by mu; everything else is read-only or atomic.
 type tlsServer struct {
 	*common
 	ln      net.Listener
@@ -83,17 +83,40 @@ func (s *tlsServer) acceptLoop() {
 			continue
 		}
 		delay = 0
+		sl, ok := s.admitConn(raw)
+		if !ok {
+			_ = raw.Close()
+			continue
+		}
 		s.mu.Lock()
 		if s.closing.Load() {
 			s.mu.Unlock()
+			s.slots.close(sl)
 			_ = raw.Close()
 			return
 		}
 		s.conns[raw] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
-		go s.serve(raw)
+		go s.serve(raw, sl)
 	}
+}
+
+// admitConn applies trusted_proxies or allow to the peer and takes a slot
+// (possibly evicting the oldest connection without a frame).
+func (s *tlsServer) admitConn(raw net.Conn) (*slot, bool) {
+	peer := addrPortOf(raw.RemoteAddr())
+	src, ok := s.checkPeer(peer)
+	if !ok {
+		return nil, false
+	}
+	// Close is safe from any goroutine and never reaches another
+	// connection: the serving goroutine's Read returns an error.
+	sl := &slot{peer: peer, fd: -1, opened: time.Now().UnixNano(), kill: func() { _ = raw.Close() }}
+	if !s.admit(sl, src) {
+		return nil, false
+	}
+	return sl, true
 }
 
 // stop closes the listener, interrupts every read with a past deadline so
@@ -130,69 +153,85 @@ func (s *tlsServer) setReadDeadline(c net.Conn, d time.Time) bool {
 	return !s.closing.Load()
 }
 
-func (s *tlsServer) serve(raw net.Conn) {
+// serve runs one admitted connection. One deadline, handshake_timeout
+// after the accept, bounds the PROXY header, the TLS handshake and the first
+// frame.
+func (s *tlsServer) serve(raw net.Conn, sl *slot) {
 	defer s.wg.Done()
 	defer func() {
+		s.slots.close(sl)
 		s.mu.Lock()
 		delete(s.conns, raw)
 		s.mu.Unlock()
 		_ = raw.Close()
 	}()
-	remote := addrPortOf(raw.RemoteAddr())
-	hsTimeout := maxHandshakeTime
-	if t := s.cfg.IdleTimeout; t > 0 && t < hsTimeout {
-		hsTimeout = t
+	remote := sl.peer
+	opened := time.Unix(0, sl.opened)
+	first := opened.Add(s.cfg.HandshakeTimeout)
+	// A shorter idle_timeout closes a connection silent since the accept
+	// earlier, as on the gnet path.
+	hs, timedOut := first, func() { s.handshakeTimedOut(sl.peer) }
+	if idle := s.cfg.IdleTimeout; idle > 0 && opened.Add(idle).Before(first) {
+		hs, timedOut = opened.Add(idle), func() { s.idleClosed(sl.peer) }
 	}
+	if !s.setReadDeadline(raw, hs) {
+		return
+	}
+	_ = raw.SetWriteDeadline(hs)
 	var conn net.Conn = raw
 	if s.cfg.ProxyProtocol {
-		if !s.setReadDeadline(raw, time.Now().Add(hsTimeout)) {
-			return
-		}
 		src, rest, err := readProxyHeader(raw)
-		if err != nil {
-			s.proxyFailed(remote, err)
+		switch {
+		case sl.closing.Load(), s.closing.Load(): // evicted, or the input stops
+			return
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			timedOut()
+			return
+		case err != nil:
+			s.proxyFailed(sl.peer, err)
 			return
 		}
 		if src.IsValid() {
 			remote = src
 		}
+		if !s.checkSource(sl, remote, src.IsValid()) {
+			return
+		}
 		conn = &prefixConn{Conn: raw, pre: rest}
 	}
-	if !s.gate.allowed(remote.Addr()) {
-		s.rejectAllow(remote)
-		return
-	}
-	if !s.gate.acquire() {
-		s.rejectMax(remote)
-		return
-	}
-	defer s.gate.release()
 	tc := tls.Server(conn, s.cfg.TLS)
-	if !s.setReadDeadline(raw, time.Now().Add(hsTimeout)) {
-		return
-	}
-	_ = raw.SetWriteDeadline(time.Now().Add(hsTimeout))
 	if err := tc.Handshake(); err != nil {
-		s.m.rejectTLS.Inc()
-		s.sampled.Warn().Err(err).Str("remote", remote.String()).Msg("connection rejected: TLS handshake failed")
+		switch {
+		case sl.closing.Load(), s.closing.Load():
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			timedOut()
+		default:
+			s.m.rejectTLS.Inc()
+			s.sampled.Warn().Err(err).Str("remote", remote.String()).Msg("connection rejected: TLS handshake failed")
+		}
 		return
 	}
 	_ = raw.SetWriteDeadline(time.Time{})
 	s.m.opened()
 	defer s.m.closed()
-	s.readLoop(tc, raw, remote)
+	s.readLoop(tc, raw, sl, remote, first)
 }
 
-// readLoop frames the connection until EOF, an error, the idle timeout or
-// stop. The read deadline is the idle timeout counted from the last read,
-// or from the last progress while a partial frame is pending.
-func (s *tlsServer) readLoop(tc *tls.Conn, raw net.Conn, remote netip.AddrPort) {
+// readLoop frames the connection until EOF, an error, a timeout or stop.
+// Until the first frame completes the read deadline is first (the
+// handshake deadline); after it, and before it when that is earlier, it is
+// the idle timeout counted from the last read, or from the last progress
+// while a partial frame is pending.
+func (s *tlsServer) readLoop(tc *tls.Conn, raw net.Conn, sl *slot, remote netip.AddrPort, first time.Time) {
 	bufp := s.bufs.Get().(*[]byte)
 	defer s.bufs.Put(bufp)
 	buf := *bufp
 	var f Framer
 	f.Init(s.cfg.MaxMessageSize)
+	hold := partialHold{over: func(held int64) { s.partialOver(sl, held) }}
+	s.partial.register(&hold)
 	idle := s.cfg.IdleTimeout
+	framed := false
 	lastRead := time.Now()
 	progress := lastRead
 	for {
@@ -203,15 +242,20 @@ func (s *tlsServer) readLoop(tc *tls.Conn, raw net.Conn, remote netip.AddrPort) 
 				deadline = progress.Add(idle)
 			}
 		}
+		if !framed && (deadline.IsZero() || first.Before(deadline)) {
+			deadline = first
+		}
 		if !s.setReadDeadline(raw, deadline) {
 			break
 		}
 		n, err := tc.Read(buf)
 		if n > 0 {
+			sl.busy.Store(true)
 			sink := s.pool.Get()
 			f.Feed(buf[:n], sink)
 			sink.Flush()
 			s.pool.Put(sink)
+			sl.busy.Store(false)
 			// Idleness counts from when the sink returned, not from the
 			// read: time blocked in it (backpressure) is ours.
 			lastRead = time.Now()
@@ -219,27 +263,35 @@ func (s *tlsServer) readLoop(tc *tls.Conn, raw net.Conn, remote netip.AddrPort) 
 			if st.Frames > 0 || !f.Pending() {
 				progress = lastRead
 			}
+			if st.Frames > 0 && !framed {
+				framed = true
+				s.slots.framed(sl)
+			}
+			s.partial.set(&hold, int64(f.Held()))
 			s.publish(st, remote)
 		}
 		if err != nil {
-			s.readEnded(err, remote)
+			s.readEnded(err, sl, remote, framed || !deadline.Equal(first))
 			break
 		}
 	}
 	f.End()
+	s.partial.release(&hold)
 	if st := f.TakeStats(); st.Truncated > 0 {
 		s.m.publish(st)
 		s.sampled.Warn().Str("remote", remote.String()).Msg("connection closed inside a frame; partial frame dropped")
 	}
 }
 
-func (s *tlsServer) readEnded(err error, remote netip.AddrPort) {
+// readEnded logs and counts why a read failed; idle tells an idle timeout
+// from the handshake deadline.
+func (s *tlsServer) readEnded(err error, sl *slot, remote netip.AddrPort, idle bool) {
 	switch {
-	case s.closing.Load(), errors.Is(err, io.EOF):
+	case s.closing.Load(), sl.closing.Load(), errors.Is(err, io.EOF):
+	case errors.Is(err, os.ErrDeadlineExceeded) && !idle:
+		s.handshakeTimedOut(sl.peer)
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		s.m.idleClosed.Inc()
-		s.sampled.Info().Str("remote", remote.String()).Dur("idle_timeout", s.cfg.IdleTimeout).
-			Msg("closing idle connection")
+		s.idleClosed(remote)
 	default:
 		s.sampled.Debug().Err(err).Str("remote", remote.String()).Msg("connection read ended")
 	}

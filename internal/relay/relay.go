@@ -95,6 +95,8 @@ func Start(cfg *config.Config, set *metrics.Set, log zerolog.Logger) (*Relay, er
 	}
 	pollCtx, stopPolling := context.WithCancel(context.Background())
 	r.stopPolling = stopPolling
+	partial := receiver.NewPartialBudget(int64(cfg.MaxPartialBytes))
+	set.GetOrCreateGauge("dtrelay_partial_frame_bytes", func() float64 { return float64(partial.Held()) })
 	for i, ic := range inputs {
 		if ic.Protocol == config.ProtocolDarktraceAPI {
 			if err := r.startPoller(pollCtx, ic, i); err != nil {
@@ -103,7 +105,7 @@ func Start(cfg *config.Config, set *metrics.Set, log zerolog.Logger) (*Relay, er
 			}
 			continue
 		}
-		rc, err := receiverConfig(ic)
+		rc, err := receiverConfig(ic, partial)
 		if err != nil {
 			r.Stop(context.Background())
 			return nil, fmt.Errorf("cannot set up input %q: %w", ic.Name, err)
@@ -224,7 +226,9 @@ type sinkPool struct{ pp *forward.ProducerPool }
 func (s sinkPool) Get() receiver.FrameSink  { return s.pp.Get() }
 func (s sinkPool) Put(f receiver.FrameSink) { s.pp.Put(f.(*forward.Producer)) }
 
-func receiverConfig(ic config.Input) (receiver.Config, error) {
+// receiverConfig maps an input's configuration; partial is the process's
+// one partial-frame budget, shared by every input.
+func receiverConfig(ic config.Input, partial *receiver.PartialBudget) (receiver.Config, error) {
 	rc := receiver.Config{
 		Name:           ic.Name,
 		Protocol:       ic.Protocol,
@@ -234,6 +238,11 @@ func receiverConfig(ic config.Input) (receiver.Config, error) {
 		MaxConnections: ic.MaxConnections,
 		IdleTimeout:    ic.IdleTimeout,
 		ProxyProtocol:  ic.ProxyProtocol,
+
+		TrustedProxies:          ic.TrustedProxies,
+		MaxConnectionsPerSource: ic.MaxConnectionsPerSource,
+		HandshakeTimeout:        ic.HandshakeTimeout,
+		Partial:                 partial,
 	}
 	if ic.Protocol == "tls" && ic.TLS != nil {
 		cert, err := tls.LoadX509KeyPair(ic.TLS.CertFile, ic.TLS.KeyFile)
