@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dtrelay/dtrelay/internal/alloctest"
 	"github.com/dtrelay/dtrelay/parser"
 	"github.com/dtrelay/dtrelay/parser/parsertest"
 )
@@ -280,7 +281,7 @@ func TestHotPathAllocs(t *testing.T) {
 				if a.Kind != kind {
 					t.Fatalf("%v %d: kind %v", kind, size, a.Kind)
 				}
-				if n := testing.AllocsPerRun(200, run); n != 0 {
+				if n := alloctest.PerRun(200, run); n != 0 {
 					t.Errorf("%v %d B (strict %v): %.2f allocations per Scan+Classify", kind, size, strict, n)
 				}
 			}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/dtrelay/dtrelay/internal/alloctest"
 	"github.com/dtrelay/dtrelay/parser"
 	"github.com/dtrelay/dtrelay/parser/parsertest"
 )
@@ -202,7 +203,7 @@ func TestCorpus(t *testing.T) {
 			}
 		}
 		var a parser.Alert
-		if n := testing.AllocsPerRun(5, func() { _ = c.Classify(s.payload, []byte(s.app), &a) }); n != 0 {
+		if n := alloctest.PerRun(5, func() { _ = c.Classify(s.payload, []byte(s.app), &a) }); n != 0 {
 			t.Errorf("%s: Classify allocates %.1f times per call in steady state", s.name, n)
 		}
 	}

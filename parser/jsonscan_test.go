@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/valyala/fastjson"
+
+	"github.com/dtrelay/dtrelay/internal/alloctest"
 )
 
 // TestScanValidity states what the scanner accepts as one JSON object, case
@@ -223,7 +225,7 @@ func TestClassifyEscapedFieldsAllocs(t *testing.T) {
 	if a.Kind != KindTest || string(a.IDBytes()) != "12" || a.Score != 0.9 || a.Priority != PriorityHigh || a.Time != 1704067200000 {
 		t.Fatalf("escaped fields misread: %+v", a)
 	}
-	if n := testing.AllocsPerRun(100, run); n != 0 {
+	if n := alloctest.PerRun(100, run); n != 0 {
 		t.Errorf("%.1f allocations per Classify of a payload with escaped fields", n)
 	}
 }
