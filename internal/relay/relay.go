@@ -35,7 +35,6 @@ type Relay struct {
 	pollers     sync.WaitGroup
 	stopPolling context.CancelFunc
 	listeners   []*receiver.Listener
-	metricsLn   net.Listener
 	httpSrv     *http.Server
 }
 
@@ -129,14 +128,6 @@ func (r *Relay) Addrs() []net.Addr {
 	return a
 }
 
-// MetricsAddr returns the metrics listener's address, or nil.
-func (r *Relay) MetricsAddr() net.Addr {
-	if r.metricsLn == nil {
-		return nil
-	}
-	return r.metricsLn.Addr()
-}
-
 // Stop stops the relay within ctx: receivers stop accepting and finish what
 // they read (producers waiting on full queues are let through), then the
 // outputs deliver what is queued until ctx ends. It returns the number of
@@ -206,7 +197,6 @@ func (r *Relay) startMetrics() {
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	r.metricsLn = ln
 	r.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := r.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
