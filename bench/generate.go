@@ -271,6 +271,3 @@ func (g *Generator) Append(dst []byte, seq uint64, sentNanos int64) []byte {
 
 // MeanSize returns the mean alert size over the cycle, in bytes.
 func (g *Generator) MeanSize() float64 { return g.meanSize }
-
-// Templates returns the generator's templates (shared; do not modify).
-func (g *Generator) Templates() []*Template { return g.templates }

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/dtrelay/dtrelay/internal/alloctest"
 )
 
 func TestHistBuckets(t *testing.T) {
@@ -97,7 +99,7 @@ func TestHistConcurrentAndMerge(t *testing.T) {
 
 func TestHistRecordNoAlloc(t *testing.T) {
 	var h Histogram
-	if n := testing.AllocsPerRun(1000, func() { h.Record(1234567) }); n != 0 {
+	if n := alloctest.PerRun(1000, func() { h.Record(1234567) }); n != 0 {
 		t.Errorf("Record allocates %v times", n)
 	}
 }

@@ -169,16 +169,6 @@ func (p *Process) Stop(ctx context.Context) error {
 	return fmt.Errorf("cannot stop relay pid %d gracefully: killed", p.cmd.Process.Pid)
 }
 
-// Exited reports whether the process has ended.
-func (p *Process) Exited() bool {
-	select {
-	case <-p.exited:
-		return true
-	default:
-		return false
-	}
-}
-
 func tailFile(path string, n int) string {
 	b, err := os.ReadFile(path)
 	if err != nil {

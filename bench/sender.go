@@ -80,9 +80,6 @@ func NewSender(cfg SendConfig, gen *Generator) (*Sender, error) {
 // Sent returns the number of alerts sent so far.
 func (s *Sender) Sent() uint64 { return s.sent.Load() }
 
-// Bytes returns the number of bytes sent so far.
-func (s *Sender) Bytes() uint64 { return s.bytes.Load() }
-
 // Run opens the connections and sends until the count or the duration is
 // reached, ctx is done, or every connection failed. The first connection
 // error is returned with the stats of what was sent.

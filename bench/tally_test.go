@@ -3,6 +3,8 @@ package bench
 import (
 	"reflect"
 	"testing"
+
+	"github.com/dtrelay/dtrelay/internal/alloctest"
 )
 
 func TestTallyAccounting(t *testing.T) {
@@ -62,7 +64,7 @@ func TestTallyAccountNoAlloc(t *testing.T) {
 	var tl Tally
 	ev := []byte(`<165>1 - h a - - - {"dtbench_seq":77,"dtbench_ts":1,"pbid":77}`)
 	tl.Account(ev, 5) // allocates the first chunk and keeps the first event
-	if n := testing.AllocsPerRun(1000, func() { tl.Account(ev, 5) }); n != 0 {
+	if n := alloctest.PerRun(1000, func() { tl.Account(ev, 5) }); n != 0 {
 		t.Errorf("Account allocates %v times", n)
 	}
 	if string(tl.FirstEvent()) != string(ev) {

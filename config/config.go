@@ -92,7 +92,8 @@ type Input struct {
 	PublicToken, PrivateToken string
 	// Interval is the polling period (darktrace-api); default 60s, at least 1s.
 	Interval time.Duration
-	// CAFile is an extra CA bundle (PEM) to trust (darktrace-api).
+	// CAFile is a CA bundle (PEM) trusted besides the system roots
+	// (darktrace-api).
 	CAFile string
 }
 
@@ -122,7 +123,9 @@ type Output struct {
 	// IntakeKey is the Sekoia intake key (sekoia-http; syslog with format
 	// sekoia). Secret: never log it.
 	IntakeKey string
-	// CAFile is an extra CA bundle (PEM) to trust (https, TLS syslog).
+	// CAFile is a CA bundle (PEM) trusted instead of the system roots
+	// (https, TLS syslog); empty: the system roots. (An input's CAFile is
+	// added to them.)
 	CAFile string
 	// Endpoint (sekoia-http): "plain" (POST /plain/batch, default) or
 	// "batch" (POST /batch).

@@ -16,10 +16,6 @@ import (
 // "1.5GiB". The result must be a whole number of bytes.
 type Size int64
 
-// Duration is a Go duration ("5s", "1m30s"); the configuration uses
-// time.Duration directly.
-type Duration = time.Duration
-
 // Common sizes.
 const (
 	KiB Size = 1 << 10

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/dtrelay/dtrelay/internal/alloctest"
 )
 
 func TestHTTPEncodersGolden(t *testing.T) {
@@ -107,7 +109,7 @@ func TestHTTPEncodersDoNotAllocate(t *testing.T) {
 	r := outRecord(outAlert(1, 1500))
 	for _, enc := range []Encoder{NDJSONEncoder{}, NDJSONEncoder{MaxPayload: SekoiaMaxEvent}, SekoiaBatchEncoder{}} {
 		dst := make([]byte, 0, 64<<10)
-		if allocs := testing.AllocsPerRun(1000, func() { dst, _ = enc.Append(dst[:0], r) }); allocs != 0 {
+		if allocs := alloctest.PerRun(1000, func() { dst, _ = enc.Append(dst[:0], r) }); allocs != 0 {
 			t.Errorf("%T: %v allocations per record", enc, allocs)
 		}
 	}

@@ -11,6 +11,8 @@ import (
 	syslog "github.com/leodido/go-syslog/v4"
 	"github.com/leodido/go-syslog/v4/octetcounting"
 	"github.com/leodido/go-syslog/v4/rfc5424"
+
+	"github.com/dtrelay/dtrelay/internal/alloctest"
 )
 
 // oc frames msg with octet-counting.
@@ -168,7 +170,7 @@ func TestSyslogEncodersDoNotAllocate(t *testing.T) {
 	} {
 		e, _ := NewSyslogEncoder(cfg)
 		dst := make([]byte, 0, 64<<10)
-		allocs := testing.AllocsPerRun(1000, func() {
+		allocs := alloctest.PerRun(1000, func() {
 			r.Received += 1e9 // a new second each time: the slow path of the time cache
 			dst, _ = e.Append(dst[:0], r)
 		})

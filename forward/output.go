@@ -81,9 +81,11 @@ type Sender interface {
 	Close() error
 }
 
-// PermanentError marks a delivery failure that retrying cannot fix
-// (HTTP 400/401/403, a rejected certificate...). Reason is a short metric
-// label such as "http_401".
+// PermanentError marks a delivery failure that retrying cannot fix: the
+// batcher drops the batch and counts it under Reason, a short metric label
+// such as "http_401". Today only the HTTP senders return one (HTTP 400,
+// 401, 403, 404); a rejected TLS certificate is not permanent: it is
+// retried, since certificates get fixed or renewed.
 type PermanentError struct {
 	Reason string
 	Err    error

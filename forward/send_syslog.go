@@ -63,11 +63,12 @@ type SyslogConfig struct {
 // client certificate, a new connection is used only once the server has
 // accepted the certificate (see awaitVerdict).
 //
-// A rejected certificate, the server's or ours, is a Permanent error
-// ("tls_certificate"). Failure reasons counted: connect, tls_handshake,
-// tls_certificate, write, write_timeout, unacked (AckTimeout passed), reset
-// (the peer closed with bytes unacknowledged, or said why it closed),
-// ack_check. Send and Close are called by one goroutine at a time.
+// A rejected certificate, the server's or ours, is retried like any other
+// failure (counted "tls_certificate"), never dropped. Failure reasons
+// counted: connect, tls_handshake, tls_certificate, write, write_timeout,
+// unacked (AckTimeout passed), reset (the peer closed with bytes
+// unacknowledged, or said why it closed), ack_check. Send and Close are
+// called by one goroutine at a time.
 type SyslogSender struct {
 	cfg   SyslogConfig
 	tls   *tls.Config

@@ -57,6 +57,8 @@ func NewClassifier(maxPayload int) *Classifier {
 // Classify fills a from payload, one Darktrace JSON alert; app is the
 // header's APP-NAME/TAG (Header.App), which alone marks audit records.
 // Neither payload nor app is retained, and a holds no reference to them.
+// It reads what routes, metrics and records use; ClassifyDetails also
+// reads the event time, the ID and whether InsightIDR suppresses it.
 //
 // It returns ErrTooLarge for a payload over the size limit and ErrNotJSON
 // for one that is not exactly one JSON object (RFC 8259, white space
@@ -92,20 +94,6 @@ func NewClassifier(maxPayload int) *Classifier {
 // strings; negative or NaN values count as absent, values above 1 after
 // scaling are clamped to 1. Other kinds have no score.
 //
-// Time (Unix ms, 0 absent), first present of: model breach "time",
-// "creationTime"; AI Analyst "createdAt"; system status "last_updated";
-// e-mail "time", "timestamp"; Antigena "time", "start"; audit and unknown
-// "time", "timestamp", "createdAt". A number below 1e11 is taken as
-// seconds (system status and Antigena send seconds, possibly fractional),
-// otherwise as milliseconds. A string may hold such a number or a date
-// "YYYY-MM-DD[T ]hh:mm:ss[.frac][Z|±hh:mm|±hhmm]" (no zone means UTC),
-// parsed without allocating. Times at or before the Unix epoch count as
-// absent.
-//
-// ID (truncated to MaxIDLen): "pbid" when it is a positive integer, else
-// "id" (string or integer), else "uuid" (system status, e-mail). Antigena
-// events carry "pbid": 0 when not tied to a breach; they then have no ID.
-//
 // Priority, as InsightIDR derives it:
 //  1. category "Informational" (any case; the model's category for a
 //     breach, the top-level "category" otherwise) → PriorityNone;
@@ -118,6 +106,29 @@ func NewClassifier(maxPayload int) *Classifier {
 //     first (43 → Medium, 98 → High, matching the samples' priority_level);
 //  4. nothing to go on (audit, most unknown payloads) → PriorityLow, so
 //     that a route with min_priority: low still sees them.
+func (c *Classifier) Classify(payload, app []byte, a *Alert) error {
+	return c.classify(payload, app, a, nil)
+}
+
+// ClassifyDetails is Classify that also fills d, for tests and for
+// de-duplication; the hot path has no use for these fields and does not
+// pay for them. On error d is zero. It makes no heap allocations either,
+// on the same terms as Classify.
+//
+// Time (Unix ms, 0 absent), first present of: model breach "time",
+// "creationTime"; AI Analyst "createdAt"; system status "last_updated";
+// e-mail "time", "timestamp"; Antigena "time", "start"; audit and unknown
+// "time", "timestamp", "createdAt". A number below 1e11 is taken as
+// seconds (system status and Antigena send seconds, possibly fractional),
+// otherwise as milliseconds. A string may hold such a number or a date
+// "YYYY-MM-DD[T ]hh:mm:ss[.frac][Z|±hh:mm|±hhmm]" (no zone means UTC),
+// parsed without allocating. Times at or before the Unix epoch count as
+// absent.
+//
+// ID (truncated to MaxIDLen): "pbid" when it is a positive integer, else
+// "id" (string or integer), else "uuid" (system status, e-mail); a model
+// breach only by "pbid", an AI Analyst event only by "id". Antigena
+// events carry "pbid": 0 when not tied to a breach; they then have no ID.
 //
 // Suppressed ("carries Antigena response data", which InsightIDR
 // suppresses): every KindAntigena event, and a model breach or test alert
@@ -125,7 +136,13 @@ func NewClassifier(maxPayload int) *Classifier {
 // configured to trigger an Antigena/RESPOND action (the samples'
 // "Antigena::…" models carry {"action": "quarantine", …}; every other
 // model has "antigena": {}).
-func (c *Classifier) Classify(payload, app []byte, a *Alert) error {
+func (c *Classifier) ClassifyDetails(payload, app []byte, a *Alert, d *Details) error {
+	*d = Details{}
+	return c.classify(payload, app, a, d)
+}
+
+// classify is Classify, and ClassifyDetails when d is not nil.
+func (c *Classifier) classify(payload, app []byte, a *Alert, d *Details) error {
 	*a = Alert{Score: -1}
 	limit := c.MaxPayload
 	if limit <= 0 {
@@ -139,6 +156,9 @@ func (c *Classifier) Classify(payload, app []byte, a *Alert) error {
 	}
 	c.r.b = payload
 	c.fill(app, a)
+	if d != nil {
+		c.fillDetails(a.Kind, d)
+	}
 	c.r.b = nil
 	return nil
 }
@@ -150,14 +170,9 @@ func (c *Classifier) fill(app []byte, a *Alert) {
 	switch {
 	case string(app) == tagDarktraceAudit:
 		a.Kind = KindAudit
-		a.Time = r.firstTime(f.time, f.timestamp, f.createdAt)
-		r.setID(a, f.pbid, f.id, f.uuid)
 		category, priority = f.category, f.priority
 	case f.iris.typ != typeNone:
 		a.Kind = KindAntigena
-		a.Time = r.firstTime(f.time, f.start, jsonValue{})
-		r.setID(a, f.pbid, f.id, f.uuid)
-		a.Suppressed = true
 		category, priority = f.category, f.priority
 	case f.model.typ == typeObject && (f.pbid.typ != typeNone || f.triggered.typ != typeNone):
 		m := f.effectiveModel()
@@ -166,34 +181,52 @@ func (c *Classifier) fill(app []byte, a *Alert) {
 			a.Kind = KindTest
 		}
 		a.Score = r.score(f.score, 1)
-		a.Time = r.firstTime(f.time, f.creationTime, jsonValue{})
-		r.setID(a, f.pbid, jsonValue{}, jsonValue{})
-		a.Suppressed = r.nonEmptyObject(m.antigena)
 		category, priority = m.category, m.priority
 	case f.aiaScore.typ != typeNone || f.summariser.typ != typeNone:
 		a.Kind = KindAIAnalyst
 		a.Score = r.score(f.aiaScore, 100)
-		a.Time = r.firstTime(f.createdAt, jsonValue{}, jsonValue{})
-		r.setID(a, jsonValue{}, f.id, jsonValue{})
 		category, priority = f.category, f.priority
 	case f.alertName.typ != typeNone && (f.priorityLevel.typ != typeNone || f.lastUpdated.typ != typeNone):
 		a.Kind = KindSystemStatus
-		a.Time = r.firstTime(f.lastUpdated, jsonValue{}, jsonValue{})
-		r.setID(a, jsonValue{}, f.id, f.uuid)
 		category, priority = f.category, f.priority
 	case f.anomaly.typ != typeNone && f.direction.typ != typeNone:
 		a.Kind = KindEmail
 		a.Score = r.score(f.anomaly, 100)
-		a.Time = r.firstTime(f.time, f.timestamp, jsonValue{})
-		r.setID(a, jsonValue{}, f.id, f.uuid)
 		category, priority = f.category, f.priority
 	default:
 		a.Kind = KindUnknown
-		a.Time = r.firstTime(f.time, f.timestamp, f.createdAt)
-		r.setID(a, f.pbid, f.id, f.uuid)
 		category, priority = f.category, f.priority
 	}
 	a.Priority = r.derivePriority(category, a.Score, f.priorityLevel, priority)
+}
+
+// fillDetails applies the rules documented on ClassifyDetails to the
+// fields found, for a payload that fill classified as kind.
+func (c *Classifier) fillDetails(kind Kind, d *Details) {
+	f, r := &c.f, &c.r
+	var none jsonValue
+	switch kind {
+	case KindAntigena:
+		d.Time = r.firstTime(f.time, f.start, none)
+		r.setID(d, f.pbid, f.id, f.uuid)
+		d.Suppressed = true
+	case KindModelBreach, KindTest:
+		d.Time = r.firstTime(f.time, f.creationTime, none)
+		r.setID(d, f.pbid, none, none)
+		d.Suppressed = r.nonEmptyObject(f.effectiveModel().antigena)
+	case KindAIAnalyst:
+		d.Time = r.firstTime(f.createdAt, none, none)
+		r.setID(d, none, f.id, none)
+	case KindSystemStatus:
+		d.Time = r.firstTime(f.lastUpdated, none, none)
+		r.setID(d, none, f.id, f.uuid)
+	case KindEmail:
+		d.Time = r.firstTime(f.time, f.timestamp, none)
+		r.setID(d, none, f.id, f.uuid)
+	default: // KindAudit, KindUnknown
+		d.Time = r.firstTime(f.time, f.timestamp, f.createdAt)
+		r.setID(d, f.pbid, f.id, f.uuid)
+	}
 }
 
 // effectiveModel returns the fields of model.now when it is an object,

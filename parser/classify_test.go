@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dtrelay/dtrelay/internal/alloctest"
 	"github.com/dtrelay/dtrelay/parser"
 	"github.com/dtrelay/dtrelay/parser/parsertest"
 )
@@ -23,13 +24,27 @@ type result struct {
 	Err        string  `json:"error,omitempty"`
 }
 
-func toResult(a *parser.Alert, err error) result {
-	r := result{Kind: a.Kind.String(), Priority: a.Priority.String(), Score: a.Score, Time: a.Time,
-		ID: string(a.IDBytes()), Suppressed: a.Suppressed}
+func toResult(a *parser.Alert, d *parser.Details, err error) result {
+	r := result{Kind: a.Kind.String(), Priority: a.Priority.String(), Score: a.Score, Time: d.Time,
+		ID: string(d.IDBytes()), Suppressed: d.Suppressed}
 	if err != nil {
 		r.Err = err.Error()
 	}
 	return r
+}
+
+// classifyBoth runs Classify (the hot path) and ClassifyDetails on payload
+// and returns the latter's result, with d as the Details to fill; it fails
+// t when the two disagree on the verdict or the Alert.
+func classifyBoth(t testing.TB, c *parser.Classifier, payload, app []byte, d *parser.Details) result {
+	t.Helper()
+	var a, ad parser.Alert
+	err := c.Classify(payload, app, &a)
+	errD := c.ClassifyDetails(payload, app, &ad, d)
+	if err != errD || a != ad {
+		t.Errorf("Classify(%.60q) = %v %+v, ClassifyDetails %v %+v", payload, err, a, errD, ad)
+	}
+	return toResult(&ad, d, errD)
 }
 
 // appFor is the tag a payload file is sent with: audit_* files come with
@@ -74,9 +89,8 @@ func TestClassifyGolden(t *testing.T) {
 	c := parser.NewClassifier(0)
 	got := map[string]result{}
 	for _, name := range testFiles(t, payloadsDir, ".json", ".txt") {
-		var a parser.Alert
-		err := c.Classify(readFile(t, filepath.Join(payloadsDir, name)), appFor(name), &a)
-		got[name] = toResult(&a, err)
+		var d parser.Details
+		got[name] = classifyBoth(t, c, readFile(t, filepath.Join(payloadsDir, name)), appFor(name), &d)
 	}
 	b, err := json.MarshalIndent(got, "", "  ")
 	if err != nil {
@@ -127,9 +141,8 @@ func TestClassifyRules(t *testing.T) {
 	f := func(payload, app string, want result) {
 		t.Helper()
 		var c parser.Classifier
-		var a parser.Alert
-		err := c.Classify([]byte(payload), []byte(app), &a)
-		if got := toResult(&a, err); got != want {
+		var d parser.Details
+		if got := classifyBoth(t, &c, []byte(payload), []byte(app), &d); got != want {
 			t.Errorf("Classify(%s, %q)\n got %+v\nwant %+v", payload, app, got, want)
 		}
 	}
@@ -241,18 +254,15 @@ func TestClassifyReuse(t *testing.T) {
 	names := testFiles(t, payloadsDir, ".json", ".txt")
 	fresh := map[string]result{}
 	for _, n := range names {
-		var a parser.Alert
-		err := parser.NewClassifier(0).Classify(readFile(t, filepath.Join(payloadsDir, n)), appFor(n), &a)
-		fresh[n] = toResult(&a, err)
+		var d parser.Details
+		fresh[n] = classifyBoth(t, parser.NewClassifier(0), readFile(t, filepath.Join(payloadsDir, n)), appFor(n), &d)
 	}
 	c := parser.NewClassifier(0)
 	for round := 0; round < 2; round++ {
 		for i := range names {
 			n := names[(i*7+round)%len(names)]
-			var a parser.Alert
-			a.Suppressed, a.IDLen, a.Time = true, 9, 99 // stale values must be reset
-			err := c.Classify(readFile(t, filepath.Join(payloadsDir, n)), appFor(n), &a)
-			if got := toResult(&a, err); got != fresh[n] {
+			d := parser.Details{Suppressed: true, IDLen: 9, Time: 99} // stale values must be reset
+			if got := classifyBoth(t, c, readFile(t, filepath.Join(payloadsDir, n)), appFor(n), &d); got != fresh[n] {
 				t.Errorf("%s after other payloads: %+v, want %+v", n, got, fresh[n])
 			}
 		}
@@ -261,7 +271,8 @@ func TestClassifyReuse(t *testing.T) {
 
 // TestHotPathAllocs is the allocation guard of the parser's hot path:
 // Scan and Classify on 1.5 KB and 4 KB model breaches and AI Analyst
-// events, after one warm-up call, make no heap allocations.
+// events, after one warm-up call, make no heap allocations; nor does
+// ClassifyDetails, for when de-duplication needs it there.
 func TestHotPathAllocs(t *testing.T) {
 	for _, kind := range []parser.Kind{parser.KindModelBreach, parser.KindAIAnalyst} {
 		for _, size := range []int{1500, 4000} {
@@ -270,9 +281,15 @@ func TestHotPathAllocs(t *testing.T) {
 				c := parser.Classifier{Strict: strict}
 				var h parser.Header
 				var a parser.Alert
+				var d parser.Details
 				run := func() {
 					parser.Scan(frame, &h)
 					if err := c.Classify(h.Payload.Bytes(frame), h.App.Bytes(frame), &a); err != nil {
+						t.Fatal(err)
+					}
+				}
+				details := func() {
+					if err := c.ClassifyDetails(h.Payload.Bytes(frame), h.App.Bytes(frame), &a, &d); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -280,8 +297,12 @@ func TestHotPathAllocs(t *testing.T) {
 				if a.Kind != kind {
 					t.Fatalf("%v %d: kind %v", kind, size, a.Kind)
 				}
-				if n := testing.AllocsPerRun(200, run); n != 0 {
+				if n := alloctest.PerRun(200, run); n != 0 {
 					t.Errorf("%v %d B (strict %v): %.2f allocations per Scan+Classify", kind, size, strict, n)
+				}
+				details()
+				if n := alloctest.PerRun(200, details); n != 0 {
+					t.Errorf("%v %d B (strict %v): %.2f allocations per ClassifyDetails", kind, size, strict, n)
 				}
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/dtrelay/dtrelay/internal/alloctest"
 	"github.com/dtrelay/dtrelay/parser"
 	"github.com/dtrelay/dtrelay/parser/parsertest"
 )
@@ -186,23 +187,27 @@ func TestCorpus(t *testing.T) {
 			if style == parsertest.Bare {
 				app = []byte(s.app)
 			}
-			var a parser.Alert
-			if err := c.Classify(h.Payload.Bytes(frame), app, &a); err != nil {
+			var a, ah parser.Alert
+			var d parser.Details
+			if err := c.ClassifyDetails(h.Payload.Bytes(frame), app, &a, &d); err != nil {
 				t.Errorf("%s in %v: %v", s.name, style, err)
 				continue
 			}
-			w := s.want
-			if a.Kind != w.kind || a.Suppressed != w.suppressed ||
-				(w.priority != "" && a.Priority.String() != w.priority) || (w.id != "" && string(a.IDBytes()) != w.id) {
-				t.Errorf("%s in %v: kind %v priority %v suppressed %v id %q, want %+v",
-					s.name, style, a.Kind, a.Priority, a.Suppressed, a.IDBytes(), w)
+			if err := c.Classify(h.Payload.Bytes(frame), app, &ah); err != nil || ah != a {
+				t.Errorf("%s in %v: Classify %v %+v, ClassifyDetails %+v", s.name, style, err, ah, a)
 			}
-			if a.Time == 0 && a.Kind != parser.KindAudit {
+			w := s.want
+			if a.Kind != w.kind || d.Suppressed != w.suppressed ||
+				(w.priority != "" && a.Priority.String() != w.priority) || (w.id != "" && string(d.IDBytes()) != w.id) {
+				t.Errorf("%s in %v: kind %v priority %v suppressed %v id %q, want %+v",
+					s.name, style, a.Kind, a.Priority, d.Suppressed, d.IDBytes(), w)
+			}
+			if d.Time == 0 && a.Kind != parser.KindAudit {
 				t.Errorf("%s in %v: no time found", s.name, style)
 			}
 		}
 		var a parser.Alert
-		if n := testing.AllocsPerRun(5, func() { _ = c.Classify(s.payload, []byte(s.app), &a) }); n != 0 {
+		if n := alloctest.PerRun(5, func() { _ = c.Classify(s.payload, []byte(s.app), &a) }); n != 0 {
 			t.Errorf("%s: Classify allocates %.1f times per call in steady state", s.name, n)
 		}
 	}

@@ -86,8 +86,9 @@ func FuzzClassify(f *testing.F) {
 			app = []byte("darktrace_audit")
 		}
 		var a, as parser.Alert
-		err := c.Classify(payload, app, &a)
-		errStrict := strict.Classify(payload, app, &as)
+		var d, ds parser.Details
+		err := c.ClassifyDetails(payload, app, &a, &d)
+		errStrict := strict.ClassifyDetails(payload, app, &as, &ds)
 		switch {
 		case errors.Is(err, parser.ErrTooLarge):
 			if len(payload) <= limit || !errors.Is(errStrict, parser.ErrTooLarge) {
@@ -95,8 +96,8 @@ func FuzzClassify(f *testing.F) {
 			}
 			return
 		case errors.Is(err, parser.ErrNotJSON):
-			if a.Kind != parser.KindUnknown || a.Score != -1 || a.IDLen != 0 {
-				t.Fatalf("ErrNotJSON with a filled Alert %+v", a)
+			if a.Kind != parser.KindUnknown || a.Score != -1 || d != (parser.Details{}) {
+				t.Fatalf("ErrNotJSON with a filled Alert %+v %+v", a, d)
 			}
 			if isObject(payload) && maxDepth(payload) < 250 {
 				t.Fatalf("valid JSON object rejected: %q", payload)
@@ -111,9 +112,9 @@ func FuzzClassify(f *testing.F) {
 		if audit && a.Kind != parser.KindAudit {
 			t.Fatalf("audit tag gave kind %v", a.Kind)
 		}
-		if a.Priority > parser.PriorityHigh || int(a.IDLen) > parser.MaxIDLen || a.Time < 0 ||
+		if a.Priority > parser.PriorityHigh || int(d.IDLen) > parser.MaxIDLen || d.Time < 0 ||
 			!(a.Score == -1 || (a.Score >= 0 && a.Score <= 1)) || math.IsNaN(a.Score) {
-			t.Fatalf("out-of-range Alert %+v for %q", a, payload)
+			t.Fatalf("out-of-range Alert %+v %+v for %q", a, d, payload)
 		}
 		switch {
 		case !json.Valid(payload):
@@ -122,8 +123,8 @@ func FuzzClassify(f *testing.F) {
 			if !utf8.Valid(payload) {
 				t.Fatalf("Strict accepts invalid UTF-8: %q", payload)
 			}
-			if as != a {
-				t.Fatalf("Strict and default disagree on %q: %+v vs %+v", payload, as, a)
+			if as != a || ds != d {
+				t.Fatalf("Strict and default disagree on %q: %+v %+v vs %+v %+v", payload, as, ds, a, d)
 			}
 		case !errors.Is(errStrict, parser.ErrNotJSON):
 			t.Fatalf("Strict: unexpected error %v", errStrict)

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/valyala/fastjson"
+
+	"github.com/dtrelay/dtrelay/internal/alloctest"
 )
 
 // TestScanValidity states what the scanner accepts as one JSON object, case
@@ -214,16 +216,17 @@ func TestClassifyEscapedFieldsAllocs(t *testing.T) {
 		`"category":"\u0053uspicious","priority":"\u0068igh"},"score":"0.\u0039","time":"\u0032024-01-01T00:00:00Z"}`)
 	var c Classifier
 	var a Alert
+	var d Details
 	run := func() {
-		if err := c.Classify(payload, nil, &a); err != nil {
+		if err := c.ClassifyDetails(payload, nil, &a, &d); err != nil {
 			t.Fatal(err)
 		}
 	}
 	run()
-	if a.Kind != KindTest || string(a.IDBytes()) != "12" || a.Score != 0.9 || a.Priority != PriorityHigh || a.Time != 1704067200000 {
-		t.Fatalf("escaped fields misread: %+v", a)
+	if a.Kind != KindTest || string(d.IDBytes()) != "12" || a.Score != 0.9 || a.Priority != PriorityHigh || d.Time != 1704067200000 {
+		t.Fatalf("escaped fields misread: %+v %+v", a, d)
 	}
-	if n := testing.AllocsPerRun(100, run); n != 0 {
+	if n := alloctest.PerRun(100, run); n != 0 {
 		t.Errorf("%.1f allocations per Classify of a payload with escaped fields", n)
 	}
 }

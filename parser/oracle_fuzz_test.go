@@ -140,10 +140,13 @@ func isJSONObject(b []byte) bool {
 //     an object (isJSONObject), except for the deliberate nesting cap: an
 //     object nesting more than 512 deep is rejected;
 //   - Strict accepts exactly what the default accepts and is valid UTF-8,
-//     with the same Alert;
-//   - for an accepted payload, the Alert equals the fastjson oracle's
-//     (parser.FastjsonOracle, the old implementation), unless fastjson
-//     cannot parse it (its MaxDepth of 300), which must then be deep.
+//     with the same Alert and Details;
+//   - Classify (the hot path) and ClassifyDetails give the same verdict
+//     and the same Alert;
+//   - for an accepted payload, the Alert and Details ClassifyDetails gives
+//     equal the fastjson oracle's (parser.FastjsonOracle, the old
+//     implementation), unless fastjson cannot parse it (its MaxDepth of
+//     300), which must then be deep.
 func FuzzClassifyOracle(f *testing.F) {
 	seedPayloads(f)
 	const limit = 64 << 10
@@ -155,9 +158,14 @@ func FuzzClassifyOracle(f *testing.F) {
 		if audit {
 			app = []byte("darktrace_audit")
 		}
-		var a, as, ao parser.Alert
-		err := c.Classify(payload, app, &a)
-		errStrict := strict.Classify(payload, app, &as)
+		var a, ah, as, ao parser.Alert
+		var d, ds, do parser.Details
+		errHot := c.Classify(payload, app, &ah)
+		err := c.ClassifyDetails(payload, app, &a, &d)
+		errStrict := strict.ClassifyDetails(payload, app, &as, &ds)
+		if errHot != err || ah != a {
+			t.Fatalf("Classify(%q) = %v %+v, ClassifyDetails %v %+v", payload, errHot, ah, err, a)
+		}
 		if len(payload) > limit {
 			if !errors.Is(err, parser.ErrTooLarge) || !errors.Is(errStrict, parser.ErrTooLarge) {
 				t.Fatalf("%d bytes: %v, strict %v; want ErrTooLarge", len(payload), err, errStrict)
@@ -176,27 +184,27 @@ func FuzzClassifyOracle(f *testing.F) {
 			t.Fatalf("strict Classify(%q) = %v; default %v, valid UTF-8 %v", payload, errStrict, err, utf8.Valid(payload))
 		}
 		if err != nil {
-			if a != (parser.Alert{Score: -1}) || as != (parser.Alert{Score: -1}) {
-				t.Fatalf("rejected %q but filled the Alert: %+v, strict %+v", payload, a, as)
+			if a != (parser.Alert{Score: -1}) || as != (parser.Alert{Score: -1}) || d != (parser.Details{}) || ds != (parser.Details{}) {
+				t.Fatalf("rejected %q but filled the Alert: %+v %+v, strict %+v %+v", payload, a, d, as, ds)
 			}
 			return
 		}
-		if errStrict == nil && as != a {
-			t.Fatalf("strict and default disagree on %q:\n%s\n%s", payload, describe(&as), describe(&a))
+		if errStrict == nil && (as != a || ds != d) {
+			t.Fatalf("strict and default disagree on %q:\n%s\n%s", payload, describe(&as, &ds), describe(&a, &d))
 		}
-		if errOracle := oracle.Classify(payload, app, &ao); errOracle != nil {
+		if errOracle := oracle.Classify(payload, app, &ao, &do); errOracle != nil {
 			if depth < 298 {
 				t.Fatalf("the fastjson oracle rejects %q (depth %d), which encoding/json accepts", payload, depth)
 			}
 			return
 		}
-		if ao != a {
-			t.Fatalf("Classify(%q, %q):\n got %s\nwant %s (fastjson oracle)", payload, app, describe(&a), describe(&ao))
+		if ao != a || do != d {
+			t.Fatalf("Classify(%q, %q):\n got %s\nwant %s (fastjson oracle)", payload, app, describe(&a, &d), describe(&ao, &do))
 		}
 	})
 }
 
-func describe(a *parser.Alert) string {
-	b, _ := json.Marshal(toResult(a, nil))
+func describe(a *parser.Alert, d *parser.Details) string {
+	b, _ := json.Marshal(toResult(a, d, nil))
 	return string(b)
 }

@@ -9,7 +9,8 @@ import (
 // FastjsonOracle is the classifier as it was before the purpose-made
 // scanner (one fastjson parse, then field reads), kept as a test oracle:
 // for every valid JSON object that fastjson parses (nesting below its
-// MaxDepth of 300 values), Classifier.Classify must give the same Alert.
+// MaxDepth of 300 values), Classifier.ClassifyDetails must give the same
+// Alert and Details (and Classifier.Classify the same Alert).
 //
 // It applies the rules documented on Classify with one deliberate change
 // from the old code: a duplicate key wins when it is the last one at every
@@ -78,9 +79,10 @@ func (f *oracleFields) visit(key []byte, v *fastjson.Value) {
 	}
 }
 
-// Classify fills a from payload as Classifier.Classify documents it.
-func (o *FastjsonOracle) Classify(payload, app []byte, a *Alert) error {
-	*a = Alert{Score: -1}
+// Classify fills a and d from payload as Classifier.ClassifyDetails
+// documents it.
+func (o *FastjsonOracle) Classify(payload, app []byte, a *Alert, d *Details) error {
+	*a, *d = Alert{Score: -1}, Details{}
 	v, err := o.p.ParseBytes(payload)
 	if err != nil || v.Type() != fastjson.TypeObject {
 		return ErrNotJSON
@@ -93,14 +95,14 @@ func (o *FastjsonOracle) Classify(payload, app []byte, a *Alert) error {
 	switch {
 	case string(app) == tagDarktraceAudit:
 		a.Kind = KindAudit
-		a.Time = o.firstTime(f.time, f.timestamp, f.createdAt)
-		o.setID(a, f.pbid, f.id, f.uuid)
+		d.Time = o.firstTime(f.time, f.timestamp, f.createdAt)
+		o.setID(d, f.pbid, f.id, f.uuid)
 		category, priority = f.category, f.priority
 	case f.iris != nil:
 		a.Kind = KindAntigena
-		a.Time = o.firstTime(f.time, f.start, nil)
-		o.setID(a, f.pbid, f.id, f.uuid)
-		a.Suppressed = true
+		d.Time = o.firstTime(f.time, f.start, nil)
+		o.setID(d, f.pbid, f.id, f.uuid)
+		d.Suppressed = true
 		category, priority = f.category, f.priority
 	case f.model != nil && f.model.Type() == fastjson.TypeObject && (f.pbid != nil || f.triggered != nil):
 		m := oracleModel(f.model)
@@ -109,31 +111,31 @@ func (o *FastjsonOracle) Classify(payload, app []byte, a *Alert) error {
 			a.Kind = KindTest
 		}
 		a.Score = o.score(f.score, 1)
-		a.Time = o.firstTime(f.time, f.creationTime, nil)
-		o.setID(a, f.pbid, nil, nil)
-		a.Suppressed = oracleAntigena(m)
+		d.Time = o.firstTime(f.time, f.creationTime, nil)
+		o.setID(d, f.pbid, nil, nil)
+		d.Suppressed = oracleAntigena(m)
 		category, priority = lastGet(m, "category"), lastGet(m, "priority")
 	case f.aiaScore != nil || f.summariser != nil:
 		a.Kind = KindAIAnalyst
 		a.Score = o.score(f.aiaScore, 100)
-		a.Time = o.firstTime(f.createdAt, nil, nil)
-		o.setID(a, nil, f.id, nil)
+		d.Time = o.firstTime(f.createdAt, nil, nil)
+		o.setID(d, nil, f.id, nil)
 		category, priority = f.category, f.priority
 	case f.alertName != nil && (f.priorityLevel != nil || f.lastUpdated != nil):
 		a.Kind = KindSystemStatus
-		a.Time = o.firstTime(f.lastUpdated, nil, nil)
-		o.setID(a, nil, f.id, f.uuid)
+		d.Time = o.firstTime(f.lastUpdated, nil, nil)
+		o.setID(d, nil, f.id, f.uuid)
 		category, priority = f.category, f.priority
 	case f.anomaly != nil && f.direction != nil:
 		a.Kind = KindEmail
 		a.Score = o.score(f.anomaly, 100)
-		a.Time = o.firstTime(f.time, f.timestamp, nil)
-		o.setID(a, nil, f.id, f.uuid)
+		d.Time = o.firstTime(f.time, f.timestamp, nil)
+		o.setID(d, nil, f.id, f.uuid)
 		category, priority = f.category, f.priority
 	default:
 		a.Kind = KindUnknown
-		a.Time = o.firstTime(f.time, f.timestamp, f.createdAt)
-		o.setID(a, f.pbid, f.id, f.uuid)
+		d.Time = o.firstTime(f.time, f.timestamp, f.createdAt)
+		o.setID(d, f.pbid, f.id, f.uuid)
 		category, priority = f.category, f.priority
 	}
 	a.Priority = o.derivePriority(category, a.Score, f.priorityLevel, priority)
@@ -241,10 +243,10 @@ func (o *FastjsonOracle) timeOf(v *fastjson.Value) int64 {
 	return 0
 }
 
-func (o *FastjsonOracle) setID(a *Alert, pbid, id, uuid *fastjson.Value) {
+func (o *FastjsonOracle) setID(d *Details, pbid, id, uuid *fastjson.Value) {
 	if b := o.numText(pbid); b != nil {
 		if n, ok := parseUint(b); ok && n > 0 {
-			a.IDLen = uint8(len(strconv.AppendUint(a.ID[:0], n, 10)))
+			d.IDLen = uint8(len(strconv.AppendUint(d.ID[:0], n, 10)))
 			return
 		}
 	}
@@ -256,13 +258,13 @@ func (o *FastjsonOracle) setID(a *Alert, pbid, id, uuid *fastjson.Value) {
 		case fastjson.TypeString:
 			b, _ := v.StringBytes()
 			if len(b) > 0 {
-				a.IDLen = uint8(copy(a.ID[:], b))
+				d.IDLen = uint8(copy(d.ID[:], b))
 				return
 			}
 		case fastjson.TypeNumber:
 			b := v.MarshalTo(o.buf[:0])
 			if _, ok := parseUint(b); ok {
-				a.IDLen = uint8(copy(a.ID[:], b))
+				d.IDLen = uint8(copy(d.ID[:], b))
 				return
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dtrelay/dtrelay/internal/alloctest"
 	"github.com/dtrelay/dtrelay/parser"
 	"github.com/dtrelay/dtrelay/parser/parsertest"
 )
@@ -169,7 +170,7 @@ func TestScanAllocs(t *testing.T) {
 	for _, s := range parsertest.Styles {
 		frame := parsertest.Frame(nil, s, "darktrace", parsertest.Alert(nil, parser.KindModelBreach, 1, 1500))
 		var h parser.Header
-		if n := testing.AllocsPerRun(100, func() { parser.Scan(frame, &h) }); n != 0 {
+		if n := alloctest.PerRun(100, func() { parser.Scan(frame, &h) }); n != 0 {
 			t.Errorf("Scan(%v) allocates %.1f times per call", s, n)
 		}
 	}

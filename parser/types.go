@@ -138,14 +138,23 @@ func ParsePriority(s string) (Priority, bool) {
 // MaxIDLen is the longest alert id kept in Alert.ID; longer ids are truncated.
 const MaxIDLen = 64
 
-// Alert is what classification reads from a payload. It holds no references
-// to the payload or the parser, so it may be kept and copied freely.
+// Alert is what Classify reads from a payload: what routes, metrics and
+// records use. It holds no references to the payload or the parser, so it
+// may be kept and copied freely.
 type Alert struct {
 	Kind     Kind
 	Priority Priority
 	// Score is the alert score normalised to 0..1 (model breach "score",
-	// AI Analyst "aiaScore"/100), or -1 when the payload has none.
+	// AI Analyst "aiaScore"/100), or -1 when the payload has none. It
+	// decides Priority.
 	Score float64
+}
+
+// Details are the fields of an alert that nothing on the hot path uses, so
+// that Classify does not compute them: only ClassifyDetails fills them (for
+// tests, and for de-duplication). They hold no references to the payload
+// or the parser.
+type Details struct {
 	// Time is the event time in Unix milliseconds ("time", "createdAt", ...),
 	// or 0 when the payload has none.
 	Time int64
@@ -157,8 +166,8 @@ type Alert struct {
 	Suppressed bool
 }
 
-// IDBytes returns the used part of a.ID.
-func (a *Alert) IDBytes() []byte { return a.ID[:a.IDLen] }
+// IDBytes returns the used part of d.ID.
+func (d *Details) IDBytes() []byte { return d.ID[:d.IDLen] }
 
 // Errors returned by Classify.
 var (

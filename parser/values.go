@@ -260,11 +260,11 @@ func (r *valueReader) timeOf(v jsonValue) int64 {
 }
 
 // setID stores the first usable of pbid (a positive integer), id (string
-// or integer) and uuid (string) in a.ID, truncated to MaxIDLen.
-func (r *valueReader) setID(a *Alert, pbid, id, uuid jsonValue) {
+// or integer) and uuid (string) in d.ID, truncated to MaxIDLen.
+func (r *valueReader) setID(d *Details, pbid, id, uuid jsonValue) {
 	if b := r.text(pbid); b != nil {
 		if n, ok := parseUint(b); ok && n > 0 {
-			a.IDLen = uint8(len(strconv.AppendUint(a.ID[:0], n, 10)))
+			d.IDLen = uint8(len(strconv.AppendUint(d.ID[:0], n, 10)))
 			return
 		}
 	}
@@ -272,12 +272,12 @@ func (r *valueReader) setID(a *Alert, pbid, id, uuid jsonValue) {
 		switch v.typ {
 		case typeString:
 			if b := r.text(v); len(b) > 0 {
-				a.IDLen = uint8(copy(a.ID[:], b))
+				d.IDLen = uint8(copy(d.ID[:], b))
 				return
 			}
 		case typeNumber:
 			if b := r.text(v); isUint(b) {
-				a.IDLen = uint8(copy(a.ID[:], b))
+				d.IDLen = uint8(copy(d.ID[:], b))
 				return
 			}
 		}

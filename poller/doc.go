@@ -25,8 +25,11 @@
 // compacted (encoding/json.Compact: insignificant white space removed,
 // strings and numbers untouched), because the pipeline carries one JSON
 // object per frame with no raw LF. Elements that are not JSON objects, that
-// are not valid JSON, or that are larger than Config.MaxEventSize are
-// dropped, counted in dtrelay_poller_errors_total and logged.
+// fastjson cannot parse (nested deeper than 300), or that are larger than
+// Config.MaxEventSize are dropped, counted in dtrelay_poller_errors_total
+// and logged. A response that is not one valid JSON array, an element
+// with a syntax error included, is a failed poll (bad_response): nothing
+// of it is forwarded, and the window is asked for again.
 //
 // Windows overlap, so events repeat: they are de-duplicated by pbid (model
 // breaches) and by id and currentGroup (AI Analyst events: an event moved to

@@ -5,8 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"io"
 	"net/url"
 
 	"github.com/valyala/fastjson"
@@ -161,121 +161,39 @@ func (x *extractor) classify(ev []byte, ep *endpoint, it *item) {
 	}
 }
 
-var errTruncated = errors.New("truncated")
-
 // splitArray calls fn with the bounds of each element of the JSON array in
-// b: b[off:end] is the element exactly as it appears, from its first to its
-// last byte. It checks the array's structure (brackets, strings, commas),
-// not the elements' contents. A leading UTF-8 BOM is skipped.
+// b, in order: b[off:end] is the element exactly as it appears, from its
+// first to its last byte. It returns an error unless b is one valid JSON
+// array (encoding/json's grammar, elements included), with white space
+// and a leading UTF-8 BOM allowed around it; fn may have been called for
+// the elements before the error. It runs once per poll, so it is
+// encoding/json's Decoder that does the work: the RawMessage it copies
+// each element into serves only to tell where the element starts.
 func splitArray(b []byte, secrets *secret.Set, fn func(off, end int)) error {
-	i := skipWS(b, 0)
-	if bytes.HasPrefix(b[i:], []byte("\xef\xbb\xbf")) {
-		i = skipWS(b, i+3)
+	base := len(b) - len(bytes.TrimLeft(b, " \t\r\n"))
+	if rest, ok := bytes.CutPrefix(b[base:], []byte("\xef\xbb\xbf")); ok {
+		base = len(b) - len(rest)
 	}
-	if i >= len(b) || b[i] != '[' {
-		return fmt.Errorf("%w: starts with %s", ErrBadResponse, snippet(b[i:], 40, secrets))
+	dec := json.NewDecoder(bytes.NewReader(b[base:]))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
+		return fmt.Errorf("%w: starts with %s", ErrBadResponse, snippet(b[base:], 40, secrets))
 	}
-	i = skipWS(b, i+1)
-	if i < len(b) && b[i] == ']' {
-		return trailing(b, i+1)
-	}
-	for {
-		end, err := skipValue(b, i)
-		if err != nil {
-			return fmt.Errorf("%w: element at byte %d: %w", ErrBadResponse, i, err)
+	var raw json.RawMessage // reused: Decode appends to raw[:0]
+	for dec.More() {
+		if err := dec.Decode(&raw); err != nil {
+			return fmt.Errorf("%w: element at byte %d: %w", ErrBadResponse, base+int(dec.InputOffset()), err)
 		}
-		fn(i, end)
-		i = skipWS(b, end)
-		if i >= len(b) {
-			return fmt.Errorf("%w: %w after byte %d", ErrBadResponse, errTruncated, end)
-		}
-		switch b[i] {
-		case ',':
-			i = skipWS(b, i+1)
-		case ']':
-			return trailing(b, i+1)
-		default:
-			return fmt.Errorf("%w: %s at byte %d where , or ] was expected", ErrBadResponse, snippet(b[i:i+1], 1, secrets), i)
-		}
+		end := base + int(dec.InputOffset())
+		fn(end-len(raw), end)
 	}
-}
-
-func trailing(b []byte, i int) error {
-	if i = skipWS(b, i); i != len(b) {
-		return fmt.Errorf("%w: data after the array at byte %d", ErrBadResponse, i)
+	if _, err := dec.Token(); err != nil { // not More: the ']', or an error
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return fmt.Errorf("%w: at byte %d: %w", ErrBadResponse, base+int(dec.InputOffset()), err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("%w: data after the array at byte %d", ErrBadResponse, base+int(dec.InputOffset()))
 	}
 	return nil
-}
-
-func skipWS(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\n' || b[i] == '\r' || b[i] == '\t') {
-		i++
-	}
-	return i
-}
-
-// maxDepth bounds the nesting of arrays and objects (fastjson's limit is
-// 300).
-const maxDepth = 1000
-
-// skipValue returns the end of the JSON value starting at b[i].
-func skipValue(b []byte, i int) (int, error) {
-	if i >= len(b) {
-		return 0, errTruncated
-	}
-	switch b[i] {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		var small [64]byte
-		stack := small[:0] // the closers expected
-		for j := i; j < len(b); j++ {
-			switch c := b[j]; c {
-			case '"':
-				end, err := skipString(b, j)
-				if err != nil {
-					return 0, err
-				}
-				j = end - 1
-			case '{', '[':
-				if len(stack) == maxDepth {
-					return 0, fmt.Errorf("nested deeper than %d", maxDepth)
-				}
-				stack = append(stack, c+2) // '{'+2 == '}', '['+2 == ']'
-			case '}', ']':
-				if len(stack) == 0 || stack[len(stack)-1] != c {
-					return 0, fmt.Errorf("unbalanced %q", c)
-				}
-				stack = stack[:len(stack)-1]
-				if len(stack) == 0 {
-					return j + 1, nil
-				}
-			}
-		}
-		return 0, errTruncated
-	case ',', ']', '}', ':':
-		return 0, fmt.Errorf("unexpected %q", b[i])
-	}
-	j := i
-	for j < len(b) {
-		switch b[j] {
-		case ',', ']', '}', ' ', '\n', '\r', '\t':
-			return j, nil
-		}
-		j++
-	}
-	return j, nil
-}
-
-// skipString returns the end of the JSON string starting at b[i] == '"'.
-func skipString(b []byte, i int) (int, error) {
-	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '\\':
-			j++
-		case '"':
-			return j + 1, nil
-		}
-	}
-	return 0, errTruncated
 }

@@ -214,7 +214,7 @@ func (m *mockAPI) check(r *http.Request) (int, []byte) {
 	}
 	date := r.Header.Get("DTAPI-Date")
 	t, err := time.Parse("20060102T150405", date)
-	if err != nil || t.Sub(time.Now()).Abs() > dateSkew {
+	if err != nil || time.Until(t).Abs() > dateSkew {
 		m.problemf("date %q", date)
 		return http.StatusBadRequest, []byte(`{"error":"API DATE ERROR"}`)
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/dtrelay/dtrelay/internal/alloctest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/framing/*/want.txt and stats.txt from the Framer's output")
@@ -385,7 +387,7 @@ func TestFramerZeroAllocs(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.run() // warm the scratch buffer
 			sink.frames = 0
-			if a := testing.AllocsPerRun(100, tt.run); a != 0 {
+			if a := alloctest.PerRun(100, tt.run); a != 0 {
 				t.Fatalf("%v allocations per run, want 0", a)
 			}
 			if sink.frames == 0 {

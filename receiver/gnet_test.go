@@ -8,6 +8,8 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/panjf2000/gnet/v2"
 	"github.com/rs/zerolog"
+
+	"github.com/dtrelay/dtrelay/internal/alloctest"
 )
 
 // fakeConn stands in for gnet's connection: buf is what gnet read and would
@@ -89,7 +91,7 @@ func TestOnTrafficConsumesEverything(t *testing.T) {
 	if pool.sink.frames != 80 || m.frames.Get() != 80 || m.bytes.Get() != uint64(len(stream)) {
 		t.Fatalf("frames %d (metric %d), bytes %d", pool.sink.frames, m.frames.Get(), m.bytes.Get())
 	}
-	if a := testing.AllocsPerRun(20, read); a != 0 {
+	if a := alloctest.PerRun(20, read); a != 0 {
 		t.Fatalf("TCP reads: %v allocations per run, want 0", a)
 	}
 	s.OnClose(fc, nil)
@@ -104,7 +106,7 @@ func TestOnTrafficConsumesEverything(t *testing.T) {
 		dg.buf = append(dg.buf[:0], alert...)
 		u.OnTraffic(dg)
 	}
-	if a := testing.AllocsPerRun(100, datagram); a != 0 {
+	if a := alloctest.PerRun(100, datagram); a != 0 {
 		t.Fatalf("UDP datagram: %v allocations, want 0", a)
 	}
 	if um.frames.Get() != 101 || dg.InboundBuffered() != 0 {

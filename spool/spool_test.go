@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/dtrelay/dtrelay/internal/alloctest"
 )
 
 // Two producers, two consumers at different speeds: each consumer gets every
@@ -372,11 +374,11 @@ func TestNoAllocs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if a := testing.AllocsPerRun(1000, appendOnly); a != 0 {
+	if a := alloctest.PerRun(1000, appendOnly); a != 0 {
 		t.Errorf("Append: %v allocs per record", a)
 	}
 	readN(t, r, 1001, true)
-	if a := testing.AllocsPerRun(1000, step); a != 0 {
+	if a := alloctest.PerRun(1000, step); a != 0 {
 		t.Errorf("Append+Next+Ack: %v allocs per record", a)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,11 +14,18 @@ import (
 
 const intakeKey = "e2e-intake-key-0123456789abcdef"
 
-// sendLines writes each payload in an RFC 3164 Darktrace line on one TCP connection.
+// sendLines writes each payload in an RFC 3164 Darktrace line on a new TCP
+// connection, and closes it.
 func sendLines(t *testing.T, addr string, payloads []string) {
 	t.Helper()
 	c := dialWhenUp(t, "tcp", addr)
 	defer c.Close()
+	writeLines(t, c, payloads)
+}
+
+// writeLines writes each payload in an RFC 3164 Darktrace line on c.
+func writeLines(t *testing.T, c net.Conn, payloads []string) {
+	t.Helper()
 	var b strings.Builder
 	for _, p := range payloads {
 		fmt.Fprintf(&b, "<165>Aug  5 03:34:46 dt-master darktrace %s\n", p)
@@ -116,54 +124,88 @@ shutdown_timeout: 5s
 }
 
 // TestSyslogIntakeDownWhileIdle takes the syslog intake down while the relay
-// is idle: nothing is sent meanwhile (no probes), the next batch notices the
-// closed connection before writing, and every alert arrives, in order. (An
-// intake that dies while receiving can lose what its TCP stack acknowledged
-// but it had not read: plain syslog cannot know, DESIGN §4; the HTTPS test
-// below covers an outage under load.)
+// is idle, and again while it has alerts to send. All alerts go over one
+// connection, the unit the relay keeps in order. The intake goes down only
+// once the relay has counted every alert sent so far as delivered (the
+// peer's TCP stack acknowledged it, and the mock had read it): an intake
+// that dies while receiving can lose what its TCP stack acknowledged but it
+// had not read, which plain syslog cannot know (DESIGN §4; the HTTPS test
+// below covers an outage under load). Nothing is sent while idle (no
+// probes); the next batch notices the closed connection before writing, so
+// nothing is written twice; alerts sent while the intake is down wait for
+// it; every alert arrives once, in order.
 func TestSyslogIntakeDownWhileIdle(t *testing.T) {
 	dir := t.TempDir()
 	intake := intaketest.NewSyslog(t, intakeKey, false)
-	port := freePort(t)
+	port, mport := freePort(t), freePort(t)
 	cfg := writeFile(t, dir, "dtrelay.yaml", fmt.Sprintf(`
 inputs: [{name: dt, protocol: tcp, address: "127.0.0.1:%d"}]
 outputs:
   - {name: intake, type: syslog, address: "%s", tls: false, format: sekoia, intake_key: %s, batch: {max_events: 100}}
-`, port, intake.Addr(), intakeKey))
+metrics: {address: "127.0.0.1:%d"}
+`, port, intake.Addr(), intakeKey, mport))
 	p := startRelay(t, "run", "-c", cfg)
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	c := dialWhenUp(t, "tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	defer c.Close()
+	const (
+		delivered  = `dtrelay_output_events_total{output="intake"}`
+		reconnects = `dtrelay_output_reconnects_total{output="intake"}`
+		duplicates = `dtrelay_output_possible_duplicates_total{output="intake"}`
+		connFailed = `dtrelay_output_failures_total{output="intake",reason="connect"}`
+		frames     = `dtrelay_input_frames_total{input="dt"}`
+	)
 	payloads := alerts(300)
-	sendLines(t, addr, payloads[:100])
+	writeLines(t, c, payloads[:100])
 	if !intake.WaitEvents(100, 10*time.Second) {
 		t.Fatalf("intake got %d of the first 100", intake.Count())
 	}
+	waitMetric(t, mport, delivered, 100)
+
+	// Down and up again while idle.
 	conns := intake.Conns()
 	intake.Stop()
-	time.Sleep(200 * time.Millisecond)
 	intake.Restart()
-	if intake.Conns() != conns {
+	if intake.Conns() != conns || metricValue(t, mport, reconnects) != 0 {
 		t.Fatal("the relay reconnected while idle: it should cost nothing")
 	}
-	sendLines(t, addr, payloads[100:200])
-	intake.Stop() // down again, now with alerts to send: they wait for it
-	sendLines(t, addr, payloads[200:])
-	time.Sleep(300 * time.Millisecond)
+	writeLines(t, c, payloads[100:200])
+	if !intake.WaitEvents(200, 10*time.Second) {
+		t.Fatalf("intake got %d of the first 200", intake.Count())
+	}
+	waitMetric(t, mport, delivered, 200)
+	if n := intake.Conns(); n != conns+1 {
+		t.Errorf("the intake saw %d new connections for the next batch, want 1", n-conns)
+	}
+	if n := metricValue(t, mport, reconnects); n != 1 {
+		t.Errorf("reconnects_total = %d, want 1", n)
+	}
+	if n := metricValue(t, mport, duplicates); n != 0 {
+		t.Errorf("possible_duplicates_total = %d, want 0: the closed connection was written to", n)
+	}
+
+	// Down with alerts to send: the relay reads them and they wait.
+	intake.Stop()
+	writeLines(t, c, payloads[200:])
+	waitMetric(t, mport, frames, len(payloads))
+	waitMetric(t, mport, connFailed, 1)
 	intake.Restart()
+	c.Close()
 	expectInOrderOnce(t, p, intake, payloads, 15*time.Second)
 }
 
 // TestSekoiaHTTPIntakeDownWhileSending: the HTTPS intake goes down (503 to
-// everything) while alerts stream in, and comes back: every alert arrives
-// once, in order.
+// everything) while alerts stream in, until the relay has retried a few
+// times, and comes back: every alert arrives once, in order.
 func TestSekoiaHTTPIntakeDownWhileSending(t *testing.T) {
 	dir := t.TempDir()
 	in := intaketest.NewSekoiaHTTP(t, intakeKey)
-	port := freePort(t)
+	port, mport := freePort(t), freePort(t)
 	cfg := writeFile(t, dir, "dtrelay.yaml", fmt.Sprintf(`
 inputs: [{name: dt, protocol: tcp, address: "127.0.0.1:%d"}]
 outputs:
   - {name: sekoia, type: sekoia-http, url: "%s", ca_file: %s, intake_key: %s, batch: {max_events: 100, max_wait: 20ms}}
-`, port, in.URL(), in.CAFile(), intakeKey))
+metrics: {address: "127.0.0.1:%d"}
+`, port, in.URL(), in.CAFile(), intakeKey, mport))
 	p := startRelay(t, "run", "-c", cfg)
 	payloads := alerts(3000)
 	c := dialWhenUp(t, "tcp", fmt.Sprintf("127.0.0.1:%d", port))
@@ -179,7 +221,7 @@ outputs:
 	}()
 	waitFor(t, "sending under way", func() bool { return in.Count() > 300 })
 	in.SetDown(true)
-	time.Sleep(300 * time.Millisecond)
+	waitMetric(t, mport, `dtrelay_output_retries_total{output="sekoia"}`, 3)
 	in.SetDown(false)
 	<-done
 	c.Close()

@@ -117,8 +117,8 @@ func (h *HTTPIntake) FailNext(n int, f Fault) {
 	}
 }
 
-// SetDown(true) makes the intake answer every request 503 (without a
-// Retry-After) until SetDown(false): an outage whose end the test decides.
+// SetDown makes the intake answer every request 503 (without a
+// Retry-After) while down is true: an outage whose end the test decides.
 func (h *HTTPIntake) SetDown(down bool) { h.down.Store(down) }
 
 // RejectLarger answers 413 to every request whose decompressed body is

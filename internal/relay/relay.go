@@ -34,8 +34,8 @@ type Relay struct {
 	pollers     sync.WaitGroup
 	stopPolling context.CancelFunc
 	listeners   []*receiver.Listener
-	metricsLn   net.Listener
 	httpSrv     *http.Server
+	metricsLn   net.Listener
 }
 
 // Start builds and starts a relay: outputs and pipeline first, then the
