@@ -63,9 +63,12 @@ $(VULNDB_DIR)/index/db.json:
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
-check: ## gofmt, go vet and the tests
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+check: ## gofmt, go vet, staticcheck and the tests
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
 	$(GO) vet $(PKGS)
+	$(GO) run $(STATICCHECK) $(PKGS)
 	$(MAKE) test
 
 clean:
