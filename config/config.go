@@ -73,9 +73,12 @@ type Input struct {
 	// MaxConnectionsPerSource caps concurrent connections from one source
 	// address (tcp, tls); default 0, no cap.
 	MaxConnectionsPerSource int
-	// HandshakeTimeout bounds what comes before a connection's first
-	// complete frame: PROXY header, TLS handshake, the frame itself (tcp,
-	// tls); default 5s, must be positive.
+	// HandshakeTimeout bounds a connection's handshake phase from its
+	// accept: the PROXY header (with ProxyProtocol) and the TLS handshake
+	// (tls); a plain tcp connection has none. Past it a connection is
+	// closed by time only by IdleTimeout, frame or not; until its first
+	// frame it may be evicted at MaxConnections. Default 5s, must be
+	// positive.
 	HandshakeTimeout time.Duration
 	// IdleTimeout closes a silent connection or one stuck in a partial frame
 	// (tcp, tls); default 5m, 0 never.

@@ -11,7 +11,7 @@ func (d *decoder) validateConnLimits(in *Input, p string) {
 			in.MaxConnectionsPerSource, in.MaxConnections)
 	}
 	if in.HandshakeTimeout <= 0 && !d.problemsIn(p+".handshake_timeout") {
-		d.problemf(p+".handshake_timeout", "must be positive (it bounds the PROXY header, the TLS handshake and the first frame), got %s",
+		d.problemf(p+".handshake_timeout", "must be positive (it bounds the PROXY header and the TLS handshake), got %s",
 			formatDuration(in.HandshakeTimeout))
 	}
 	switch {

@@ -62,11 +62,14 @@ type Config struct {
 	// MaxConnectionsPerSource caps concurrent connections from one source
 	// address (the PROXY header's with ProxyProtocol); 0 = no cap.
 	MaxConnectionsPerSource int
-	// HandshakeTimeout bounds everything before a connection's first
-	// complete frame, counted from the accept: the PROXY header, the TLS
-	// handshake and the first frame itself (DefaultHandshakeTimeout if 0).
-	// IdleTimeout takes over after the first frame; before it, whichever of
-	// the two ends first closes the connection.
+	// HandshakeTimeout bounds a connection's handshake phase, counted from
+	// the accept: the PROXY header (with ProxyProtocol) and the TLS
+	// handshake (tls); a plain tcp connection has none
+	// (DefaultHandshakeTimeout if 0). Within the phase, whichever of it and
+	// IdleTimeout ends first closes the connection. Past it only
+	// IdleTimeout closes a connection by time, whether it has completed a
+	// frame or not; one that has not stays a candidate for eviction at
+	// MaxConnections.
 	HandshakeTimeout time.Duration
 	// IdleTimeout closes a connection that sent nothing, or that has held
 	// a partial frame, for this long; 0 = never.

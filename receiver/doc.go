@@ -18,10 +18,12 @@
 //
 // Trust and slots: a connection's peer is checked when it is accepted, and
 // it takes a max_connections slot there, before a byte is read or (TLS) a
-// goroutine started. Until its first complete frame it is "pending": one
-// handshake_timeout from the accept bounds the PROXY header, the TLS
-// handshake and that first frame, and when the cap is reached the oldest
-// pending connection is closed to make room. After the first frame only
-// idle_timeout applies. The receiver knows nothing of parsing or forwarding;
+// goroutine started. Until its PROXY header is read and its TLS handshake
+// done it is "handshaking": one handshake_timeout from the accept bounds
+// that phase (a plain tcp connection has none). Until its first complete
+// frame it is "frameless": when the cap is reached the oldest frameless
+// connection is closed to make room, but time alone never closes it; only
+// idle_timeout applies past the handshake, as senders connect ahead of
+// their first message. The receiver knows nothing of parsing or forwarding;
 // a sink that blocks stops the event loop on purpose (backpressure).
 package receiver

@@ -50,7 +50,7 @@ type gconn struct {
 	c        gnet.Conn
 	remote   netip.AddrPort // the peer, or the source from the PROXY header
 	framer   Framer
-	proxy    *proxyReader // non-nil until the PROXY header is read
+	proxy    *proxyReader // non-nil until the PROXY header is read (the handshake phase)
 	framed   bool         // a frame was completed
 	hold     partialHold
 	lastRead atomic.Int64 // clock of the last read
@@ -64,7 +64,11 @@ func newGnetServer(cm *common) *gnetServer {
 		ready:  make(chan struct{}),
 		tick:   time.Second,
 	}
-	for _, t := range []time.Duration{cm.cfg.IdleTimeout / 4, cm.cfg.HandshakeTimeout / 4} {
+	ticks := []time.Duration{cm.cfg.IdleTimeout / 4}
+	if cm.cfg.ProxyProtocol { // the only handshake phase on this path
+		ticks = append(ticks, cm.cfg.HandshakeTimeout/4)
+	}
+	for _, t := range ticks {
 		if t > 0 && t < s.tick {
 			s.tick = max(t, 5*time.Millisecond)
 		}
@@ -170,19 +174,21 @@ func (s *gnetServer) OnTick() (time.Duration, gnet.Action) {
 	return s.tick, gnet.None
 }
 
-// sweep closes the connections that have not completed a frame within
-// HandshakeTimeout of their accept and, with an IdleTimeout, those silent
-// for that long or holding a partial frame for that long. A connection
-// being read, or with bytes waiting in the kernel that its event loop has
-// not read yet, is held back by a blocked sink (backpressure): by us, not
-// by the sender; it is left alone.
+// sweep closes the connections (proxy_protocol) that have not sent their
+// PROXY header within HandshakeTimeout of their accept and, with an
+// IdleTimeout, those silent for that long or holding a partial frame for
+// that long. Past the header (a plain tcp connection from its accept)
+// nothing but IdleTimeout closes a connection by time, framed or not. A
+// connection being read, or with bytes waiting in the kernel that its
+// event loop has not read yet, is held back by a blocked sink
+// (backpressure): by us, not by the sender; it is left alone.
 func (s *gnetServer) sweep(now int64) {
 	stuck := func(sl *slot) bool { return sl.busy.Load() || unreadBytes(sl.fd) > 0 }
 	s.slots.expired(now-s.cfg.HandshakeTimeout.Nanoseconds(), func(sl *slot) bool {
 		if stuck(sl) || !sl.closing.CompareAndSwap(false, true) {
 			return false
 		}
-		s.handshakeTimedOut(sl.peer)
+		s.handshakeTimedOut(sl.peer, "PROXY header")
 		sl.kill()
 		return true
 	})
@@ -302,7 +308,7 @@ func (s *gnetServer) OnTraffic(c gnet.Conn) gnet.Action {
 	}
 	if st.Frames > 0 && !gc.framed {
 		gc.framed = true
-		s.slots.framed(&gc.slot) // once per connection: handshake_timeout no longer applies
+		s.slots.framed(&gc.slot) // once per connection: no longer evictable
 	}
 	s.partial.set(&gc.hold, int64(gc.framer.Held()))
 	s.publish(st, gc.remote)
@@ -325,6 +331,7 @@ func (s *gnetServer) proxyHeader(gc *gconn, data []byte) ([]byte, gnet.Action) {
 		return nil, gnet.None
 	}
 	gc.proxy = nil
+	s.slots.handshaken(&gc.slot) // once per connection: handshake_timeout no longer applies
 	if src.IsValid() {
 		gc.remote = src
 	}

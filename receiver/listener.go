@@ -46,7 +46,7 @@ func newCommon(cfg Config, pool SinkPool, m *Metrics, log zerolog.Logger) *commo
 		m:       m,
 		log:     log,
 		sampled: log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second}),
-		slots:   newSlots(cfg.MaxConnections, cfg.MaxConnectionsPerSource),
+		slots:   newSlots(cfg.MaxConnections, cfg.MaxConnectionsPerSource, cfg.ProxyProtocol || cfg.Protocol == ProtocolTLS),
 		partial: cfg.Partial,
 	}
 }
@@ -187,10 +187,12 @@ func (cm *common) idleClosed(peer netip.AddrPort) {
 	cm.sampled.Info().Str("peer", peer.String()).Dur("idle_timeout", cm.cfg.IdleTimeout).Msg("closing idle connection")
 }
 
-func (cm *common) handshakeTimedOut(peer netip.AddrPort) {
+// handshakeTimedOut counts and logs a connection closed in its handshake
+// phase ("PROXY header" or "TLS handshake").
+func (cm *common) handshakeTimedOut(peer netip.AddrPort, phase string) {
 	cm.m.rejectHandshake.Inc()
-	cm.sampled.Info().Str("peer", peer.String()).Dur("handshake_timeout", cm.cfg.HandshakeTimeout).
-		Msg("connection closed: no complete frame within handshake_timeout")
+	cm.sampled.Info().Str("peer", peer.String()).Str("phase", phase).Dur("handshake_timeout", cm.cfg.HandshakeTimeout).
+		Msg("connection closed: handshake not done within handshake_timeout")
 }
 
 // partialOver closes a connection chosen by the partial-frame budget.

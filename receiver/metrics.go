@@ -47,9 +47,9 @@ type Metrics struct {
 // a peer not in trusted_proxies, refused before anything is read),
 // "max_connections" (cap reached, every connection has completed a frame),
 // "per_source_limit" (max_connections_per_source), "evicted" (closed to make
-// room for a new one, as the oldest without a frame), "handshake_timeout" (no
-// complete frame within handshake_timeout: silent, stuck in the PROXY header
-// or TLS handshake), "tls_handshake" (the handshake failed).
+// room for a new one, as the oldest without a frame), "handshake_timeout" (the
+// PROXY header or TLS handshake not done within handshake_timeout),
+// "tls_handshake" (the handshake failed).
 // "partial_frame_cap" counts connections closed because the process-wide
 // max_partial_bytes was exceeded and they held the largest partial frame.
 func NewMetrics(set *metrics.Set, input string) *Metrics {

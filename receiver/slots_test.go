@@ -68,14 +68,18 @@ func rawDial(t testing.TB, l *Listener) net.Conn {
 	return c
 }
 
-// TestHandshakeTimeout: one handshake_timeout from the accept bounds
-// everything before the first frame (silence, the PROXY header, the TLS
-// handshake, a handshake with no frame after it); a connection that sent a
-// frame in time is not affected, even with idle_timeout off.
+// TestHandshakeTimeout: on the inputs with a handshake phase (a PROXY
+// header, a TLS handshake) one handshake_timeout from the accept bounds it:
+// silence, half a PROXY header, a PROXY header and no ClientHello, half a
+// ClientHello. A connection past its handshake is not affected, even with
+// idle_timeout off (see TestHandshakenFramelessStaysOpen).
 func TestHandshakeTimeout(t *testing.T) {
 	const hs = 300 * time.Millisecond
 	p := newTestPKI(t)
 	for name, cfg := range slotConfigs(p) {
+		if !cfg.ProxyProtocol && cfg.Protocol == ProtocolTCP {
+			continue // no handshake phase
+		}
 		t.Run(name, func(t *testing.T) {
 			cfg.HandshakeTimeout = hs
 			pool := newRecPool(false)
@@ -91,11 +95,16 @@ func TestHandshakeTimeout(t *testing.T) {
 				stuck = append(stuck, c)
 			}
 			if cfg.Protocol == ProtocolTLS {
-				stuck = append(stuck, sender(t, l, p, "10.0.0.2")) // handshake, then silence
+				c := rawDial(t, l)
+				if cfg.ProxyProtocol { // the PROXY header, then no ClientHello
+					_, _ = c.Write([]byte("PROXY TCP4 10.0.0.2 127.0.0.1 4000 1514\r\n"))
+					stuck = append(stuck, c)
+					c = rawDial(t, l)
+					_, _ = c.Write([]byte("PROXY TCP4 10.0.0.3 127.0.0.1 4000 1514\r\n"))
+				}
+				_, _ = c.Write([]byte{0x16, 0x03, 0x01, 0x00, 0xc0, 0x01}) // half a ClientHello
+				stuck = append(stuck, c)
 			}
-			c := sender(t, l, p, "10.0.0.3") // a partial first frame
-			_, _ = c.Write([]byte("<165>no end"))
-			stuck = append(stuck, c)
 
 			start := time.Now()
 			for _, c := range stuck {
@@ -103,7 +112,7 @@ func TestHandshakeTimeout(t *testing.T) {
 				c.Close()
 			}
 			if el := time.Since(start); el < hs/2 || el > 3*time.Second {
-				t.Fatalf("pre-frame connections closed after %v; handshake_timeout %v", el, hs)
+				t.Fatalf("connections in their handshake closed after %v; handshake_timeout %v", el, hs)
 			}
 			want := uint64(len(stuck))
 			waitFor(t, 5*time.Second, "handshake_timeout closes", func() bool { return m.rejectHandshake.Get() == want })
@@ -114,6 +123,79 @@ func TestHandshakeTimeout(t *testing.T) {
 			if pool.count.Load() != 1 || m.idleClosed.Get() != 0 || m.proxyErrors.Get() != 0 || m.rejectTLS.Get() != 0 {
 				t.Fatalf("frames %d, idle %d, proxy errors %d, tls %d", pool.count.Load(), m.idleClosed.Get(),
 					m.proxyErrors.Get(), m.rejectTLS.Get())
+			}
+		})
+	}
+}
+
+// TestHandshakenFramelessStaysOpen: a connection past its handshake (a
+// plain tcp one from its accept) that has not completed a frame is not
+// closed by time: silent, or inside its first frame, for twice
+// handshake_timeout with idle_timeout off, it stays open and then
+// delivers. Real senders (syslog-ng, a Darktrace master between alerts)
+// connect ahead of their first message.
+func TestHandshakenFramelessStaysOpen(t *testing.T) {
+	const hs = 400 * time.Millisecond // room for a TLS handshake under -race on a busy machine
+	p := newTestPKI(t)
+	for name, cfg := range slotConfigs(p) {
+		t.Run(name, func(t *testing.T) {
+			cfg.HandshakeTimeout = hs
+			pool := newRecPool(false)
+			l, m := startInput(t, cfg, pool)
+			silent := sender(t, l, p, "10.0.0.1")
+			defer silent.Close()
+			partial := sender(t, l, p, "10.0.0.2")
+			defer partial.Close()
+			if _, err := partial.Write([]byte("<165>first frame, ")); err != nil {
+				t.Fatal(err)
+			}
+			waitHandshaken(t, l, m, 2)
+			if !stillOpen(silent, 2*hs) || !stillOpen(partial, 20*time.Millisecond) {
+				t.Fatalf("a handshaken connection without a frame was closed within 2x handshake_timeout (%v)", hs)
+			}
+			sendLine(t, silent, "after the silence")
+			sendLine(t, partial, "in two pieces")
+			waitFor(t, 5*time.Second, "both frames", func() bool { return pool.count.Load() == 2 })
+			if m.rejectHandshake.Get() != 0 || m.idleClosed.Get() != 0 || m.truncated.Get() != 0 {
+				t.Fatalf("handshake_timeout %d, idle %d, truncated %d", m.rejectHandshake.Get(), m.idleClosed.Get(),
+					m.truncated.Get())
+			}
+		})
+	}
+}
+
+// TestEvictHandshakenFrameless: a connection left open past
+// handshake_timeout because its handshake is done (see
+// TestHandshakenFramelessStaysOpen) is still a candidate for eviction
+// until its first frame: when max_connections is full, a new connection
+// closes it and delivers.
+func TestEvictHandshakenFrameless(t *testing.T) {
+	const hs = 400 * time.Millisecond
+	p := newTestPKI(t)
+	for name, cfg := range slotConfigs(p) {
+		t.Run(name, func(t *testing.T) {
+			cfg.HandshakeTimeout = hs
+			cfg.MaxConnections = 2
+			pool := newRecPool(false)
+			l, m := startInput(t, cfg, pool)
+			a := sender(t, l, p, "10.0.0.1")
+			defer a.Close()
+			sendLine(t, a, "a")
+			waitFor(t, 5*time.Second, "a's frame", func() bool { return pool.count.Load() == 1 })
+			b := sender(t, l, p, "10.0.0.2") // handshaken, silent
+			defer b.Close()
+			waitHandshaken(t, l, m, 2)
+			if !stillOpen(b, 2*hs) {
+				t.Fatal("b closed by time")
+			}
+			c := sender(t, l, p, "10.0.0.3")
+			defer c.Close()
+			sendLine(t, c, "c")
+			waitClosedByPeer(t, b, 5*time.Second)
+			waitFor(t, 5*time.Second, "c's frame", func() bool { return pool.count.Load() == 2 })
+			if m.evicted.Get() != 1 || m.rejectMax.Get() != 0 || m.rejectHandshake.Get() != 0 || !stillOpen(a, 20*time.Millisecond) {
+				t.Fatalf("evicted %d (want b only), refused %d, handshake_timeout %d", m.evicted.Get(), m.rejectMax.Get(),
+					m.rejectHandshake.Get())
 			}
 		})
 	}
@@ -277,4 +359,20 @@ func TestMaxConnectionsPerSource(t *testing.T) {
 			}
 		})
 	}
+}
+
+// waitHandshaken waits until l holds n connections and has marked every
+// one's handshake done (the server's side of it: a client's TLS handshake
+// ends before the server's). It fails at once if one timed out instead.
+func waitHandshaken(t testing.TB, l *Listener, m *Metrics, n int) {
+	t.Helper()
+	waitFor(t, 5*time.Second, "handshakes done on the server", func() bool {
+		if m.rejectHandshake.Get() != 0 {
+			t.Fatalf("a handshake exceeded handshake_timeout %v on the server", l.cfg.HandshakeTimeout)
+		}
+		tb := l.cm.slots
+		tb.mu.Lock()
+		defer tb.mu.Unlock()
+		return tb.n == n && tb.handshaking.head == nil
+	})
 }

@@ -24,7 +24,8 @@ const tlsReadBuffer = 64 << 10
 // connection, each with its own Framer and read buffer. The accept
 // goroutine checks the peer and takes the connection's slot before a
 // goroutine is started or a byte read, so silent connects cost a slot
-// (bounded by max_connections and handshake_timeout), nothing more. conns
+// (bounded by max_connections and handshake_timeout; past the handshake,
+// evictable until the first frame), nothing more. conns
 // is guarded by mu; everything else is read-only or atomic.
 type tlsServer struct {
 	*common
@@ -154,8 +155,9 @@ func (s *tlsServer) setReadDeadline(c net.Conn, d time.Time) bool {
 }
 
 // serve runs one admitted connection. One deadline, handshake_timeout
-// after the accept, bounds the PROXY header, the TLS handshake and the first
-// frame.
+// after the accept, bounds the handshake phase: the PROXY header and the
+// TLS handshake. Past it only idle_timeout closes the connection by time,
+// whether it has completed a frame or not.
 func (s *tlsServer) serve(raw net.Conn, sl *slot) {
 	defer s.wg.Done()
 	defer func() {
@@ -167,12 +169,19 @@ func (s *tlsServer) serve(raw net.Conn, sl *slot) {
 	}()
 	remote := sl.peer
 	opened := time.Unix(0, sl.opened)
-	first := opened.Add(s.cfg.HandshakeTimeout)
+	hs := opened.Add(s.cfg.HandshakeTimeout)
 	// A shorter idle_timeout closes a connection silent since the accept
 	// earlier, as on the gnet path.
-	hs, timedOut := first, func() { s.handshakeTimedOut(sl.peer) }
-	if idle := s.cfg.IdleTimeout; idle > 0 && opened.Add(idle).Before(first) {
-		hs, timedOut = opened.Add(idle), func() { s.idleClosed(sl.peer) }
+	idleFirst := false
+	if idle := s.cfg.IdleTimeout; idle > 0 && opened.Add(idle).Before(hs) {
+		hs, idleFirst = opened.Add(idle), true
+	}
+	timedOut := func(phase string) {
+		if idleFirst {
+			s.idleClosed(sl.peer)
+		} else {
+			s.handshakeTimedOut(sl.peer, phase)
+		}
 	}
 	if !s.setReadDeadline(raw, hs) {
 		return
@@ -185,7 +194,7 @@ func (s *tlsServer) serve(raw net.Conn, sl *slot) {
 		case sl.closing.Load(), s.closing.Load(): // evicted, or the input stops
 			return
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			timedOut()
+			timedOut("PROXY header")
 			return
 		case err != nil:
 			s.proxyFailed(sl.peer, err)
@@ -204,7 +213,7 @@ func (s *tlsServer) serve(raw net.Conn, sl *slot) {
 		switch {
 		case sl.closing.Load(), s.closing.Load():
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			timedOut()
+			timedOut("TLS handshake")
 		default:
 			s.m.rejectTLS.Inc()
 			s.sampled.Warn().Err(err).Str("remote", remote.String()).Msg("connection rejected: TLS handshake failed")
@@ -212,17 +221,17 @@ func (s *tlsServer) serve(raw net.Conn, sl *slot) {
 		return
 	}
 	_ = raw.SetWriteDeadline(time.Time{})
+	s.slots.handshaken(sl)
 	s.m.opened()
 	defer s.m.closed()
-	s.readLoop(tc, raw, sl, remote, first)
+	s.readLoop(tc, raw, sl, remote)
 }
 
-// readLoop frames the connection until EOF, an error, a timeout or stop.
-// Until the first frame completes the read deadline is first (the
-// handshake deadline); after it, and before it when that is earlier, it is
-// the idle timeout counted from the last read, or from the last progress
-// while a partial frame is pending.
-func (s *tlsServer) readLoop(tc *tls.Conn, raw net.Conn, sl *slot, remote netip.AddrPort, first time.Time) {
+// readLoop frames the connection until EOF, an error, an idle timeout or
+// stop. The read deadline is the idle timeout counted from the last read
+// (the handshake's end at first), or from the last progress while a
+// partial frame is pending; none without idle_timeout.
+func (s *tlsServer) readLoop(tc *tls.Conn, raw net.Conn, sl *slot, remote netip.AddrPort) {
 	bufp := s.bufs.Get().(*[]byte)
 	defer s.bufs.Put(bufp)
 	buf := *bufp
@@ -241,9 +250,6 @@ func (s *tlsServer) readLoop(tc *tls.Conn, raw net.Conn, sl *slot, remote netip.
 			if f.Pending() {
 				deadline = progress.Add(idle)
 			}
-		}
-		if !framed && (deadline.IsZero() || first.Before(deadline)) {
-			deadline = first
 		}
 		if !s.setReadDeadline(raw, deadline) {
 			break
@@ -265,13 +271,13 @@ func (s *tlsServer) readLoop(tc *tls.Conn, raw net.Conn, sl *slot, remote netip.
 			}
 			if st.Frames > 0 && !framed {
 				framed = true
-				s.slots.framed(sl)
+				s.slots.framed(sl) // once per connection: no longer evictable
 			}
 			s.partial.set(&hold, int64(f.Held()))
 			s.publish(st, remote)
 		}
 		if err != nil {
-			s.readEnded(err, sl, remote, framed || !deadline.Equal(first))
+			s.readEnded(err, sl, remote)
 			break
 		}
 	}
@@ -283,13 +289,10 @@ func (s *tlsServer) readLoop(tc *tls.Conn, raw net.Conn, sl *slot, remote netip.
 	}
 }
 
-// readEnded logs and counts why a read failed; idle tells an idle timeout
-// from the handshake deadline.
-func (s *tlsServer) readEnded(err error, sl *slot, remote netip.AddrPort, idle bool) {
+// readEnded logs and counts why a read failed.
+func (s *tlsServer) readEnded(err error, sl *slot, remote netip.AddrPort) {
 	switch {
 	case s.closing.Load(), sl.closing.Load(), errors.Is(err, io.EOF):
-	case errors.Is(err, os.ErrDeadlineExceeded) && !idle:
-		s.handshakeTimedOut(sl.peer)
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		s.idleClosed(remote)
 	default:
