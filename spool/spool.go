@@ -51,6 +51,9 @@ type Spool struct {
 	byName      map[string]*consumer
 	werr        error // the last write error, until a write succeeds
 	firstSeg    atomic.Uint64
+	// See marks.go and cursor.go; epochs is not changed after Open.
+	marks  *marks
+	epochs []epoch
 
 	commitMu sync.Mutex // serialises commits
 	stop     chan struct{}
@@ -78,6 +81,12 @@ type consumer struct {
 	persistedAck  Pos
 	persistedRead Pos
 	r             *Reader
+	// See cursor.go: slot is the index in Options.Consumers (its marks
+	// slot), -1 for a consumer no output claims; until and the gap are
+	// those of cursorRec.
+	slot           int
+	until          uint64
+	gapFrom, gapTo Pos
 }
 
 func (s *Spool) path(id uint64) string {
@@ -173,6 +182,9 @@ func (s *Spool) appendLocked(rec []byte, ts int64) error {
 // makeRoomLocked frees space by dropping the oldest segment, or waits until
 // space may have been freed.
 func (s *Spool) makeRoomLocked() error {
+	if s.dropUnclaimedLocked() { // claims.go: unclaimed backlogs go first
+		return nil
+	}
 	if s.opts.WhenFull == WhenFullDropOldest {
 		if !s.dropOldestLocked() {
 			return ErrFull
@@ -343,6 +355,9 @@ func (s *Spool) Close() error {
 		r.shut()
 	}
 	s.m.unregister()
+	if cerr := s.marks.close(); cerr != nil && err == nil {
+		err = fmt.Errorf("cannot close spool marks: %w", cerr)
+	}
 	if s.lockF != nil {
 		if cerr := s.lockF.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("cannot release spool lock: %w", cerr)
