@@ -35,6 +35,7 @@ func (d *decoder) validate(c *Config) {
 	d.validateRoutes(c)
 	if c.Spool != nil {
 		d.validateSpool(c.Spool, maxMessageSize(c.Inputs))
+		d.validateSpoolRename(c)
 	}
 	if c.Metrics.Address != "" {
 		d.listenAddress("metrics.address", c.Metrics.Address)
