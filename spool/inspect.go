@@ -32,6 +32,33 @@ type Report struct {
 	Corrupt        []Region
 	SetAside       []string // files set aside as *.seg.corrupt
 	Bytes, Records int64    // of the segments listed
+
+	st cursorState
+}
+
+// Claims says, for each consumer of the report, what an Open with the
+// given consumers and renames would do with it: "" when the consumer of
+// that name resumes it, the name of the consumer it is handed to (by a
+// rename), or "unclaimed: " and why.
+func (r *Report) Claims(consumers []string, rename map[string]string) map[string]string {
+	p := planClaims(r.st, consumers, rename)
+	out := make(map[string]string, len(r.st.recs))
+	for to, from := range p.own {
+		if from != to {
+			out[from] = to
+		}
+	}
+	for to, from := range p.backlog {
+		out[from] = to
+	}
+	for _, n := range p.unclaimed {
+		why := "no output has this name"
+		if r := p.refused[n]; r != "" {
+			why = "spool.rename does not apply: " + r
+		}
+		out[n] = "unclaimed: " + why
+	}
+	return out
 }
 
 // ConsumerReport is one saved cursor.
@@ -124,7 +151,7 @@ func inspect(fsys fileSystem, dir string, only map[string]bool, now time.Time) (
 	rep := &Report{Dir: dir}
 	rep.LockPID, rep.LockKnown = lockHolder(filepath.Join(dir, "lock"))
 	st, found, curErr, _ := readState(fsys, dir)
-	rep.CursorsErr = curErr
+	rep.CursorsErr, rep.st = curErr, st
 	ids, _, aside, err := listSegmentFiles(fsys, dir)
 	if err != nil {
 		return nil, err
