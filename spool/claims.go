@@ -189,6 +189,7 @@ func (s *Spool) dropUnclaimedLocked() bool {
 				lost -= c.ack.n
 			}
 			s.m.dropped.AddInt64(lost)
+			c.pending -= lost
 			s.log.Error().Str("consumer", c.name).Int64("records", lost).Str("segment", filepath.Base(s.path(seg.id))).
 				Msg("spool needs the space: dropped records of a consumer no output claims")
 			c.ack = Pos{seg: next.id, off: segHeaderSize}
@@ -229,4 +230,17 @@ func (r *Reader) Owner(pos Pos) (idx int, known bool) {
 		r.ownLo, r.ownIdx, r.ownKnown = ep[i].first, slices.Index(ep[i].names, r.c.name), true
 	}
 	return r.ownIdx, r.ownKnown
+}
+
+// unclaimedRecords returns the records kept for consumers no output claims.
+func (s *Spool) unclaimedRecords() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n int64
+	for _, c := range s.cons {
+		if c.slot < 0 {
+			n += c.pending
+		}
+	}
+	return n
 }

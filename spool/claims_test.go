@@ -137,6 +137,9 @@ func TestUnclaimedDroppedWhenFull(t *testing.T) {
 	readN(t, mustReader(t, s, "out"), n, true)
 	s, _ = reopen(t, s, opts, nil, "out")
 	defer s.Close()
+	if got := s.unclaimedRecords(); got != int64(n) {
+		t.Fatalf("dtrelay_spool_unclaimed_records %d, want %d", got, n)
+	}
 	r := mustReader(t, s, "out")
 	for i := range recs { // far more than fits beside the backlog
 		appendAll(t, s, recs[i:i+1])
@@ -148,8 +151,8 @@ func TestUnclaimedDroppedWhenFull(t *testing.T) {
 	s.mu.Lock()
 	_, kept := s.byName["gone"]
 	s.mu.Unlock()
-	if kept {
-		t.Fatal("an unclaimed consumer with nothing left was kept")
+	if kept || s.unclaimedRecords() != 0 {
+		t.Fatalf("an unclaimed consumer with nothing left was kept (%d records)", s.unclaimedRecords())
 	}
 }
 

@@ -216,7 +216,7 @@ func (s *Spool) recover() error {
 			s.log.Info().Str("consumer", name).Msg("spool consumer claimed by no output, with nothing pending: forgotten")
 			continue
 		}
-		c := &consumer{name: name, slot: -1, ack: r.at, lastRead: r.at, until: r.rec.until}
+		c := &consumer{name: name, slot: -1, ack: r.at, lastRead: r.at, until: r.rec.until, pending: r.replayed}
 		if c.until == 0 {
 			c.until = id
 		}

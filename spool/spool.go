@@ -87,6 +87,7 @@ type consumer struct {
 	slot           int
 	until          uint64
 	gapFrom, gapTo Pos
+	pending        int64 // unclaimed: records of its backlog still kept
 }
 
 func (s *Spool) path(id uint64) string {
@@ -386,7 +387,7 @@ func (s *Spool) Stats() Stats {
 func (s *Spool) oldestAgeLocked() time.Duration {
 	minAck := s.cons[0].ack
 	for _, c := range s.cons[1:] {
-		if c.ack.Before(minAck) {
+		if c.ack.Before(minAck) && c.slot >= 0 { // unclaimed ones: dtrelay_spool_unclaimed_records
 			minAck = c.ack
 		}
 	}
