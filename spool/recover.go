@@ -133,10 +133,10 @@ func (s *Spool) recover() error {
 	if err != nil {
 		return err
 	}
-	if !found && !lost && len(ids) > 0 {
-		lost = true // removed by hand: the same as unreadable
-		s.log.Error().Msg("spool cursors missing: every consumer replays the whole spool, counted as redelivered")
-	}
+	// Segments without cursors: removed by hand, the same as unreadable
+	// (reported below if they hold records).
+	missing := !found && !lost && len(ids) > 0
+	lost = lost || missing
 	plan := planClaims(st, s.opts.Consumers, s.opts.Rename)
 	for old, why := range plan.refused {
 		s.log.Error().Str("consumer", old).Str("rename_to", s.opts.Rename[old]).Str("reason", why).
@@ -167,6 +167,15 @@ func (s *Spool) recover() error {
 		if seg := s.loadSegment(w, id, all); seg != nil {
 			s.segs = append(s.segs, seg)
 			s.bytes += seg.size
+		}
+	}
+	if missing {
+		var n int64
+		for _, r := range all {
+			n += r.replayed
+		}
+		if n > 0 {
+			s.log.Error().Msg("spool cursors missing: every consumer replays the whole spool, counted as redelivered")
 		}
 	}
 	id := maxID + 1
