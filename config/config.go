@@ -195,6 +195,9 @@ type Spool struct {
 	MaxSize       Size          // default 10GiB
 	FsyncInterval time.Duration // default 1s, must be positive
 	WhenFull      string        // "block" (default) or "drop_oldest"
+	// Rename hands the spooled backlog of an output that was renamed (old
+	// name → new name, which must be an output) to its new name.
+	Rename map[string]string
 }
 
 // Metrics is the HTTP listener for /metrics, /healthz and /readyz. It has

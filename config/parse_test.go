@@ -231,7 +231,7 @@ spool: {dir: "${D}"}
 	if !reflect.DeepEqual(c.Inputs, want) {
 		t.Errorf("inputs:\n got %+v\nwant %+v", c.Inputs, want)
 	}
-	if s := *c.Spool; s != (Spool{Dir: dir, MaxSize: 10 * GiB, FsyncInterval: time.Second, WhenFull: "block"}) {
+	if s := *c.Spool; !reflect.DeepEqual(s, Spool{Dir: dir, MaxSize: 10 * GiB, FsyncInterval: time.Second, WhenFull: "block"}) {
 		t.Errorf("spool %+v", s)
 	}
 	if c.Metrics.Address != "" || c.ShutdownTimeout != 10*time.Second {

@@ -29,7 +29,9 @@ func tlsKeys() []string   { return []string{"cert_file", "key_file", "client_ca_
 func batchKeys() []string { return []string{"max_events", "max_bytes", "max_wait"} }
 func routeKeys() []string { return []string{"match", "outputs"} }
 func matchKeys() []string { return []string{"kinds", "min_priority", "inputs"} }
-func spoolKeys() []string { return []string{"dir", "max_size", "fsync_interval", "when_full"} }
+func spoolKeys() []string {
+	return []string{"dir", "max_size", "fsync_interval", "when_full", "rename"}
+}
 
 func metricsKeys() []string {
 	return []string{"address", "pprof"}
@@ -81,6 +83,8 @@ func (d *decoder) decodeConfig(root *yaml.Node) *Config {
 					d.duration(v, p, &s.FsyncInterval)
 				case "when_full":
 					d.str(v, p, &s.WhenFull)
+				case "rename":
+					d.spoolRename(v, p, s)
 				}
 			}) {
 				c.Spool = s

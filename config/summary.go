@@ -36,7 +36,7 @@ func (c *Config) Summary() string {
 		}
 	}
 	if s := c.Spool; s != nil {
-		fmt.Fprintf(&b, "spool: %s, max %s, fsync every %s, when full: %s\n", s.Dir, s.MaxSize, formatDuration(s.FsyncInterval), s.WhenFull)
+		fmt.Fprintf(&b, "spool: %s, max %s, fsync every %s, when full: %s%s\n", s.Dir, s.MaxSize, formatDuration(s.FsyncInterval), s.WhenFull, renameSummary(s.Rename))
 	} else {
 		b.WriteString("spool: none\n")
 	}

@@ -37,6 +37,7 @@ func (d *decoder) validate(c *Config) {
 	d.validateRoutes(c)
 	if c.Spool != nil {
 		d.validateSpool(c.Spool, maxMessageSize(c.Inputs))
+		d.validateSpoolRename(c)
 	}
 	if c.Metrics.Address != "" {
 		if host, _, ok := d.listenAddress("metrics.address", c.Metrics.Address); ok && !isLoopback(host) {

@@ -97,6 +97,8 @@ type output struct {
 	p         *Pipeline
 	memPos    spool.Pos // of the last block taken from memory
 	hasMemPos bool
+	handed    spool.Pos // of the last block taken, from memory or disk
+	marked    spool.Pos // handed, as last marked in the spool
 }
 
 func newOutput(spec OutputSpec, idx int, set *metrics.Set, log zerolog.Logger) *output {
@@ -218,6 +220,7 @@ func (o *output) releaseBlock(b *Block) {
 // releases the blocks the batch referenced.
 func (o *output) flush() {
 	n := o.batch.Len()
+	o.markHanded() // spool.go: before anything can reach the intake
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
 		err := o.Sender.Send(o.send, &o.batch)

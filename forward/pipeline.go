@@ -38,7 +38,8 @@ type Options struct {
 	// max_message_size); larger payloads are counted not_json.
 	MaxPayload int
 	// Spool, when set, makes the pipeline durable (see spool.go). Its
-	// consumers must be the outputs' names. The caller closes it after Stop.
+	// consumers must be the outputs' names, in the order of Outputs. The
+	// caller closes it after Stop.
 	Spool   *spool.Spool
 	Metrics *metrics.Set
 	Log     zerolog.Logger

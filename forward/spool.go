@@ -21,6 +21,14 @@ import (
 //     missed from its spool reader, in order, and goes back to memory when it
 //     has caught up. Every output starts overflowed, which replays what the
 //     spool held at start.
+//   - Before a batch is sent, the output marks in the spool how far it has
+//     been handed records (spool.Reader.Mark, one small write per batch), so
+//     that after a kill -9 the next start counts every record it may have
+//     delivered without a durable acknowledgement in
+//     dtrelay_spool_redelivered_total.
+//   - Records read back from disk keep the output mask of the run that
+//     appended them; spool.Reader.Owner translates it to this run's outputs,
+//     which may have been renamed (spool.rename) or reordered.
 //
 // So one dead output no longer stalls the others; intake waits only when the
 // spool is full (when_full: block). Everything received is on disk within
@@ -95,6 +103,35 @@ func (o *output) next(wait time.Duration) (*Block, bool) {
 	if o.reader == nil {
 		return o.q.pop(wait)
 	}
+	b, done := o.nextSpooled(wait)
+	if b != nil && b.hasPos {
+		o.handed = spoolMax(o.handed, b.pos)
+	}
+	return b, done
+}
+
+func spoolMax(p, q spool.Pos) spool.Pos {
+	if p.Before(q) {
+		return q
+	}
+	return p
+}
+
+// markHanded records in the spool, before a batch is sent, how far this
+// output has been handed records (from memory or disk), so that after a
+// kill -9 the next start counts what it may have delivered as redelivered
+// (spool.Reader.Mark: one small write per batch, not per event).
+func (o *output) markHanded() {
+	if o.reader == nil || !o.marked.Before(o.handed) {
+		return
+	}
+	if err := o.reader.Mark(o.handed); err != nil {
+		o.p.sampled.Error().Err(err).Str("output", o.Name).Msg("cannot mark spooled events as handed out; duplicates after a crash may go uncounted")
+	}
+	o.marked = o.handed
+}
+
+func (o *output) nextSpooled(wait time.Duration) (*Block, bool) {
 	for {
 		if b, _ := o.q.pop(0); b != nil {
 			o.taken(b)
@@ -158,24 +195,50 @@ func (o *output) fromDisk() *Block {
 			o.dropped("spool_corrupt").Inc()
 			continue
 		}
+		mask := o.diskMask(rec, pos)
 		if b != nil && len(b.buf)+len(rec) > cap(b.buf) {
-			o.carry = diskBlock(rec, pos)
+			o.carry = diskBlock(rec, pos, mask)
 			break
 		}
 		if b == nil {
-			b = diskBlock(rec, pos)
+			b = diskBlock(rec, pos, mask)
 			continue
 		}
 		b.buf = append(b.buf, rec...)
+		setRecordMask(b.buf[len(b.buf)-len(rec):], mask)
 		b.n++
 		b.pos = pos
 	}
 	return b
 }
 
-func diskBlock(rec []byte, pos spool.Pos) *Block {
+// diskMask returns the output mask a spooled record has for this output's
+// batcher: o.bit if it was routed to this output when appended, else 0.
+// The record's own mask refers to the outputs of the run that appended it,
+// which may have been renamed (spool.rename) or reordered since.
+func (o *output) diskMask(rec []byte, pos spool.Pos) uint64 {
+	m := binary.LittleEndian.Uint64(rec[recMaskOffset:])
+	idx, known := o.reader.Owner(pos)
+	if !known { // appended before the spool recorded its consumers
+		return m & o.bit
+	}
+	if idx >= 0 && idx < 64 && m&(1<<uint(idx)) != 0 {
+		return o.bit
+	}
+	return 0
+}
+
+// recMaskOffset is where a record header keeps the output mask (block.go).
+const recMaskOffset = 48
+
+func setRecordMask(rec []byte, mask uint64) {
+	binary.LittleEndian.PutUint64(rec[recMaskOffset:], mask)
+}
+
+func diskBlock(rec []byte, pos spool.Pos, mask uint64) *Block {
 	b := getBlock(max(diskBlockSize, len(rec)))
 	b.buf = append(b.buf, rec...)
+	setRecordMask(b.buf, mask)
 	b.n, b.pos, b.hasPos, b.disk = 1, pos, true, true
 	return b
 }

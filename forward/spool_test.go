@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -148,3 +149,105 @@ func TestSpoolReplaysAfterRestart(t *testing.T) {
 		t.Fatalf("%d events delivered twice, more than one disk block (%d)", dups, maxDups)
 	}
 }
+
+// TestSpoolBacklogFollowsRenamedAndReorderedOutputs: routed events left in
+// the spool for two outputs reach the right ones after a restart that
+// renames one (spool.Options.Rename) and swaps their order; the output
+// masks kept in spooled records refer to the old order.
+func TestSpoolBacklogFollowsRenamedAndReorderedOutputs(t *testing.T) {
+	dir := t.TempDir()
+	down := func(int, *Batch) error { return errors.New("connection refused") }
+	sp := openSpool(t, dir, "x", "y")
+	set := metrics.NewSet()
+	p, err := New(Options{
+		Inputs:  []InputSpec{{Name: "a"}, {Name: "b"}},
+		Outputs: []OutputSpec{{Name: "x", Encoder: NDJSONEncoder{}, Sender: &recSender{fail: down}, QueueSize: 1 << 20}, {Name: "y", Encoder: NDJSONEncoder{}, Sender: &recSender{fail: down}, QueueSize: 1 << 20}},
+		Routes:  []RouteSpec{{Inputs: []int{0}, Outputs: []int{0}}, {Inputs: []int{1}, Outputs: []int{1}}},
+		Spool:   sp, MaxPayload: 256 << 10, Metrics: set, Log: zerolog.Nop(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	forX, wantX := frames(0, 300)
+	forY, wantY := frames(300, 600)
+	feed(p, 0, forX, 10)
+	feed(p, 1, forY, 10)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	p.Stop(ctx)
+	if err := sp.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	sp, err = spool.Open(spool.Options{Dir: dir, MaxSize: 64 << 20, SegmentSize: 1 << 20, FsyncInterval: 50 * time.Millisecond,
+		Consumers: []string{"y", "z"}, Rename: map[string]string{"x": "z"}, Metrics: metrics.NewSet(), Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	y, z := &recSender{}, &recSender{}
+	p, err = New(Options{
+		Inputs:  []InputSpec{{Name: "a"}, {Name: "b"}},
+		Outputs: []OutputSpec{{Name: "y", Encoder: NDJSONEncoder{}, Sender: y, QueueSize: 1 << 20}, {Name: "z", Encoder: NDJSONEncoder{}, Sender: z, QueueSize: 1 << 20}},
+		Routes:  []RouteSpec{{Inputs: []int{0}, Outputs: []int{1}}, {Inputs: []int{1}, Outputs: []int{0}}},
+		Spool:   sp, MaxPayload: 256 << 10, Metrics: metrics.NewSet(), Log: zerolog.Nop(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the backlogs", func() bool { return len(y.got()) >= 300 && len(z.got()) >= 300 })
+	p.Stop(context.Background())
+	if got := strings.Join(z.got(), ""); got != wantX {
+		t.Errorf("renamed output z: %d events, not x's backlog in order", len(z.got()))
+	}
+	if got := strings.Join(y.got(), ""); got != wantY {
+		t.Errorf("moved output y: %d events, not its own backlog in order", len(y.got()))
+	}
+}
+
+// TestSpoolMarksBatchesBeforeSending: an output delivering from memory
+// marks in the spool how far it was handed events before its Send starts,
+// so that a crash during (or after) the Send counts those events as
+// redelivered at the next start; spool.Inspect shows them handed out.
+func TestSpoolMarksBatchesBeforeSending(t *testing.T) {
+	dir := t.TempDir()
+	sp := openSpool(t, dir, "out")
+	defer sp.Close()
+	out := &holdSender{gate: make(chan struct{})}
+	p, _ := newSpooledPipeline(t, sp, OutputSpec{Name: "out", Encoder: NDJSONEncoder{}, Sender: out, QueueSize: 1 << 20, MaxEvents: 100})
+	in, _ := frames(0, 100)
+	waitFor(t, "the output on memory", func() bool { return !p.outputs[0].overflow.Load() })
+	feed(p, 0, in, 100)
+	waitFor(t, "a Send under way", func() bool { return out.sending.Load() > 0 })
+	if err := sp.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := spool.Inspect(dir)
+	if err != nil || len(rep.Consumers) != 1 {
+		t.Fatalf("Inspect: %v %+v", err, rep)
+	}
+	if h, n := rep.Consumers[0].Handed, out.sending.Load(); h < n {
+		t.Fatalf("%d events handed out in the spool while a Send of %d is under way", h, n)
+	}
+	close(out.gate)
+	p.Stop(context.Background())
+}
+
+// holdSender holds every Send until gate is closed; sending is the size of
+// the first batch it holds.
+type holdSender struct {
+	gate    chan struct{}
+	sending atomic.Int64
+}
+
+func (s *holdSender) Send(ctx context.Context, b *Batch) error {
+	s.sending.CompareAndSwap(0, int64(b.Len()))
+	select {
+	case <-s.gate:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *holdSender) Close() error { return nil }

@@ -64,7 +64,7 @@ func (s *Spool) commit() error {
 	return errors.Join(append(errs, flushErr)...)
 }
 
-func (s *Spool) afterCommitLocked(synced []*segment, active *segment, activeErr, dirErr error, cursors []cursorRec, curErr error) {
+func (s *Spool) afterCommitLocked(synced []*segment, active *segment, activeErr, dirErr error, cursors *cursorState, curErr error) {
 	for _, seg := range synced {
 		if err := seg.f.Close(); err != nil {
 			s.log.Error().Err(err).Msg("cannot close spool segment")
@@ -88,7 +88,7 @@ func (s *Spool) afterCommitLocked(synced []*segment, active *segment, activeErr,
 		s.dirDirty = true
 	}
 	if cursors != nil && curErr == nil {
-		for _, cr := range cursors {
+		for _, cr := range cursors.recs {
 			if c := s.byName[cr.name]; c != nil {
 				c.persistedAck, c.persistedRead = cr.ack, cr.read
 			}
@@ -103,28 +103,6 @@ func containsSeg(list []*segment, seg *segment) bool {
 		}
 	}
 	return false
-}
-
-// cursorSnapshotLocked returns every consumer's positions if any changed
-// since they were last persisted, else nil.
-func (s *Spool) cursorSnapshotLocked() []cursorRec {
-	recs := make([]cursorRec, 0, len(s.cons))
-	changed := false
-	for _, c := range s.cons {
-		read := c.lastRead
-		if c.r != nil {
-			read = c.r.readPos()
-		}
-		if read.Before(c.ack) {
-			read = c.ack
-		}
-		changed = changed || read != c.persistedRead || c.ack != c.persistedAck
-		recs = append(recs, cursorRec{name: c.name, ack: c.ack, read: read})
-	}
-	if !changed {
-		return nil
-	}
-	return recs
 }
 
 // loop is the group-commit goroutine.

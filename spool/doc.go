@@ -6,7 +6,9 @@
 //
 // A spool directory holds append-only segment files named "%016x.seg" (the
 // segment id in hex, never reused), a "cursors" file with every consumer's
-// positions, and a "lock" file (flock) so that only one process uses it.
+// positions, a "marks" file with how far each consumer has been handed
+// records (Reader.Mark), and a "lock" file (flock) so that only one process
+// uses it.
 // A segment starts with a 32-byte header (magic "DTRSPOOL", version, id,
 // creation time, CRC-32C of the header) followed by frames:
 //
@@ -34,10 +36,13 @@
 // Open scans every segment and verifies every frame. A torn or corrupt tail
 // (partial header, impossible length, bad CRC up to the end of a segment) is
 // truncated; a corrupt region inside a segment is skipped by resynchronising
-// on the next frame whose CRC verifies; a segment with a bad header is
+// on the next frame whose CRC verifies; so is a bad segment header (the
+// frames carry their own checksums; the header is rewritten), and only a
+// segment in which no frame verifies, or of an unknown format version, is
 // renamed to "*.corrupt"; a file that cannot be opened is reported and left
 // alone. Each such event increments dtrelay_spool_corrupt_total and is
-// logged; none is fatal. Intact records are all delivered.
+// logged; none is fatal. Intact records are all delivered. Inspect reports
+// the same without changing anything or taking the lock.
 //
 // # Cursors, acknowledgement and duplicates
 //
@@ -47,14 +52,30 @@
 // spool is full. After a restart each consumer resumes right after its last
 // persisted acknowledgement, or at the oldest record still on disk if that
 // is later (segments deleted by acknowledgements not yet persisted are not
-// replayed). Duplicates are therefore possible only for
-// records a consumer had been given (or had acknowledged) after the last
-// commit before a crash, or had been given but not acknowledged before a
-// clean Close. The cursors file also records how far each consumer had read,
-// and Open counts the records between a consumer's acknowledged and read
-// positions in dtrelay_spool_redelivered_total{consumer}: exact after Close,
-// and after a crash short by at most what that consumer read during the last
-// FsyncInterval.
+// replayed). Duplicates are therefore possible only for records a consumer
+// had been handed before a crash (or a clean Close) and had not durably
+// acknowledged; Open counts them in dtrelay_spool_redelivered_total
+// {consumer}: the records between a consumer's persisted acknowledgement
+// and the furthest of its persisted read position and its mark. A consumer
+// that calls Reader.Mark before each delivery (one positional write per
+// batch, kept by the page cache through a kill -9) is counted in full
+// after a kill -9: the count is at least the duplicates (more when a marked
+// batch had not been delivered yet); without marks, or after a power loss,
+// it may be short by what the consumer was handed during the last
+// FsyncInterval. When
+// the cursors are unreadable or missing, every consumer replays the whole
+// spool and every replayed record is counted as redelivered.
+//
+// # Consumers that change
+//
+// The cursor of a consumer no longer configured is kept, "unclaimed", with
+// the records it had not acknowledged, until Options.Rename hands it to a
+// consumer or the spool needs the space (its segments are then dropped
+// first, counted in dtrelay_spool_dropped_total, and logged): see
+// claims.go. Open logs each one as an error; CheckConsumers and Inspect
+// report them. The cursors file also records the consumers of each Open,
+// so that Reader.Owner can tell which consumer a record was appended for
+// after outputs were renamed or reordered.
 //
 // # Full spool
 //

@@ -26,7 +26,7 @@ func segmentBytes(recs [][]byte) []byte {
 func FuzzOpen(f *testing.F) {
 	recs := alerts(f)
 	seg := segmentBytes(recs)
-	cur := encodeCursors([]cursorRec{{name: "a", ack: Pos{seg: 1, off: segHeaderSize}, read: Pos{seg: 1, off: int64(len(seg))}}})
+	cur := encodeCursors(cursorState{recs: []cursorRec{{name: "a", ack: Pos{seg: 1, off: segHeaderSize}, read: Pos{seg: 1, off: int64(len(seg))}}}})
 	f.Add(seg, cur)
 	f.Add(seg, []byte(nil))
 	f.Add(seg[:len(seg)-7], cur)

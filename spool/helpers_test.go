@@ -196,6 +196,7 @@ func crash(s *Spool) {
 		r.shut()
 	}
 	s.m.unregister()
+	_ = s.marks.close() // what Mark wrote stays, as in the page cache
 	_ = s.lockF.Close()
 }
 

@@ -47,6 +47,8 @@ func (m *spoolMetrics) registerGauges(s *Spool) {
 	gauge("dtrelay_spool_segments", func(st Stats) float64 { return float64(st.Segments) })
 	gauge("dtrelay_spool_oldest_age_seconds", func(st Stats) float64 { return st.OldestAge.Seconds() })
 	gauge("dtrelay_spool_blocked_appends", func(st Stats) float64 { return float64(st.Blocked) })
+	m.set.GetOrCreateGauge("dtrelay_spool_unclaimed_records", func() float64 { return float64(s.unclaimedRecords()) })
+	m.gauges = append(m.gauges, "dtrelay_spool_unclaimed_records")
 }
 
 func (m *spoolMetrics) unregister() {

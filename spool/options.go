@@ -55,9 +55,15 @@ type Options struct {
 	// can always be freed.
 	SegmentSize int64
 	// Consumers names the consumers (outputs); each has a persisted cursor.
-	// A consumer that is new to an existing spool starts at its end; cursors
-	// of consumers no longer listed are forgotten.
+	// A consumer that is new to an existing spool starts at its end; the
+	// cursor of a consumer no longer listed is kept unclaimed while it has
+	// records pending (see claims.go). The order matters: Reader.Owner
+	// tells a record's consumer index in the Open that appended it.
 	Consumers []string
+	// Rename hands the cursor of a consumer that is gone (the key) to one
+	// of Consumers (the value), so that a renamed output gets its backlog;
+	// see claims.go. A rename that does not apply is logged and ignored.
+	Rename map[string]string
 	// Metrics receives the spool's metrics; nil means a private set. Use one
 	// set per open Spool: gauges are registered on Open and removed on Close.
 	Metrics *metrics.Set

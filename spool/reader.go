@@ -29,8 +29,17 @@ type Reader struct {
 	next    uint64 // segment after seg, when sealed
 	created int64
 
-	pmu  sync.Mutex // leaf lock guarding read
+	pmu  sync.Mutex // leaf lock guarding read and mark
 	read Pos        // just past the last record returned by Next
+	mark Pos        // the last Mark
+
+	slotBuf [markSlotSize]byte // Mark's scratch
+	// The consumer's gap (cursorRec), until the reader has passed it.
+	gapFrom, gapTo Pos
+	// Owner's cache: the segments [ownLo, ownHi) of the epoch last looked up.
+	ownLo, ownHi uint64
+	ownIdx       int
+	ownKnown     bool
 }
 
 // Reader returns the reader of a consumer named in Options.Consumers. It
@@ -43,13 +52,14 @@ func (s *Spool) Reader(name string) (*Reader, error) {
 		return nil, ErrClosed
 	}
 	c := s.byName[name]
-	if c == nil {
+	if c == nil || c.slot < 0 {
 		return nil, ErrUnknownConsumer
 	}
 	if c.r != nil {
 		return nil, ErrReaderInUse
 	}
-	r := &Reader{s: s, c: c, maxRec: MaxRecordSize, seg: c.ack.seg, off: max(c.ack.off, segHeaderSize), n: c.ack.n, read: c.ack}
+	r := &Reader{s: s, c: c, maxRec: MaxRecordSize, seg: c.ack.seg, off: max(c.ack.off, segHeaderSize), n: c.ack.n, read: c.ack,
+		gapFrom: c.gapFrom, gapTo: c.gapTo}
 	c.r = r
 	return r, nil
 }
@@ -83,6 +93,9 @@ func (r *Reader) step() ([]byte, Pos, <-chan struct{}, error) {
 		}
 		if first := r.s.firstSeg.Load(); r.seg < first {
 			r.moveTo(first) // dropped, or deleted under a new reader
+		}
+		if r.gapTo != (Pos{}) {
+			r.passGap()
 		}
 		if r.off < r.limit {
 			fr, ok, err := frameAt(&r.w, r.off, r.limit, r.maxRec)
@@ -151,6 +164,21 @@ func (r *Reader) skipCorrupt(ioErr error) {
 	r.off = next
 }
 
+// passGap jumps over the consumer's gap once the reader has reached it.
+func (r *Reader) passGap() {
+	at := Pos{seg: r.seg, off: r.off}
+	if at.Before(r.gapFrom) {
+		return
+	}
+	if at.Before(r.gapTo) {
+		if r.gapTo.seg != r.seg {
+			r.moveTo(r.gapTo.seg)
+		}
+		r.off, r.n = max(r.gapTo.off, segHeaderSize), r.gapTo.n
+	}
+	r.gapFrom, r.gapTo = Pos{}, Pos{}
+}
+
 func (r *Reader) moveTo(id uint64) {
 	if r.f != nil {
 		_ = r.f.Close() // read-only
@@ -160,10 +188,12 @@ func (r *Reader) moveTo(id uint64) {
 	r.seg, r.off, r.n, r.limit, r.sealed, r.next = id, segHeaderSize, 0, 0, false, 0
 }
 
+// readPos returns how far the consumer has been handed records: by Next,
+// Skip or Mark.
 func (r *Reader) readPos() Pos {
 	r.pmu.Lock()
 	defer r.pmu.Unlock()
-	return r.read
+	return maxPos(r.read, r.mark)
 }
 
 // Ack acknowledges every record up to and including the one at pos for
@@ -188,7 +218,10 @@ func (r *Reader) Skip(pos Pos) error {
 		r.mu.Unlock()
 		return ErrClosed
 	}
-	if r.readPos().Before(pos) {
+	r.pmu.Lock()
+	behind := r.read.Before(pos)
+	r.pmu.Unlock()
+	if behind {
 		if pos.seg != r.seg {
 			r.moveTo(pos.seg)
 		}
@@ -344,6 +377,9 @@ func (s *Spool) ack(c *consumer, pos Pos) error {
 		return nil
 	}
 	c.ack = pos
+	if c.gapTo != (Pos{}) && !c.ack.Before(c.gapTo) {
+		c.gapFrom, c.gapTo = Pos{}, Pos{} // past the gap
+	}
 	s.collectAckedLocked()
 	return nil
 }
@@ -354,11 +390,20 @@ func (s *Spool) collectAckedLocked() {
 	for len(s.segs) > 1 {
 		seg := s.segs[0]
 		for _, c := range s.cons {
-			if c.ack.seg < seg.id || (c.ack.seg == seg.id && (!seg.sealed || c.ack.off < seg.size)) {
+			if c.needs(seg) {
 				return
 			}
 		}
 		s.popOldestLocked()
 		s.removeFile(seg.id)
 	}
+}
+
+// needs reports whether c has not acknowledged all of seg, which is part
+// of its backlog if c is unclaimed.
+func (c *consumer) needs(seg *segment) bool {
+	if c.until != 0 && seg.id >= c.until {
+		return false
+	}
+	return c.ack.seg < seg.id || (c.ack.seg == seg.id && (!seg.sealed || c.ack.off < seg.size))
 }

@@ -6,9 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"sort"
-	"strconv"
-	"strings"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -18,10 +16,12 @@ import (
 
 // Open opens (creating if needed) the spool in opts.Dir: it takes the
 // directory lock, verifies every segment (truncating torn tails, skipping
-// corrupt regions, setting aside unreadable files, all counted and logged),
-// positions each consumer after its last persisted acknowledgement, counts
-// what will be replayed, starts a new active segment, persists the cursors
-// and starts the group-commit goroutine. Open reads the whole spool, so it
+// corrupt regions, resynchronising past a bad segment header, setting aside
+// unreadable files, all counted and logged), positions each consumer after
+// its last persisted acknowledgement (claiming renamed and unclaimed
+// cursors, see claims.go), counts what will be replayed and redelivered,
+// starts a new active segment, persists the cursors, resets the marks and
+// starts the group-commit goroutine. Open reads the whole spool, so it
 // takes time proportional to its size.
 func Open(opts Options) (*Spool, error) {
 	if err := opts.normalize(); err != nil {
@@ -57,6 +57,12 @@ func Open(opts Options) (*Spool, error) {
 		s.abandon()
 		return nil, fmt.Errorf("cannot initialise spool: %w", err)
 	}
+	// After the commit: a crash before it leaves the old marks, which
+	// count the same redeliveries again rather than none.
+	if s.marks, err = createMarks(s.fs, opts.Dir, opts.Consumers); err != nil {
+		s.m.writeErrors.Inc()
+		log.Error().Err(err).Msg("cannot reset the spool marks: duplicates after a crash may go uncounted")
+	}
 	s.m.registerGauges(s)
 	go s.loop()
 	return s, nil
@@ -89,63 +95,180 @@ func (s *Spool) abandon() {
 	_ = s.lockF.Close()
 }
 
-// resume tracks, during the scan, where one consumer restarts.
-type resume struct {
-	ack, read   Pos  // as persisted
-	found       bool // a pending record was met
-	at          Pos  // the first pending record: seg, start offset, index
-	replayed    int64
-	redelivered int64
+// loadCursors reads the cursors and marks; lost reports cursors that were
+// unreadable (every consumer then replays everything).
+func (s *Spool) loadCursors() (st cursorState, found, lost bool) {
+	st, found, curErr, marksErr := readState(s.fs, s.opts.Dir)
+	if curErr != nil {
+		s.m.corrupt.Inc()
+		s.log.Error().Err(curErr).Msg("spool cursors unreadable: every consumer replays the whole spool, counted as redelivered")
+		return cursorState{}, false, true
+	}
+	if marksErr != nil {
+		s.m.corrupt.Inc()
+		s.log.Error().Err(marksErr).Msg("spool marks unreadable: records delivered since the last commit before a crash may be replayed uncounted")
+	}
+	return st, found, false
 }
 
-func (r *resume) visit(id uint64, idx, start, end int64) {
-	if (Pos{seg: id, off: start}).Before(r.ack) {
-		return
+// readState reads the cursors of dir with each read position raised to
+// the consumer's mark.
+func readState(fsys fileSystem, dir string) (st cursorState, found bool, curErr, marksErr error) {
+	st, found, curErr = readCursors(fsys, dir)
+	if curErr != nil {
+		return cursorState{}, false, curErr, nil
 	}
-	if !r.found {
-		r.found, r.at = true, Pos{seg: id, off: start, n: idx}
+	mk, marksErr := readMarks(fsys, dir)
+	for i := range st.recs {
+		if m, ok := mk[st.recs[i].name]; ok {
+			st.recs[i].read = maxPos(st.recs[i].read, m)
+		}
 	}
-	r.replayed++
-	if !r.read.Before(Pos{seg: id, off: end}) {
-		r.redelivered++
-	}
+	return st, found, nil, marksErr
 }
 
 func (s *Spool) recover() error {
-	saved, err := readCursors(s.fs, s.opts.Dir)
-	if err != nil {
-		s.m.corrupt.Inc()
-		s.log.Error().Err(err).Msg("spool cursors unreadable: every consumer replays the whole spool")
-		saved = nil
-	}
+	st, found, lost := s.loadCursors()
 	ids, maxID, err := s.listSegments()
 	if err != nil {
 		return err
 	}
-	if maxID >= math.MaxUint64/2 {
-		return fmt.Errorf("spool: segment ids exhausted in %s", s.opts.Dir)
+	// Segments without cursors: removed by hand, the same as unreadable
+	// (reported below if they hold records).
+	missing := !found && !lost && len(ids) > 0
+	lost = lost || missing
+	plan := planClaims(st, s.opts.Consumers, s.opts.Rename)
+	for old, why := range plan.refused {
+		s.log.Error().Str("consumer", old).Str("rename_to", s.opts.Rename[old]).Str("reason", why).
+			Msg("spool.rename cannot hand this backlog over; it stays unclaimed")
 	}
-	rs := make([]*resume, len(s.opts.Consumers))
-	for i, name := range s.opts.Consumers {
-		r := &resume{}
-		if cr, ok := saved[name]; ok {
-			r.ack, r.read = cr.ack, cr.read
-		} else if saved != nil {
-			r.ack = Pos{seg: math.MaxUint64} // new consumer: starts at the end
+	saved := make(map[string]*resume, len(st.recs))
+	all := make([]*resume, 0, len(st.recs)+len(s.opts.Consumers))
+	for _, r := range st.recs {
+		rs := &resume{rec: r}
+		saved[r.name] = rs
+		all = append(all, rs)
+	}
+	fresh := make(map[string]*resume)
+	for _, name := range s.opts.Consumers {
+		if plan.own[name] != "" {
+			continue
+		}
+		rs := &resume{rec: cursorRec{name: name}, all: lost}
+		if found {
+			rs.rec.ack = Pos{seg: math.MaxUint64} // new consumer: starts at the end
 			s.log.Info().Str("consumer", name).Msg("new spool consumer starts at the end")
 		}
-		rs[i] = r
+		fresh[name] = rs
+		all = append(all, rs)
 	}
 	w := &window{}
 	for _, id := range ids {
-		if seg := s.loadSegment(w, id, rs); seg != nil {
+		if seg := s.loadSegment(w, id, all); seg != nil {
 			s.segs = append(s.segs, seg)
 			s.bytes += seg.size
 		}
 	}
-
-	now := s.opts.now().UnixNano()
+	if missing {
+		var n int64
+		for _, r := range all {
+			n += r.replayed
+		}
+		if n > 0 {
+			s.log.Error().Msg("spool cursors missing: every consumer replays the whole spool, counted as redelivered")
+		}
+	}
 	id := maxID + 1
+	if err := s.startActive(id); err != nil {
+		return err
+	}
+	start := Pos{seg: id, off: segHeaderSize}
+	epochs := st.epochs
+	for i, name := range s.opts.Consumers {
+		c, r := &consumer{name: name, slot: i, ack: start}, fresh[name]
+		if src := plan.own[name]; src != "" {
+			r = saved[src]
+			if src != name {
+				epochs = renameEpochs(epochs, src, name)
+				s.log.Warn().Str("consumer", name).Str("from", src).Int64("records", r.replayed).
+					Int64("bytes", r.bytes).Msg("spool.rename: backlog handed over")
+			}
+		}
+		s.resumeAt(c, r, start)
+		replayed, redelivered := r.replayed, r.redelivered
+		if bl := plan.backlog[name]; bl != "" {
+			b := saved[bl]
+			epochs = renameEpochs(epochs, bl, name)
+			if b.found {
+				c.gapFrom, c.gapTo, c.ack = Pos{seg: b.rec.until}, c.ack, b.at
+			}
+			replayed, redelivered = replayed+b.replayed, redelivered+b.redelivered
+			s.log.Warn().Str("consumer", name).Str("from", bl).Int64("records", b.replayed).
+				Int64("bytes", b.bytes).Msg("spool.rename: backlog taken over; delivered before this output's own records")
+		}
+		c.lastRead = c.ack
+		s.addConsumer(c)
+		s.m.replayed[name].AddInt64(replayed)
+		s.m.redelivered[name].AddInt64(redelivered)
+		if replayed > 0 {
+			ev := s.log.Info()
+			if lost {
+				ev = s.log.Warn()
+			}
+			ev.Str("consumer", name).Int64("records", replayed).Int64("redelivered", redelivered).
+				Msg("replaying spooled records")
+		}
+	}
+	for _, name := range plan.unclaimed {
+		r := saved[name]
+		if !r.found {
+			s.log.Info().Str("consumer", name).Msg("spool consumer claimed by no output, with nothing pending: forgotten")
+			continue
+		}
+		c := &consumer{name: name, slot: -1, ack: r.at, lastRead: r.at, until: r.rec.until, pending: r.replayed}
+		if c.until == 0 {
+			c.until = id
+		}
+		s.addConsumer(c)
+		s.log.Error().Str("consumer", name).Int64("records", r.replayed).Int64("bytes", r.bytes).
+			Msg("spool consumer claimed by no output: its backlog is kept, but dropped when the spool needs the space; " +
+				"if the output was renamed, set spool.rename: {OLD: NEW} to deliver it")
+	}
+	s.epochs = append(slices.Clip(epochs), epoch{first: id, names: slices.Clone(s.opts.Consumers)})
+	s.mu.Lock()
+	s.collectAckedLocked()
+	s.firstSeg.Store(s.segs[0].id)
+	s.mu.Unlock()
+	return nil
+}
+
+// resumeAt positions c from r: at its first pending record (else at
+// start), with its gap resolved to the first own pending record.
+func (s *Spool) resumeAt(c *consumer, r *resume, start Pos) {
+	if r.found {
+		c.ack = r.at
+	}
+	if r.rec.gapped() {
+		to := start
+		if r.gapFound {
+			to = r.gapAt
+		}
+		if c.ack.Before(to) && c.ack.Before(r.rec.gapFrom) {
+			c.gapFrom, c.gapTo = r.rec.gapFrom, to
+		} else if c.ack.Before(to) {
+			c.ack = to
+		}
+	}
+}
+
+func (s *Spool) addConsumer(c *consumer) {
+	s.cons = append(s.cons, c)
+	s.byName[c.name] = c
+}
+
+// startActive creates the active segment id.
+func (s *Spool) startActive(id uint64) error {
+	now := s.opts.now().UnixNano()
 	f, err := s.fs.OpenFile(s.path(id), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o640)
 	if err != nil {
 		return fmt.Errorf("cannot create spool segment: %w", err)
@@ -155,64 +278,7 @@ func (s *Spool) recover() error {
 	s.buf = appendSegHeader(s.buf, id, now)
 	s.bytes += segHeaderSize
 	s.activeDirty, s.dirDirty = true, true
-
-	for i, name := range s.opts.Consumers {
-		r, c := rs[i], &consumer{name: name}
-		c.ack = Pos{seg: id, off: segHeaderSize}
-		if r.found {
-			c.ack = r.at
-		}
-		c.lastRead = c.ack
-		s.cons = append(s.cons, c)
-		s.byName[name] = c
-		s.m.replayed[name].AddInt64(r.replayed)
-		s.m.redelivered[name].AddInt64(r.redelivered)
-		if r.replayed > 0 {
-			s.log.Info().Str("consumer", name).Int64("records", r.replayed).
-				Int64("redelivered", r.redelivered).Msg("replaying spooled records")
-		}
-	}
-	s.mu.Lock()
-	s.collectAckedLocked()
-	s.firstSeg.Store(s.segs[0].id)
-	s.mu.Unlock()
 	return nil
-}
-
-// listSegments returns the ids of the segment files in ascending order and
-// the highest id in use, set-aside files included.
-func (s *Spool) listSegments() (ids []uint64, maxID uint64, err error) {
-	entries, err := s.fs.ReadDir(s.opts.Dir)
-	if err != nil {
-		return nil, 0, fmt.Errorf("cannot list spool directory: %w", err)
-	}
-	for _, e := range entries {
-		name := e.Name()
-		if name == cursorsTemp {
-			_ = s.fs.Remove(filepath.Join(s.opts.Dir, name)) // an interrupted cursor write
-			continue
-		}
-		base, set := strings.CutSuffix(name, ".seg.corrupt")
-		if !set {
-			var ok bool
-			if base, ok = strings.CutSuffix(name, ".seg"); !ok {
-				continue
-			}
-		}
-		if len(base) != 16 {
-			continue
-		}
-		id, err := strconv.ParseUint(base, 16, 64)
-		if err != nil {
-			continue
-		}
-		maxID = max(maxID, id)
-		if !set {
-			ids = append(ids, id)
-		}
-	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	return ids, maxID, nil
 }
 
 // loadSegment verifies one segment file and returns its state, or nil if it
@@ -220,67 +286,59 @@ func (s *Spool) listSegments() (ids []uint64, maxID uint64, err error) {
 func (s *Spool) loadSegment(w *window, id uint64, rs []*resume) *segment {
 	name := s.path(id)
 	log := s.log.With().Str("segment", filepath.Base(name)).Logger()
-	f, err := s.fs.OpenFile(name, os.O_RDWR, 0)
-	if err != nil {
-		s.m.corrupt.Inc()
-		log.Error().Err(err).Msg("cannot open spool segment: skipped")
-		return nil
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil || !st.Mode().IsRegular() {
-		s.m.corrupt.Inc()
-		log.Error().Err(err).Msg("cannot read spool segment: skipped")
-		return nil
-	}
-	size := st.Size()
-	hdr := make([]byte, segHeaderSize)
-	if size >= segHeaderSize {
-		_, err = f.ReadAt(hdr, 0)
-	}
-	if size < segHeaderSize || err != nil {
-		// Created but never written, or its header torn by a crash.
-		if size > 0 {
-			s.m.corrupt.Inc()
-			s.m.corruptBytes.AddInt64(size)
-			log.Warn().Err(err).Int64("bytes", size).Msg("torn spool segment header: removed")
-		}
-		_ = s.fs.Remove(name)
-		return nil
-	}
-	hid, created, err := parseSegHeader(hdr)
-	if err == nil && hid != id {
-		err = fmt.Errorf("%w: it names segment %016x", errBadHeader, hid)
-	}
-	if err != nil {
-		s.m.corrupt.Inc()
-		s.m.corruptBytes.AddInt64(size)
-		if rerr := s.fs.Rename(name, name+".corrupt"); rerr != nil {
-			log.Error().Err(rerr).Msg("cannot set corrupt spool segment aside")
-		}
-		log.Error().Err(err).Msg("spool segment unreadable: set aside as .corrupt")
-		return nil
-	}
-	w.reset(f)
-	sc, rerr := scanSegment(w, size, created, MaxRecordSize, func(idx, start, end int64) {
+	ss, f := scanFile(s.fs, w, name, id, os.O_RDWR, func(idx, start, end int64) {
 		for _, r := range rs {
 			r.visit(id, idx, start, end)
 		}
 	})
-	w.reset(nil)
-	if sc.corrupt > 0 {
-		s.m.corrupt.Add(sc.corrupt)
-		s.m.corruptBytes.AddInt64(sc.corruptBytes)
-		log.Warn().Err(rerr).Int("regions", sc.corrupt).Int64("bytes", sc.corruptBytes).
-			Int64("torn_tail", size-sc.end).Int64("records", sc.records).Msg("corrupt spool data skipped")
+	if f != nil {
+		defer f.Close()
 	}
-	if sc.end < size && rerr == nil {
+	switch {
+	case ss.unreadable != nil:
+		s.m.corrupt.Inc()
+		log.Error().Err(ss.unreadable).Msg("cannot open spool segment: skipped")
+		return nil
+	case ss.torn:
+		// Created but never written, or its header torn by a crash.
+		if ss.size > 0 {
+			s.m.corrupt.Inc()
+			s.m.corruptBytes.AddInt64(ss.size)
+			log.Warn().Err(ss.readErr).Int64("bytes", ss.size).Msg("torn spool segment header: removed")
+		}
+		_ = s.fs.Remove(name)
+		return nil
+	case ss.setAside != nil:
+		s.m.corrupt.Inc()
+		s.m.corruptBytes.AddInt64(ss.size)
+		if rerr := s.fs.Rename(name, name+".corrupt"); rerr != nil {
+			log.Error().Err(rerr).Msg("cannot set corrupt spool segment aside")
+		}
+		log.Error().Err(ss.setAside).Msg("spool segment unreadable: set aside as .corrupt")
+		return nil
+	}
+	sc := ss.sc
+	regions, bytes := ss.corruptRegions()
+	s.m.corrupt.Add(regions)
+	s.m.corruptBytes.AddInt64(bytes)
+	if ss.badHeader != nil {
+		// The frames carry their own checksums: keep them, and rewrite the
+		// header so that the next Open does not count it again.
+		_, err := f.WriteAt(appendSegHeader(nil, id, ss.created), 0)
+		log.Warn().Err(ss.badHeader).AnErr("rewrite_error", err).Int64("records", sc.records).
+			Msg("corrupt spool segment header: records recovered by their frames, header rewritten")
+	}
+	if sc.corrupt > 0 {
+		log.Warn().Err(ss.readErr).Int("regions", sc.corrupt).Int64("bytes", sc.corruptBytes).
+			Int64("torn_tail", ss.size-sc.end).Int64("records", sc.records).Msg("corrupt spool data skipped")
+	}
+	if sc.end < ss.size && ss.readErr == nil {
 		if err := f.Truncate(sc.end); err != nil {
 			log.Error().Err(err).Msg("cannot truncate spool segment")
 		}
 	}
 	return &segment{
-		id: id, created: created, size: sc.end, visible: sc.end, sealed: true,
+		id: id, created: ss.created, size: sc.end, visible: sc.end, sealed: true,
 		records: sc.records, marks: sc.marks, skips: sc.skips,
 	}
 }

@@ -51,6 +51,9 @@ type Spool struct {
 	byName      map[string]*consumer
 	werr        error // the last write error, until a write succeeds
 	firstSeg    atomic.Uint64
+	// See marks.go and cursor.go; epochs is not changed after Open.
+	marks  *marks
+	epochs []epoch
 
 	commitMu sync.Mutex // serialises commits
 	stop     chan struct{}
@@ -78,6 +81,13 @@ type consumer struct {
 	persistedAck  Pos
 	persistedRead Pos
 	r             *Reader
+	// See cursor.go: slot is the index in Options.Consumers (its marks
+	// slot), -1 for a consumer no output claims; until and the gap are
+	// those of cursorRec.
+	slot           int
+	until          uint64
+	gapFrom, gapTo Pos
+	pending        int64 // unclaimed: records of its backlog still kept
 }
 
 func (s *Spool) path(id uint64) string {
@@ -173,6 +183,9 @@ func (s *Spool) appendLocked(rec []byte, ts int64) error {
 // makeRoomLocked frees space by dropping the oldest segment, or waits until
 // space may have been freed.
 func (s *Spool) makeRoomLocked() error {
+	if s.dropUnclaimedLocked() { // claims.go: unclaimed backlogs go first
+		return nil
+	}
 	if s.opts.WhenFull == WhenFullDropOldest {
 		if !s.dropOldestLocked() {
 			return ErrFull
@@ -343,6 +356,9 @@ func (s *Spool) Close() error {
 		r.shut()
 	}
 	s.m.unregister()
+	if cerr := s.marks.close(); cerr != nil && err == nil {
+		err = fmt.Errorf("cannot close spool marks: %w", cerr)
+	}
 	if s.lockF != nil {
 		if cerr := s.lockF.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("cannot release spool lock: %w", cerr)
@@ -371,7 +387,7 @@ func (s *Spool) Stats() Stats {
 func (s *Spool) oldestAgeLocked() time.Duration {
 	minAck := s.cons[0].ack
 	for _, c := range s.cons[1:] {
-		if c.ack.Before(minAck) {
+		if c.ack.Before(minAck) && c.slot >= 0 { // unclaimed ones: dtrelay_spool_unclaimed_records
 			minAck = c.ack
 		}
 	}

@@ -160,13 +160,14 @@ func TestRestartReplaysUnacked(t *testing.T) {
 }
 
 // A consumer new to an existing spool starts at its end; one no longer
-// configured is forgotten and no longer holds segments.
+// configured is forgotten once it has nothing pending.
 func TestConsumerSetChanges(t *testing.T) {
 	dir := t.TempDir()
 	opts := testOptions(dir, "old", "kept")
 	s := mustOpen(t, opts)
 	appendAll(t, s, records(t, 50))
 	readN(t, mustReader(t, s, "kept"), 50, true)
+	readN(t, mustReader(t, s, "old"), 50, true)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +175,10 @@ func TestConsumerSetChanges(t *testing.T) {
 	s = mustOpen(t, opts)
 	defer s.Close()
 	if n := len(segFiles(t, dir)); n != 1 {
-		t.Fatalf("%d segment files after the lagging consumer left, want 1", n)
+		t.Fatalf("%d segment files after the consumers caught up, want 1", n)
+	}
+	if _, ok := s.byName["old"]; ok {
+		t.Fatal("a consumer no output claims, with nothing pending, was kept")
 	}
 	fresh := records(t, 3)
 	appendAll(t, s, fresh)

@@ -3,6 +3,7 @@
 //
 //	dtrelay run   [-c FILE]   # no -c: the embedded default
 //	dtrelay check  -c FILE    # validate, print every problem, exit 1 if any
+//	dtrelay spool inspect -c FILE   # what the spool holds (read-only)
 //	dtrelay version
 package main
 
@@ -26,6 +27,7 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   dtrelay run   [-c FILE] [-log-level LEVEL]   relay alerts (no -c: the embedded default)
   dtrelay check  -c FILE                       validate a configuration
+  dtrelay spool inspect -c FILE                what the spool holds (read-only, also while running)
   dtrelay version                              print the version
 `)
 }
@@ -56,6 +58,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return runCheck(*cfgPath, stdout, stderr)
+	case "spool":
+		return runSpool(args, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "dtrelay", versionString())
 		return 0

@@ -99,6 +99,9 @@ func runCheck(path string, stdout, stderr io.Writer) int {
 		}
 		return 1
 	}
+	for _, w := range spoolWarnings(cfg) {
+		fmt.Fprintln(stderr, "warning:", w)
+	}
 	fmt.Fprintf(stdout, "%s: ok\n%s", path, cfg.Summary())
 	return 0
 }

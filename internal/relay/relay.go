@@ -76,7 +76,7 @@ func Start(cfg *config.Config, set *metrics.Set, log zerolog.Logger) (*Relay, er
 		}
 		r.spool, err = spool.Open(spool.Options{
 			Dir: cfg.Spool.Dir, MaxSize: int64(cfg.Spool.MaxSize), FsyncInterval: cfg.Spool.FsyncInterval,
-			WhenFull: cfg.Spool.WhenFull, Consumers: names, Metrics: set, Log: log,
+			WhenFull: cfg.Spool.WhenFull, Consumers: names, Rename: cfg.Spool.Rename, Metrics: set, Log: log,
 		})
 		if err != nil {
 			closeSenders(opts.Outputs)

@@ -1,0 +1,75 @@
+package config
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// spoolRename decodes spool.rename, a mapping of old output names to new
+// ones: {old: new}.
+func (d *decoder) spoolRename(n *yaml.Node, path string, s *Spool) {
+	n = resolve(n)
+	if n == nil || isNull(n) {
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		d.problemf(path, "must be a mapping of old output names to new ones, such as {sekoia: sekoia-eu}, not %s", describe(n))
+		return
+	}
+	s.Rename = map[string]string{}
+	for _, kv := range d.pairs(n, path, 0) {
+		p := join(path, kv.key)
+		d.lines[p] = kv.line
+		if v, ok := d.scalar(kv.v, p); ok {
+			s.Rename[kv.key] = v
+		}
+	}
+}
+
+// validateSpoolRename checks each {old: new} of spool.rename: new is an
+// output, old is not one any more, and no output takes two backlogs.
+func (d *decoder) validateSpoolRename(c *Config) {
+	outputs := map[string]bool{}
+	for _, o := range c.Outputs {
+		outputs[o.Name] = true
+	}
+	olds := make([]string, 0, len(c.Spool.Rename))
+	for old := range c.Spool.Rename {
+		olds = append(olds, old)
+	}
+	sort.Slice(olds, func(i, j int) bool { // in file order: the later one is reported
+		return d.line(join("spool.rename", olds[i])) < d.line(join("spool.rename", olds[j]))
+	})
+	taken := map[string]string{}
+	for _, old := range olds {
+		nw, p := c.Spool.Rename[old], join("spool.rename", old)
+		switch {
+		case !validName(old):
+			d.problemf(p, "%s is not an output name", quote(old))
+		case outputs[old]:
+			d.problemf(p, "%s is still an output: only the backlog of a name no output has any more can be handed over", quote(old))
+		case !outputs[nw]:
+			d.problemf(p, "%s is not an output (want the new name of output %s)", quote(nw), quote(old))
+		case taken[nw] != "":
+			d.problemf(p, "output %s already takes over the backlog of %s; one backlog per output", quote(nw), quote(taken[nw]))
+		default:
+			taken[nw] = old
+		}
+	}
+}
+
+// renameSummary describes spool.rename for Summary; "" when empty.
+func renameSummary(r map[string]string) string {
+	if len(r) == 0 {
+		return ""
+	}
+	parts := make([]string, 0, len(r))
+	for old, nw := range r {
+		parts = append(parts, fmt.Sprintf("%s -> %s", old, nw))
+	}
+	sort.Strings(parts)
+	return ", backlog renamed: " + strings.Join(parts, ", ")
+}
