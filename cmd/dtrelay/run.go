@@ -46,6 +46,9 @@ func runRelay(path, level string, stderr io.Writer) int {
 	for _, w := range warnings {
 		log.Warn().Msg(w.String())
 	}
+	if w := descriptorWarning(cfg); w != "" {
+		log.Warn().Msg(w)
+	}
 	source := path
 	if source == "" {
 		source = "embedded default"
@@ -100,6 +103,9 @@ func runCheck(path string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	for _, w := range spoolWarnings(cfg) {
+		fmt.Fprintln(stderr, "warning:", w)
+	}
+	if w := descriptorWarning(cfg); w != "" {
 		fmt.Fprintln(stderr, "warning:", w)
 	}
 	fmt.Fprintf(stdout, "%s: ok\n%s", path, cfg.Summary())
