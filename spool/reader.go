@@ -94,8 +94,17 @@ func (r *Reader) step() ([]byte, Pos, <-chan struct{}, error) {
 			r.n++
 			pos := Pos{seg: r.seg, off: r.off, n: r.n}
 			r.pmu.Lock()
-			r.read = pos
+			// drop_oldest marks a segment deleted (firstSeg) before it
+			// counts what readers have read: a record it counted is not
+			// returned.
+			dropped := r.s.firstSeg.Load() > r.seg
+			if !dropped {
+				r.read = pos
+			}
 			r.pmu.Unlock()
+			if dropped {
+				continue
+			}
 			return fr[frameHeaderSize:], pos, nil, nil
 		}
 		v := r.s.view(r.seg, r.off)

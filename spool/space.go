@@ -163,10 +163,6 @@ func (s *Spool) replaceActiveLocked(drop bool) bool {
 		s.sample.Error().Err(err).Msg("cannot create spool segment")
 		return false
 	}
-	lost := int64(0)
-	if drop {
-		lost = s.countDropLocked(old)
-	}
 	old.sealed = true
 	if old.f != nil {
 		_ = old.f.Close() // deleted below: no fsync needed
@@ -174,6 +170,10 @@ func (s *Spool) replaceActiveLocked(drop bool) bool {
 	}
 	s.startSegmentLocked(id, s.opts.now().UnixNano(), f)
 	s.popOldestLocked()
+	lost := int64(0)
+	if drop {
+		lost = s.countDropLocked(old)
+	}
 	s.moveAcksLocked(old.id)
 	if drop {
 		s.log.Warn().Str("segment", filepath.Base(s.path(old.id))).Int64("records", lost).
@@ -192,8 +192,8 @@ func (s *Spool) dropOldestLocked() bool {
 		return false
 	}
 	seg := s.segs[0]
-	lost := s.countDropLocked(seg)
 	s.popOldestLocked()
+	lost := s.countDropLocked(seg)
 	s.moveAcksLocked(seg.id)
 	s.log.Warn().Str("segment", filepath.Base(s.path(seg.id))).Int64("records", lost).
 		Int64("bytes", seg.size).Msg("spool full: dropped oldest segment")
@@ -223,10 +223,11 @@ type debt struct {
 	held    []int64 // per consumer: records held when the segment was dropped
 }
 
-// countDropLocked counts the records of seg, about to be deleted by
-// drop_oldest, that some consumer will not get: those no consumer has
-// acknowledged, read or holds. Records held but not acknowledged become a
-// debt. It returns the count.
+// countDropLocked counts the records of seg, which drop_oldest is deleting
+// (popped already: a reader does not return a record of it read from now
+// on), that some consumer will not get: those no consumer has acknowledged,
+// read or holds. Records held but not acknowledged become a debt. It
+// returns the count.
 func (s *Spool) countDropLocked(seg *segment) int64 {
 	d := debt{seg: seg.id, records: seg.records, acked: make([]int64, len(s.cons)), held: make([]int64, len(s.cons))}
 	minHeld, owed := seg.records, false

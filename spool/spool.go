@@ -270,15 +270,15 @@ func (s *Spool) takeBackLocked(w0 int64, m int) int {
 	s.bufRecs = 0
 	if keep := off - s.written; keep > 0 { // part of a new segment's header
 		s.buf = s.buf[:copy(s.buf, s.buf[m:int64(m)+keep])]
-		return 0
+	} else {
+		s.buf = s.buf[:0]
+		s.written = off
 	}
-	s.buf = s.buf[:0]
-	if s.written > off { // a torn frame: give its space back
-		if err := seg.f.Truncate(off); err != nil {
-			s.sample.Error().Err(err).Msg("cannot truncate spool segment")
-		}
+	// Cut a torn frame, and what a failed write may have stored without
+	// reporting it (tmpfs can): the file must end where the spool does.
+	if err := seg.f.Truncate(s.written); err != nil {
+		s.sample.Error().Err(err).Msg("cannot truncate spool segment")
 	}
-	s.written = off
 	if k > 0 {
 		seg.visible = off
 		s.activeDirty = true
