@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dtrelay/dtrelay/parser"
+	"github.com/dtrelay/dtrelay/spool"
 )
 
 // Limits of values that cannot work outside them.
@@ -36,7 +37,7 @@ func (d *decoder) validate(c *Config) {
 	d.validateOutputs(c)
 	d.validateRoutes(c)
 	if c.Spool != nil {
-		d.validateSpool(c.Spool, maxMessageSize(c.Inputs))
+		d.validateSpool(c.Spool, c.Inputs)
 		d.validateSpoolRename(c)
 	}
 	if c.Metrics.Address != "" {
@@ -249,14 +250,33 @@ func (d *decoder) validateRoutes(c *Config) {
 	}
 }
 
-func (d *decoder) validateSpool(s *Spool, maxMsg Size) {
+// SpoolRecordOverhead is what the pipeline adds to a message in a spool
+// record (forward.SpoolRecordSize; internal/relay tests that they agree).
+const SpoolRecordOverhead = 64
+
+func (d *decoder) validateSpool(s *Spool, inputs []Input) {
 	if s.Dir == "" {
 		d.problemf("spool.dir", "is required")
 	} else if fi, err := os.Stat(s.Dir); err == nil && !fi.IsDir() {
 		d.problemf("spool.dir", "%s is not a directory", quote(s.Dir))
 	}
-	if minSize := max(MiB, maxMsg); s.MaxSize < minSize {
-		d.problemf("spool.max_size", "must be at least %s, got %s", minSize, s.MaxSize)
+	maxMsg := maxMessageSize(inputs)
+	// The spool needs a few segments that each hold the largest record, or
+	// such a record could never be spooled.
+	need := (Size(spool.MinMaxSize(int(maxMsg)+SpoolRecordOverhead)) + MiB - 1) / MiB * MiB
+	switch {
+	case s.MaxSize < max(MiB, maxMsg):
+		d.problemf("spool.max_size", "must be at least %s, got %s", max(MiB, maxMsg), s.MaxSize)
+	case s.MaxSize < need:
+		from := ""
+		for i, in := range inputs {
+			if in.MaxMessageSize == maxMsg {
+				from = d.inputPaths[i] + ".max_message_size"
+				break
+			}
+		}
+		d.problemf("spool.max_size", "must be at least %s to hold 4 segments of the largest message (%s: %s), got %s",
+			need, from, maxMsg, s.MaxSize)
 	}
 	if s.FsyncInterval <= 0 {
 		d.problemf("spool.fsync_interval", "must be positive, got %s", formatDuration(s.FsyncInterval))

@@ -99,6 +99,10 @@ type output struct {
 	hasMemPos bool
 	handed    spool.Pos // of the last block taken, from memory or disk
 	marked    spool.Pos // handed, as last marked in the spool
+	// batchMemOnly counts the batch's events that are not in the spool;
+	// lostMemOnly such events missed while stopping (added by producers).
+	batchMemOnly int
+	lostMemOnly  atomic.Int64
 }
 
 func newOutput(spec OutputSpec, idx int, set *metrics.Set, log zerolog.Logger) *output {
@@ -174,6 +178,9 @@ func (o *output) run() {
 			}
 			o.batch.Data = data
 			o.batch.Ends = append(o.batch.Ends, len(data))
+			if o.rec.memOnly {
+				o.batchMemOnly++
+			}
 			if o.batch.Len() >= o.MaxEvents || len(o.batch.Data) >= o.MaxBytes {
 				o.flush()
 			}
@@ -235,8 +242,15 @@ func (o *output) flush() {
 			if o.reader != nil {
 				// Still in the spool: delivered after the restart.
 				// Acknowledge nothing more, so the cursor stays before it.
+				// Events the spool refused are lost.
 				o.noAck = true
-				o.spooled += int64(n)
+				mem := o.batchMemOnly
+				o.spooled += int64(n - mem)
+				if mem > 0 {
+					o.undelivered += int64(mem)
+					o.dropped("shutdown").Add(mem)
+					o.log.Error().Int("events", mem).Msg("stopped before the intake accepted events that are not in the spool")
+				}
 				break
 			}
 			o.undelivered += int64(n)
@@ -267,6 +281,7 @@ func (o *output) flush() {
 	}
 	o.failing.Store(false)
 	o.batch.Reset()
+	o.batchMemOnly = 0
 	for i, b := range o.pending {
 		o.releaseBlock(b)
 		o.pending[i] = nil

@@ -45,7 +45,12 @@ type Block struct {
 //	48 u64 output mask      56 i64 received (Unix ns)
 const recHeaderSize = 64
 
-const flagNotJSON = 1
+// Record flags (byte 6). flagUnspooled marks a record the spool refused
+// (too large, or the pipeline stopping): it exists in memory only.
+const (
+	flagNotJSON   = 1
+	flagUnspooled = 2
+)
 
 // Block size classes: powers of two from minBlockSize up to maxBlockSize.
 const (
@@ -179,6 +184,7 @@ func (b *Block) readRecord(off int, r *Record) (mask uint64, next int) {
 		Priority: parser.Priority(hd[5]),
 		Input:    le.Uint16(hd[10:]),
 		NotJSON:  hd[6]&flagNotJSON != 0,
+		memOnly:  hd[6]&flagUnspooled != 0,
 	}
 	if style == parser.Style5424 {
 		r.Timestamp = span(raw, hd[20:])

@@ -25,6 +25,8 @@ type Record struct {
 	Priority  parser.Priority
 	Input     uint16 // index of the input in the configuration
 	NotJSON   bool   // the payload is not a JSON object
+
+	memOnly bool // with a spool: not in it (refused), in memory only
 }
 
 // Encoder writes records in one output's wire format. An Encoder is used by

@@ -117,6 +117,9 @@ func (p *Pipeline) Pool(i int) *ProducerPool { return p.pools[i] }
 // can finish their reads while stopping. Queues may then exceed their size.
 func (p *Pipeline) Unblock() {
 	p.stopping.Store(true)
+	if p.spool != nil {
+		p.spool.StopWaiting() // what it refuses goes on in memory
+	}
 	for _, o := range p.outputs {
 		o.q.unblock()
 	}
@@ -126,11 +129,15 @@ func (p *Pipeline) Unblock() {
 // queued, until ctx ends; then in-flight deliveries are abandoned. Call it
 // after the receivers stopped. Without a spool it returns the number of
 // events that could not be delivered (also counted as dropped, reason
-// "shutdown"). With a spool nothing is lost: Stop does not wait on an output
-// that is failing, what is undelivered stays in the spool for the next
-// start, and Stop returns 0.
+// "shutdown"). With a spool Stop does not wait on an output that is
+// failing: what is undelivered stays in the spool for the next start, and
+// Stop returns only the events the spool had refused (in memory only, see
+// spool.go) that could not be delivered.
 func (p *Pipeline) Stop(ctx context.Context) int64 {
 	p.stopping.Store(true)
+	if p.spool != nil {
+		p.spool.StopWaiting()
+	}
 	for _, o := range p.outputs {
 		o.q.close()
 	}
@@ -167,7 +174,7 @@ wait:
 	}
 	var lost, spooled int64
 	for _, o := range p.outputs {
-		lost += o.undelivered
+		lost += o.undelivered + o.lostMemOnly.Load()
 		spooled += o.spooled
 		if o.reader != nil {
 			o.reader.Close()

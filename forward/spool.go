@@ -39,8 +39,20 @@ import (
 // stop at most about one block per output is delivered again.
 const diskBlockSize = 32 << 10
 
+// SpoolRecordSize is the size of the spool record of a message of n bytes:
+// the record header and the message (spool.Options.MaxRecord).
+func SpoolRecordSize(n int) int { return recHeaderSize + n }
+
 // publishSpooled appends b's records to the spool and queues b for every
 // output that is not overflowed. It returns how long the spool made it wait.
+//
+// The spool writes the block to its segment file before AppendPos returns
+// (one write per block), so a process crash loses nothing published. A
+// record the spool refuses for good (larger than a segment: a
+// configuration check prevents it) and records refused while stopping go
+// on in memory only, flagged: outputs taking the block from memory deliver
+// them; for the others, or if still undelivered at stop, they are counted
+// as dropped.
 func (p *Pipeline) publishSpooled(b *Block) time.Duration {
 	p.pubMu.Lock()
 	defer p.pubMu.Unlock()
@@ -52,23 +64,36 @@ func (p *Pipeline) publishSpooled(b *Block) time.Duration {
 	}
 	p.recs = recs
 	start := time.Now()
-	for attempt := 0; len(recs) > 0; attempt++ {
+	memOnly := 0
+	for attempt := 0; len(recs) > 0; {
 		pos, n, err := p.spool.AppendPos(recs...)
 		if n > 0 {
 			b.pos, b.hasPos = pos, true
 			recs = recs[n:]
 		}
-		if err == nil {
-			break
-		}
-		if errors.Is(err, spool.ErrClosed) || p.stopping.Load() {
+		switch {
+		case err == nil:
+		case errors.Is(err, spool.ErrTooLarge):
+			// Never retried: it cannot fit (counted by the spool).
+			recs[0][6] |= flagUnspooled
+			memOnly++
+			p.sampled.Error().Int("bytes", len(recs[0])-recHeaderSize).
+				Msg("event too large for the spool (counted in dtrelay_spool_rejected_total): delivered from memory only, not durable")
+			recs = recs[1:]
+		case errors.Is(err, spool.ErrClosed) || p.stopping.Load():
 			p.spoolLost.Add(len(recs))
 			p.log.Error().Err(err).Int("events", len(recs)).Msg("cannot spool events while stopping; they go on in memory only")
-			break
+			for _, r := range recs {
+				r[6] |= flagUnspooled
+			}
+			memOnly += len(recs)
+			recs = nil
+		default:
+			d := backoff(attempt)
+			attempt++
+			p.log.Error().Err(err).Dur("retry_in", d).Msg("cannot write to the spool; intake waits")
+			time.Sleep(d)
 		}
-		d := backoff(attempt)
-		p.log.Error().Err(err).Dur("retry_in", d).Msg("cannot write to the spool; intake waits")
-		time.Sleep(d)
 	}
 	for i := range p.recs {
 		p.recs[i] = nil
@@ -81,10 +106,16 @@ func (p *Pipeline) publishSpooled(b *Block) time.Duration {
 		if !o.overflow.Load() {
 			if ok, _ := o.q.push(b, false); ok {
 				pushed++
+				if b.hasPos {
+					o.reader.Hold(b.pos) // drop_oldest does not count what it holds
+				}
 				continue
 			}
 			o.overflow.Store(true)
 			o.overflows.Inc()
+		}
+		if memOnly > 0 {
+			o.missedMemOnly(b)
 		}
 		o.q.wake()
 	}
@@ -94,6 +125,31 @@ func (p *Pipeline) publishSpooled(b *Block) time.Duration {
 		return 0
 	}
 	return waited
+}
+
+// missedMemOnly counts the records of b that are in memory only and routed
+// to o, which does not get b from memory: o can never deliver them.
+func (o *output) missedMemOnly(b *Block) {
+	var r Record
+	n := 0
+	for off := 0; off < len(b.buf); {
+		var m uint64
+		m, off = b.readRecord(off, &r)
+		if r.memOnly && m&o.bit != 0 {
+			n++
+		}
+	}
+	if n == 0 {
+		return
+	}
+	reason := "not_spooled"
+	if o.p.stopping.Load() {
+		reason = "shutdown"
+		o.lostMemOnly.Add(int64(n))
+	}
+	o.dropped(reason).Add(n)
+	o.log.Error().Int("events", n).Str("reason", reason).
+		Msg("events not in the spool and this output is behind: dropped")
 }
 
 // next returns the batcher's next block: from memory, or from the spool
@@ -145,15 +201,19 @@ func (o *output) nextSpooled(wait time.Duration) (*Block, bool) {
 				return b, false
 			}
 			// Caught up. Under the publish lock no block can slip past both
-			// the spool reader and the queue.
-			o.p.pubMu.Lock()
-			b := o.fromDisk()
-			if b == nil {
-				o.overflow.Store(false)
-			}
-			o.p.pubMu.Unlock()
-			if b != nil {
-				return b, false
+			// the spool reader and the queue. A publisher may hold it while
+			// the spool waits for space, which this output's
+			// acknowledgements may be what frees: then do not wait for it,
+			// deliver what is batched and look again when woken.
+			if o.p.pubMu.TryLock() {
+				b := o.fromDisk()
+				if b == nil {
+					o.overflow.Store(false)
+				}
+				o.p.pubMu.Unlock()
+				if b != nil {
+					return b, false
+				}
 			}
 		}
 		b, done := o.q.pop(wait)

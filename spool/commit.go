@@ -6,9 +6,21 @@ import (
 	"time"
 )
 
-// Sync writes buffered records, fsyncs every segment written since the last
-// commit and persists the cursors, now. It returns the first errors met.
+// Sync fsyncs every segment written since the last commit and persists
+// the cursors, now. It returns the first errors met.
 func (s *Spool) Sync() error { return s.commit() }
+
+// syncItem is a segment to fsync and its handle, taken under Spool.mu: the
+// segment may be deleted (its handle closed) while the commit syncs it.
+type syncItem struct {
+	seg *segment
+	f   file
+}
+
+type syncErr struct {
+	seg *segment
+	err error
+}
 
 func (s *Spool) commit() error {
 	s.commitMu.Lock()
@@ -16,30 +28,30 @@ func (s *Spool) commit() error {
 
 	s.mu.Lock()
 	var errs []error
-	flushErr := s.flushLocked() // counted by flushLocked
-	files := append([]*segment(nil), s.unsynced...)
-	active := s.active
-	syncActive := s.activeDirty && s.werr == nil
-	if syncActive {
-		s.activeDirty = false
+	files := make([]syncItem, 0, len(s.unsynced))
+	for _, seg := range s.unsynced {
+		files = append(files, syncItem{seg, seg.f})
 	}
+	active := syncItem{s.active, s.active.f}
+	syncActive := s.activeDirty
+	s.activeDirty = false
 	syncDir := s.dirDirty
 	s.dirDirty = false
 	cursors := s.cursorSnapshotLocked()
 	s.mu.Unlock()
 
 	var synced []*segment
-	for _, seg := range files {
-		if err := seg.f.Sync(); err != nil {
-			errs = append(errs, fmt.Errorf("cannot sync spool segment: %w", err))
+	var segErrs []syncErr
+	for _, it := range files {
+		if err := it.f.Sync(); err != nil {
+			segErrs = append(segErrs, syncErr{it.seg, err})
 			continue
 		}
-		synced = append(synced, seg)
+		synced = append(synced, it.seg)
 	}
-	var activeErr error
 	if syncActive {
-		if activeErr = active.f.Sync(); activeErr != nil {
-			errs = append(errs, fmt.Errorf("cannot sync spool segment: %w", activeErr))
+		if err := active.f.Sync(); err != nil {
+			segErrs = append(segErrs, syncErr{active.seg, err})
 		}
 	}
 	var dirErr error
@@ -57,15 +69,28 @@ func (s *Spool) commit() error {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.afterCommitLocked(synced, active, activeErr, dirErr, cursors, curErr)
+	var activeErr error
+	for _, e := range segErrs {
+		if e.seg.f == nil {
+			continue // deleted meanwhile, its handle closed: no matter
+		}
+		errs = append(errs, fmt.Errorf("cannot sync spool segment: %w", e.err))
+		if e.seg == active.seg {
+			activeErr = e.err
+		}
+	}
+	s.afterCommitLocked(synced, active.seg, activeErr, dirErr, cursors, curErr)
 	if len(errs) > 0 {
 		s.m.writeErrors.Add(len(errs))
 	}
-	return errors.Join(append(errs, flushErr)...)
+	return errors.Join(errs...)
 }
 
 func (s *Spool) afterCommitLocked(synced []*segment, active *segment, activeErr, dirErr error, cursors *cursorState, curErr error) {
 	for _, seg := range synced {
+		if seg.f == nil {
+			continue // deleted meanwhile
+		}
 		if err := seg.f.Close(); err != nil {
 			s.log.Error().Err(err).Msg("cannot close spool segment")
 		}

@@ -20,16 +20,17 @@
 //
 // # Durability
 //
-// Append copies records into a write buffer (at most ~1 MiB) that is written
-// to the active segment when it fills, when a reader has caught up with it,
-// and by a group-commit goroutine every Options.FsyncInterval, which then
-// fsyncs the segments written since the previous commit and atomically
-// replaces the cursors file (write, fsync, rename, fsync dir). Sync does the
-// same at once. So a record for which Append returned nil is on disk within
-// FsyncInterval (plus the fsync time) of its acceptance, unless a write or
-// fsync error is reported (counted, logged, returned by Append and Sync).
-// A kill -9 loses only the unwritten buffer; a power loss loses at most what
-// was appended since the last completed commit.
+// Append frames the records of one call and writes them to the active
+// segment with one write(2) before it returns (more only when a segment
+// fills), so the records of a call for which Append returned are in the
+// page cache: a process crash (kill -9) loses none of them. A group-commit
+// goroutine fsyncs, every Options.FsyncInterval, the segments written since
+// the previous commit and atomically replaces the cursors file (write,
+// fsync, rename, fsync dir); Sync does the same at once. So a record is on
+// disk against power loss within FsyncInterval (plus the fsync time) of
+// its acceptance, unless an fsync error is reported (counted, logged,
+// returned by Sync). A write that fails takes back the records it did not
+// write entirely: they are not accepted (Append says how many were).
 //
 // # Recovery
 //
@@ -77,12 +78,26 @@
 // so that Reader.Owner can tell which consumer a record was appended for
 // after outputs were renamed or reordered.
 //
-// # Full spool
+// # Full spool, full disk
 //
-// Options.MaxSize bounds the bytes of all segments. When an Append would
-// exceed it, WhenFull "block" makes Append wait (counted in
-// dtrelay_spool_blocked_seconds_total, logged) until acknowledgements free a
-// segment or the spool is closed; "drop_oldest" deletes the oldest segment
-// and counts the records some consumer had not acknowledged in
-// dtrelay_spool_dropped_total.
+// Options.MaxSize bounds the bytes of all segments; segments are sized from
+// it (MaxSize/16, at most 64 MiB), so that acknowledged segments give space
+// back in steps. The disk may fill before MaxSize: a write that fails with
+// ENOSPC (or EDQUOT) is handled the same way, and the spool lowers its
+// segment size to an eighth of what the disk held. Nothing that frees space
+// needs a write: a segment every consumer acknowledged is deleted (the
+// active one too, replaced by an empty file), new segment files are created
+// empty, and a full disk at Open is no error.
+//
+// When an Append does not fit, WhenFull "block" makes it wait (counted in
+// dtrelay_spool_blocked_seconds_total, logged) until acknowledgements free
+// a segment, space frees on the disk (retried every second), StopWaiting
+// or Close; "drop_oldest" deletes the oldest segment (on a full disk, the
+// active one if it is the only one) and counts in
+// dtrelay_spool_dropped_total the records some consumer will not get: those
+// it neither acknowledged, read, nor holds in memory (Reader.Hold). Held
+// records it never acknowledges are counted by Close, which reports them in
+// a *LostError. A record larger than a segment can hold is refused with
+// ErrTooLarge and counted in dtrelay_spool_rejected_total{reason="too_large"};
+// Options.MaxRecord and MinMaxSize let a caller rule that out.
 package spool

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // faultFS injects errors into segment files (we run as root, so a
@@ -71,9 +72,11 @@ func (f *faultFile) Sync() error {
 	return f.file.Sync()
 }
 
-// Write errors (full disk, partial writes) are returned and counted; the
-// records accepted before them are kept and written once the disk recovers;
-// records refused are not stored; nothing is duplicated or corrupted.
+// Write errors other than a full disk (EIO, whole or partial writes) are
+// returned and counted; the records of the failing call are not accepted
+// and not stored, the ones accepted before are kept; once the disk
+// recovers appends work again; nothing is duplicated or corrupted, also
+// across a restart.
 func TestDiskWriteErrors(t *testing.T) {
 	for _, partial := range []bool{false, true} {
 		name := "whole"
@@ -88,35 +91,30 @@ func TestDiskWriteErrors(t *testing.T) {
 			s := mustOpen(t, opts)
 			recs := records(t, 40)
 			appendAll(t, s, recs[:10])
-			if err := s.Sync(); err != nil {
-				t.Fatal(err)
-			}
 			r := mustReader(t, s, "a")
 			got := readN(t, r, 10, true)
 
-			ffs.set(func(f *faultFS) { f.writeErr, f.partial = syscall.ENOSPC, partial })
-			appendAll(t, s, recs[10:15]) // buffered: accepted
-			if err := s.Sync(); !errors.Is(err, syscall.ENOSPC) {
-				t.Fatalf("Sync during the fault: %v", err)
-			}
-			n, err := s.Append(recs[15])
-			if !errors.Is(err, syscall.ENOSPC) || n != 0 {
+			ffs.set(func(f *faultFS) { f.writeErr, f.partial = syscall.EIO, partial })
+			// A partial write accepts the records it wrote entirely.
+			n, err := s.Append(recs[10:15]...)
+			if !errors.Is(err, syscall.EIO) || n >= 5 || (n > 0) != partial {
 				t.Fatalf("Append during the fault: n=%d err=%v", n, err)
 			}
-			if e := counter(s, "write_errors"); e < 2 {
-				t.Fatalf("write errors counted %d, want >= 2", e)
+			got = append(got, readAll(t, r)...)
+			if e := counter(s, "write_errors"); e < 1 {
+				t.Fatalf("write errors counted %d, want >= 1", e)
 			}
-			if extra := readAll(t, r); len(extra) != 0 {
-				t.Fatalf("reader saw %d unwritten records", len(extra))
+			if len(got) != 10+n {
+				t.Fatalf("reader saw %d records, want the %d accepted", len(got), 10+n)
 			}
 
 			ffs.set(func(f *faultFS) { f.writeErr = nil })
-			appendAll(t, s, recs[16:])
+			appendAll(t, s, recs[15:])
 			if err := s.Sync(); err != nil {
 				t.Fatalf("Sync after the fault: %v", err)
 			}
-			want := append(append([][]byte{}, recs[:15]...), recs[16:]...)
-			got = append(got, readN(t, r, len(want)-10, false)...)
+			want := append(append([][]byte{}, recs[:10+n]...), recs[15:]...)
+			got = append(got, readN(t, r, len(want)-len(got), false)...)
 			sameSequence(t, got, want)
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
@@ -130,6 +128,67 @@ func TestDiskWriteErrors(t *testing.T) {
 			}
 			sameSequence(t, readAll(t, mustReader(t, s, "a")), want[10:])
 		})
+	}
+}
+
+// A full disk (ENOSPC, here injected) is a full spool: with when_full
+// block, Append waits instead of failing, counted as blocked, and goes on
+// by itself once writes succeed again; nothing is lost or duplicated.
+func TestNoSpaceBlocksAndRecovers(t *testing.T) {
+	ffs := &faultFS{}
+	opts := testOptions(t.TempDir())
+	opts.fs = ffs
+	s := mustOpen(t, opts)
+	defer s.Close()
+	recs := records(t, 30)
+	appendAll(t, s, recs[:10])
+	ffs.set(func(f *faultFS) { f.writeErr, f.partial = syscall.ENOSPC, true })
+	done := make(chan error, 1)
+	go func() { _, err := s.Append(recs[10:]...); done <- err }()
+	waitFor(t, "an Append waiting for disk space", 5*time.Second, func() bool { return s.Stats().Blocked == 1 })
+	select {
+	case err := <-done:
+		t.Fatalf("Append returned on a full disk: %v", err)
+	default:
+	}
+	ffs.set(func(f *faultFS) { f.writeErr = nil })
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Append still waiting after the disk had space again")
+	}
+	if s.m.blocked.Get() <= 0 {
+		t.Fatal("time waiting for disk space not counted")
+	}
+	sameSequence(t, readAll(t, mustReader(t, s, "a")), recs)
+}
+
+// StopWaiting releases an Append waiting for disk space with ErrFull; the
+// records it had not written are not accepted.
+func TestNoSpaceStopWaiting(t *testing.T) {
+	ffs := &faultFS{}
+	opts := testOptions(t.TempDir())
+	opts.fs = ffs
+	s := mustOpen(t, opts)
+	defer s.Close()
+	ffs.set(func(f *faultFS) { f.writeErr = syscall.ENOSPC })
+	done := make(chan error, 1)
+	go func() { _, err := s.Append(records(t, 3)...); done <- err }()
+	waitFor(t, "an Append waiting for disk space", 5*time.Second, func() bool { return s.Stats().Blocked == 1 })
+	s.StopWaiting()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrFull) {
+			t.Fatalf("Append returned %v, want ErrFull", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("StopWaiting did not release the Append")
+	}
+	if got := readAll(t, mustReader(t, s, "a")); len(got) != 0 {
+		t.Fatalf("%d records stored by a failed Append", len(got))
 	}
 }
 
@@ -188,18 +247,21 @@ func TestSegmentCreateError(t *testing.T) {
 	sameSequence(t, readN(t, mustReader(t, s, "a"), len(recs), false), recs)
 }
 
-// Records still unwritable at Close are reported and counted as dropped.
+// A write error leaves nothing buffered: Close has nothing to lose and
+// counts nothing as dropped.
 func TestCloseWithWriteError(t *testing.T) {
 	ffs := &faultFS{}
 	opts := testOptions(t.TempDir())
 	opts.fs = ffs
 	s := mustOpen(t, opts)
 	ffs.set(func(f *faultFS) { f.writeErr = syscall.EIO })
-	appendAll(t, s, records(t, 4))
-	if err := s.Close(); !errors.Is(err, syscall.EIO) {
+	if n, err := s.Append(records(t, 4)...); n != 0 || !errors.Is(err, syscall.EIO) {
+		t.Fatalf("Append: n=%d err=%v", n, err)
+	}
+	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if d := counter(s, "dropped"); d != 4 {
-		t.Fatalf("dropped %d, want 4", d)
+	if d := counter(s, "dropped"); d != 0 {
+		t.Fatalf("dropped %d, want 0", d)
 	}
 }

@@ -11,6 +11,7 @@ type spoolMetrics struct {
 	set                                  *metrics.Set
 	corrupt, corruptBytes, dropped       *metrics.Counter
 	writeErrors, appended, appendedBytes *metrics.Counter
+	rejectedTooLarge                     *metrics.Counter
 	blocked                              *metrics.FloatCounter
 	replayed, redelivered                map[string]*metrics.Counter
 	gauges                               []string
@@ -26,8 +27,10 @@ func newMetrics(set *metrics.Set, consumers []string) *spoolMetrics {
 		appended:      set.GetOrCreateCounter("dtrelay_spool_appended_total"),
 		appendedBytes: set.GetOrCreateCounter("dtrelay_spool_appended_bytes_total"),
 		blocked:       set.GetOrCreateFloatCounter("dtrelay_spool_blocked_seconds_total"),
-		replayed:      make(map[string]*metrics.Counter, len(consumers)),
-		redelivered:   make(map[string]*metrics.Counter, len(consumers)),
+		// A record that can never fit, refused by Append.
+		rejectedTooLarge: set.GetOrCreateCounter(`dtrelay_spool_rejected_total{reason="too_large"}`),
+		replayed:         make(map[string]*metrics.Counter, len(consumers)),
+		redelivered:      make(map[string]*metrics.Counter, len(consumers)),
 	}
 	for _, c := range consumers {
 		label := `{consumer="` + escapeLabel(c) + `"}`

@@ -17,15 +17,30 @@ const (
 
 // Defaults applied by Open to zero Options fields.
 const (
-	DefaultMaxSize       = 1 << 30
+	DefaultMaxSize = 1 << 30
+	// DefaultSegmentSize caps the segment size Open derives from MaxSize.
 	DefaultSegmentSize   = 64 << 20
 	DefaultFsyncInterval = time.Second
-	// MaxRecordSize bounds one record; smaller segments lower it further to
-	// what fits in one segment.
-	MaxRecordSize = 16 << 20
+	// MaxRecordSize bounds one record (a 16 MiB message and its metadata);
+	// smaller segments lower it further to what fits in one segment.
+	MaxRecordSize = 16<<20 + 64<<10
 
 	minSegmentSize = 4 << 10
+	// Derived segment size: MaxSize/segmentsPerSpool, at least segmentFloor
+	// (or MaxSize/minSegments for smaller spools) and one record.
+	segmentsPerSpool = 16
+	segmentFloor     = 1 << 20
+	// minSegments is how many segments MaxSize holds at least, so that
+	// acknowledged or dropped segments give space back in steps.
+	minSegments = 4
 )
+
+// MinMaxSize returns the smallest MaxSize with which Open accepts a
+// MaxRecord of maxRecord bytes: room for minSegments (4) segments that each
+// hold such a record.
+func MinMaxSize(maxRecord int) int64 {
+	return minSegments * (int64(maxRecord) + segHeaderSize + frameHeaderSize)
+}
 
 // Errors returned by the spool.
 var (
@@ -51,9 +66,16 @@ type Options struct {
 	// WhenFull is WhenFullBlock (default) or WhenFullDropOldest.
 	WhenFull string
 	// SegmentSize is the size at which the active segment is sealed and a
-	// new one started. It is lowered to MaxSize/4 so that acknowledged space
-	// can always be freed.
+	// new one started. Zero derives it from MaxSize: MaxSize/16, at least
+	// 1 MiB (MaxSize/4 for spools under 4 MiB) and one MaxRecord, at most
+	// DefaultSegmentSize. It is lowered to MaxSize/4 so that acknowledged
+	// space can always be freed, and on a full disk to an eighth of what
+	// the disk held.
 	SegmentSize int64
+	// MaxRecord is the largest record the caller will append (0: no
+	// promise). Segments are made to hold one, and Open fails when MaxSize
+	// is under MinMaxSize(MaxRecord).
+	MaxRecord int
 	// Consumers names the consumers (outputs); each has a persisted cursor.
 	// A consumer that is new to an existing spool starts at its end; the
 	// cursor of a consumer no longer listed is kept unclaimed while it has
@@ -81,9 +103,6 @@ func (o *Options) normalize() error {
 	if o.MaxSize == 0 {
 		o.MaxSize = DefaultMaxSize
 	}
-	if o.SegmentSize == 0 {
-		o.SegmentSize = DefaultSegmentSize
-	}
 	if o.FsyncInterval == 0 {
 		o.FsyncInterval = DefaultFsyncInterval
 	}
@@ -95,16 +114,26 @@ func (o *Options) normalize() error {
 		return fmt.Errorf("spool: invalid max_size %d", o.MaxSize)
 	case o.SegmentSize < 0:
 		return fmt.Errorf("spool: invalid segment size %d", o.SegmentSize)
+	case o.MaxRecord < 0 || o.MaxRecord > MaxRecordSize:
+		return fmt.Errorf("spool: invalid max record size %d (limit %d)", o.MaxRecord, MaxRecordSize)
 	case o.FsyncInterval < 0:
 		return fmt.Errorf("spool: invalid fsync_interval %v", o.FsyncInterval)
 	case o.WhenFull != WhenFullBlock && o.WhenFull != WhenFullDropOldest:
 		return fmt.Errorf("spool: invalid when_full %q (want %q or %q)", o.WhenFull, WhenFullBlock, WhenFullDropOldest)
 	}
-	if o.SegmentSize > o.MaxSize/4 {
-		o.SegmentSize = o.MaxSize / 4
+	fit := int64(o.MaxRecord) + segHeaderSize + frameHeaderSize
+	if o.SegmentSize == 0 {
+		o.SegmentSize = min(max(o.MaxSize/segmentsPerSpool, min(segmentFloor, o.MaxSize/minSegments), fit), DefaultSegmentSize)
+	}
+	if o.SegmentSize > o.MaxSize/minSegments {
+		o.SegmentSize = o.MaxSize / minSegments
 	}
 	if o.SegmentSize < minSegmentSize {
-		return fmt.Errorf("spool: max_size %d too small (minimum %d)", o.MaxSize, 4*minSegmentSize)
+		return fmt.Errorf("spool: max_size %d too small (minimum %d)", o.MaxSize, minSegments*minSegmentSize)
+	}
+	if o.MaxRecord > 0 && o.SegmentSize < fit {
+		return fmt.Errorf("spool: max_size %d cannot hold %d segments of a %d-byte record (minimum %d)",
+			o.MaxSize, minSegments, o.MaxRecord, MinMaxSize(o.MaxRecord))
 	}
 	if len(o.Consumers) == 0 {
 		return errors.New("spool: at least one consumer is required")

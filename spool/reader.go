@@ -107,8 +107,17 @@ func (r *Reader) step() ([]byte, Pos, <-chan struct{}, error) {
 			r.n++
 			pos := Pos{seg: r.seg, off: r.off, n: r.n}
 			r.pmu.Lock()
-			r.read = pos
+			// drop_oldest marks a segment deleted (firstSeg) before it
+			// counts what readers have read: a record it counted is not
+			// returned.
+			dropped := r.s.firstSeg.Load() > r.seg
+			if !dropped {
+				r.read = pos
+			}
 			r.pmu.Unlock()
+			if dropped {
+				continue
+			}
 			return fr[frameHeaderSize:], pos, nil, nil
 		}
 		v := r.s.view(r.seg, r.off)
@@ -275,15 +284,12 @@ type segView struct {
 	wait    <-chan struct{} // closed when the spool changes next
 }
 
-// view describes segment id to a reader at off; a reader that has caught
-// up with the write buffer gets it written first.
+// view describes segment id to a reader at off. (Append writes what it
+// accepts before returning: nothing is buffered for a reader to wait on.)
 func (s *Spool) view(id uint64, off int64) segView {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	i := s.findLocked(id)
-	if i < len(s.segs) && s.segs[i] == s.active && off >= s.active.visible && len(s.buf) > 0 {
-		_ = s.flushLocked() // counted and logged; readers wait for a retry
-	}
 	v := segView{closed: s.closed}
 	switch {
 	case i == len(s.segs):
@@ -373,6 +379,7 @@ func (s *Spool) ack(c *consumer, pos Pos) error {
 	if s.closed {
 		return ErrClosed
 	}
+	s.deliveredLocked(c, pos) // space.go
 	if !c.ack.Before(pos) {
 		return nil
 	}

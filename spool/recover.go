@@ -49,13 +49,18 @@ func Open(opts Options) (*Spool, error) {
 		done:   make(chan struct{}),
 	}
 	s.space = sync.NewCond(&s.mu)
+	s.segLimit = opts.SegmentSize
 	if err := s.recover(); err != nil {
 		s.abandon()
 		return nil, err
 	}
 	if err := s.commit(); err != nil {
-		s.abandon()
-		return nil, fmt.Errorf("cannot initialise spool: %w", err)
+		if !isNoSpace(err) {
+			s.abandon()
+			return nil, fmt.Errorf("cannot initialise spool: %w", err)
+		}
+		// A full disk: the next commits retry; appends wait or drop.
+		s.log.Warn().Err(err).Msg("spool disk full at start: cursors not persisted yet")
 	}
 	// After the commit: a crash before it leaves the old marks, which
 	// count the same redeliveries again rather than none.

@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -13,9 +14,6 @@ import (
 
 	"github.com/rs/zerolog"
 )
-
-// flushThreshold is the write-buffer size at which Append writes it out.
-const flushThreshold = 1 << 20
 
 // Spool is an open spool directory. Append, Sync, Stats and Reader are safe
 // for concurrent use; each Reader is used by one goroutine at a time.
@@ -30,18 +28,26 @@ type Spool struct {
 	m      *spoolMetrics
 	lockF  *os.File
 
-	mu      sync.Mutex
-	space   *sync.Cond // broadcast when bytes shrink and on Close
-	closed  bool
-	segs    []*segment // by id; the last one is active
-	active  *segment
-	buf     []byte // frames of active not yet written, starting at written
-	bufRecs int
-	written int64 // bytes of active written to its file
-	bytes   int64 // sum of segment sizes, buffered frames included
-	waiters int   // Appends blocked on space
+	mu    sync.Mutex
+	space *sync.Cond // broadcast when space may have been freed and on Close
+	// closed: Append fails with ErrClosed; noWait: Appends that would
+	// wait for space fail with ErrFull instead (StopWaiting).
+	closed, noWait bool
+	segs           []*segment // by id; the last one is active
+	active         *segment
+	// buf holds what Append has framed but not yet written to active: the
+	// bytes from file offset written on, the frames starting at bufStart.
+	// Between calls it holds at most a new segment's header, which is
+	// written with the first records.
+	buf      []byte
+	bufRecs  int
+	bufStart int64
+	written  int64 // bytes of active written to its file
+	bytes    int64 // sum of segment sizes, the pending header included
+	segLimit int64 // size at which active is sealed; lowered when the disk fills
+	waiters  int   // Appends blocked on space
 	// unsynced are sealed segments written since the last commit; their
-	// files stay open until fsynced, even if the segment is deleted.
+	// files stay open until fsynced or deleted.
 	unsynced    []*segment
 	activeDirty bool
 	dirDirty    bool
@@ -49,7 +55,7 @@ type Spool struct {
 	notifyTaken bool          // a reader holds notify: replace it on wake
 	cons        []*consumer
 	byName      map[string]*consumer
-	werr        error // the last write error, until a write succeeds
+	debts       []debt // of segments drop_oldest deleted (space.go)
 	firstSeg    atomic.Uint64
 	// See marks.go and cursor.go; epochs is not changed after Open.
 	marks  *marks
@@ -64,7 +70,7 @@ type Spool struct {
 type segment struct {
 	id      uint64
 	created int64
-	size    int64 // header and frames, buffered ones included
+	size    int64 // header and frames, a pending header included
 	visible int64 // bytes readers may read: written, frame aligned
 	sealed  bool
 	records int64
@@ -88,30 +94,29 @@ type consumer struct {
 	until          uint64
 	gapFrom, gapTo Pos
 	pending        int64 // unclaimed: records of its backlog still kept
+	held           Pos   // the consumer holds every record up to here (Reader.Hold)
 }
 
 func (s *Spool) path(id uint64) string {
 	return filepath.Join(s.opts.Dir, fmt.Sprintf("%016x.seg", id))
 }
 
-// Append copies records into the spool. It returns the number of records
-// accepted, len(recs) unless err is non-nil; the records before the failing
-// one are accepted. An accepted record is durable after the next commit, at
-// most FsyncInterval later. When the spool is full, Append blocks
-// (WhenFullBlock) until acknowledgements free space or Close, or drops the
-// oldest segment (WhenFullDropOldest). A record larger than the segment
-// payload limit fails with ErrTooLarge; a write error is returned wrapped and
-// leaves the buffered records queued for retry.
+// Append copies records into the spool and writes them to the active
+// segment file with one write(2) per call (more only when a segment fills),
+// so a process crash loses nothing Append accepted; they are durable against
+// power loss after the next commit, at most FsyncInterval later. It returns
+// the number of records accepted, len(recs) unless err is non-nil; the
+// records before the failing one are accepted, the others are not stored.
+//
+// When the spool is full (MaxSize, or no space left on the disk), Append
+// waits (WhenFullBlock) until acknowledgements free space, space frees on
+// the disk, StopWaiting or Close; or it drops the oldest segment
+// (WhenFullDropOldest). A record larger than the segment payload limit is
+// refused with ErrTooLarge and counted (it can never fit: do not retry it);
+// another write error is returned wrapped and counted.
 func (s *Spool) Append(recs ...[]byte) (int, error) {
-	ts := s.opts.now().UnixNano()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i, rec := range recs {
-		if err := s.appendLocked(rec, ts); err != nil {
-			return i, err
-		}
-	}
-	return len(recs), nil
+	_, n, err := s.AppendPos(recs...)
+	return n, err
 }
 
 // AppendPos is Append that also returns the position of the last record
@@ -122,140 +127,180 @@ func (s *Spool) AppendPos(recs ...[]byte) (last Pos, n int, err error) {
 	ts := s.opts.now().UnixNano()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i, rec := range recs {
-		if err := s.appendLocked(rec, ts); err != nil {
-			return last, i, err
+	last, n, err = s.appendLocked(recs, ts)
+	if n > 0 {
+		bytes := 0
+		for _, rec := range recs[:n] {
+			bytes += len(rec)
 		}
-		last = Pos{seg: s.active.id, off: s.active.size, n: s.active.records}
+		s.m.appended.Add(n)
+		s.m.appendedBytes.Add(bytes)
 	}
-	return last, len(recs), nil
+	return last, n, err
 }
 
-func (s *Spool) appendLocked(rec []byte, ts int64) error {
-	if len(rec) > s.maxRec {
-		return fmt.Errorf("%w: %d bytes (limit %d)", ErrTooLarge, len(rec), s.maxRec)
-	}
-	fl := int64(frameHeaderSize + len(rec))
-	for {
+// stopReason says why bufferLocked stopped framing records.
+type stopReason int
+
+const (
+	stopDone     stopReason = iota // every record is framed
+	stopRoll                       // the next record needs a new segment
+	stopFull                       // the next record exceeds MaxSize
+	stopTooLarge                   // the next record can never fit
+)
+
+// appendLocked frames records and writes them, handling full segments,
+// a full spool and a full disk on the way.
+func (s *Spool) appendLocked(recs [][]byte, ts int64) (last Pos, n int, err error) {
+	for n < len(recs) {
 		if s.closed {
-			return ErrClosed
+			return last, n, ErrClosed
 		}
-		if s.werr != nil || len(s.buf) >= flushThreshold {
-			if err := s.flushLocked(); err != nil {
-				return err
+		why := s.bufferLocked(recs[n:], ts)
+		k, werr := s.flushLocked()
+		if k > 0 {
+			n += k
+			last = Pos{seg: s.active.id, off: s.active.size, n: s.active.records}
+		}
+		if werr != nil {
+			if !isNoSpace(werr) {
+				return last, n, werr
 			}
+			if err := s.noSpaceLocked(werr); err != nil {
+				return last, n, err
+			}
+			continue
 		}
+		switch why {
+		case stopRoll:
+			if err := s.rollLocked(ts); err != nil {
+				if !isNoSpace(err) {
+					return last, n, err
+				}
+				if err := s.noSpaceLocked(err); err != nil {
+					return last, n, err
+				}
+			}
+		case stopFull:
+			if err := s.makeRoomLocked(); err != nil {
+				return last, n, err
+			}
+		case stopTooLarge:
+			s.m.rejectedTooLarge.Inc()
+			s.sample.Error().Int("bytes", len(recs[n])).Int("limit", s.maxRec).
+				Msg("record larger than a spool segment can hold: refused, counted in dtrelay_spool_rejected_total")
+			return last, n, fmt.Errorf("%w: %d bytes (limit %d)", ErrTooLarge, len(recs[n]), s.maxRec)
+		}
+	}
+	return last, n, nil
+}
+
+// bufferLocked frames the leading records of recs that fit in the active
+// segment and the spool, and says why it stopped.
+func (s *Spool) bufferLocked(recs [][]byte, ts int64) stopReason {
+	seg := s.active
+	for _, rec := range recs {
+		if len(rec) > s.maxRec {
+			return stopTooLarge
+		}
+		fl := int64(frameHeaderSize + len(rec))
+		roll := seg.records > 0 && seg.size+fl > s.segLimit
 		need := fl
-		roll := s.active.size+fl > s.opts.SegmentSize
 		if roll {
 			need += segHeaderSize
 		}
-		if s.bytes+need <= s.opts.MaxSize {
-			if roll {
-				if err := s.rollLocked(ts); err != nil {
-					return err
-				}
-			}
-			break
+		if s.bytes+need > s.opts.MaxSize {
+			return stopFull
 		}
-		if err := s.makeRoomLocked(); err != nil {
-			return err
+		if roll {
+			return stopRoll
 		}
+		if s.bufRecs == 0 {
+			s.bufStart = seg.size
+		}
+		if len(seg.marks) == 0 || ts-seg.marks[len(seg.marks)-1].ts >= markInterval {
+			seg.marks = append(seg.marks, mark{seg.size, ts})
+		}
+		s.buf = appendFrame(s.buf, rec, ts)
+		s.bufRecs++
+		seg.size += fl
+		seg.records++
+		s.bytes += fl
+	}
+	return stopDone
+}
+
+// flushLocked writes the buffered frames to the active segment and returns
+// how many were written. After a failed or partial write the frames not
+// entirely written are taken back (the caller frames them again later).
+func (s *Spool) flushLocked() (int, error) {
+	if s.bufRecs == 0 {
+		return 0, nil // a pending header waits for the first record
 	}
 	seg := s.active
-	if len(seg.marks) == 0 || ts-seg.marks[len(seg.marks)-1].ts >= markInterval {
-		seg.marks = append(seg.marks, mark{seg.size, ts})
+	w0 := s.written
+	m, err := seg.f.WriteAt(s.buf, w0)
+	s.written += int64(m)
+	if err == nil && m < len(s.buf) {
+		err = io.ErrShortWrite
 	}
-	s.buf = appendFrame(s.buf, rec, ts)
-	s.bufRecs++
-	seg.size += fl
-	seg.records++
-	s.bytes += fl
-	s.activeDirty = true
-	if s.notifyTaken {
-		s.wakeLocked() // a waiting reader flushes what it needs
+	if err == nil {
+		k := s.bufRecs
+		s.buf, s.bufRecs = s.buf[:0], 0
+		seg.visible = s.written
+		s.activeDirty = true
+		s.wakeLocked()
+		return k, nil
 	}
-	s.m.appended.Inc()
-	s.m.appendedBytes.Add(len(rec))
-	return nil
+	k := s.takeBackLocked(w0, m)
+	s.m.writeErrors.Inc()
+	s.sample.Error().Err(err).Int("records_written", k).Msg("cannot write spool segment")
+	return k, fmt.Errorf("cannot write spool segment: %w", err)
 }
 
-// makeRoomLocked frees space by dropping the oldest segment, or waits until
-// space may have been freed.
-func (s *Spool) makeRoomLocked() error {
-	if s.dropUnclaimedLocked() { // claims.go: unclaimed backlogs go first
-		return nil
-	}
-	if s.opts.WhenFull == WhenFullDropOldest {
-		if !s.dropOldestLocked() {
-			return ErrFull
+// takeBackLocked undoes the frames of buf that a write of m bytes at w0
+// did not write entirely, and returns how many frames it did write.
+func (s *Spool) takeBackLocked(w0 int64, m int) int {
+	seg := s.active
+	off, k := s.bufStart, 0
+	for k < s.bufRecs {
+		fl := frameHeaderSize + int64(binary.LittleEndian.Uint32(s.buf[off-w0:]))
+		if off+fl > s.written {
+			break
 		}
-		return nil
+		off += fl
+		k++
 	}
-	start := time.Now()
-	s.sample.Warn().Int64("bytes", s.bytes).Int64("max_size", s.opts.MaxSize).
-		Msg("spool full: appends blocked until outputs acknowledge")
-	s.waiters++
-	s.space.Wait()
-	s.waiters--
-	s.m.blocked.Add(time.Since(start).Seconds())
-	return nil
+	s.bytes -= seg.size - off
+	seg.size = off
+	seg.records -= int64(s.bufRecs - k)
+	for len(seg.marks) > 0 && seg.marks[len(seg.marks)-1].off >= off {
+		seg.marks = seg.marks[:len(seg.marks)-1]
+	}
+	s.bufRecs = 0
+	if keep := off - s.written; keep > 0 { // part of a new segment's header
+		s.buf = s.buf[:copy(s.buf, s.buf[m:int64(m)+keep])]
+	} else {
+		s.buf = s.buf[:0]
+		s.written = off
+	}
+	// Cut a torn frame, and what a failed write may have stored without
+	// reporting it (tmpfs can): the file must end where the spool does.
+	if err := seg.f.Truncate(s.written); err != nil {
+		s.sample.Error().Err(err).Msg("cannot truncate spool segment")
+	}
+	if k > 0 {
+		seg.visible = off
+		s.activeDirty = true
+		s.wakeLocked()
+	}
+	return k
 }
 
-// dropOldestLocked deletes the oldest sealed segment, counting the records
-// some consumer had not acknowledged. It returns false if there is none.
-func (s *Spool) dropOldestLocked() bool {
-	if len(s.segs) < 2 {
-		return false
-	}
-	seg := s.segs[0]
-	acked := seg.records
-	for _, c := range s.cons {
-		switch {
-		case c.ack.seg == seg.id:
-			acked = min(acked, c.ack.n)
-		case c.ack.seg < seg.id:
-			acked = 0
-		}
-	}
-	s.popOldestLocked()
-	next := s.segs[0]
-	for _, c := range s.cons {
-		if c.ack.seg <= seg.id {
-			c.ack = Pos{seg: next.id, off: segHeaderSize}
-		}
-	}
-	dropped := seg.records - acked
-	s.m.dropped.AddInt64(dropped)
-	s.log.Warn().Str("segment", filepath.Base(s.path(seg.id))).Int64("records", dropped).
-		Int64("bytes", seg.size).Msg("spool full: dropped oldest segment")
-	s.removeFile(seg.id)
-	return true
-}
-
-// popOldestLocked forgets the oldest segment (not the active one).
-func (s *Spool) popOldestLocked() {
-	seg := s.segs[0]
-	s.segs[0] = nil
-	s.segs = s.segs[1:]
-	s.bytes -= seg.size
-	s.dirDirty = true
-	s.firstSeg.Store(s.segs[0].id)
-	s.space.Broadcast()
-}
-
-func (s *Spool) removeFile(id uint64) {
-	if err := s.fs.Remove(s.path(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		s.m.writeErrors.Inc()
-		s.log.Error().Err(err).Msg("cannot remove spool segment")
-	}
-}
-
-// rollLocked seals the active segment and starts a new one.
+// rollLocked seals the active segment, whose frames are written, and
+// starts a new one. The new file is created empty: its header is written
+// with its first records, so rolling needs no disk space.
 func (s *Spool) rollLocked(ts int64) error {
-	if err := s.flushLocked(); err != nil {
-		return err
-	}
 	id := s.active.id + 1
 	f, err := s.fs.OpenFile(s.path(id), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o640)
 	if err != nil {
@@ -266,40 +311,21 @@ func (s *Spool) rollLocked(ts int64) error {
 	old.sealed = true
 	// The next commit fsyncs and closes it (one may be syncing it now).
 	s.unsynced = append(s.unsynced, old)
-	seg := &segment{id: id, created: ts, size: segHeaderSize, f: f}
-	s.segs = append(s.segs, seg)
-	s.active = seg
-	s.buf = appendSegHeader(s.buf, id, ts)
-	s.written = 0
-	s.bytes += segHeaderSize
-	s.activeDirty, s.dirDirty = true, true
+	s.startSegmentLocked(id, ts, f)
 	s.collectAckedLocked()
 	s.wakeLocked()
 	return nil
 }
 
-// flushLocked writes the buffer to the active segment. After a partial or
-// failed write the rest stays buffered, to be retried at the same offset.
-func (s *Spool) flushLocked() error {
-	if len(s.buf) == 0 {
-		return nil
-	}
-	n, err := s.active.f.WriteAt(s.buf, s.written)
-	s.written += int64(n)
-	if err == nil && n < len(s.buf) {
-		err = io.ErrShortWrite
-	}
-	if err != nil {
-		s.buf = s.buf[:copy(s.buf, s.buf[n:])]
-		s.werr = err
-		s.m.writeErrors.Inc()
-		s.sample.Error().Err(err).Int("buffered_records", s.bufRecs).Msg("cannot write spool segment")
-		return fmt.Errorf("cannot write spool segment: %w", err)
-	}
-	s.buf, s.bufRecs, s.werr = s.buf[:0], 0, nil
-	s.active.visible = s.written
-	s.wakeLocked()
-	return nil
+// startSegmentLocked makes a new, empty segment file the active segment.
+func (s *Spool) startSegmentLocked(id uint64, ts int64, f file) {
+	seg := &segment{id: id, created: ts, size: segHeaderSize, f: f}
+	s.segs = append(s.segs, seg)
+	s.active = seg
+	s.buf = appendSegHeader(s.buf[:0], id, ts)
+	s.bufRecs, s.written = 0, 0
+	s.bytes += segHeaderSize
+	s.activeDirty, s.dirDirty = true, true
 }
 
 // wakeLocked wakes readers waiting for data or for Close.
@@ -310,10 +336,12 @@ func (s *Spool) wakeLocked() {
 	}
 }
 
-// Close stops appends (blocked ones return ErrClosed) and readers, writes
-// and fsyncs what is buffered, persists the cursors and releases the
-// directory. Records whose write still fails are lost: counted as dropped
-// and reported in the error.
+// Close stops appends (blocked ones return ErrClosed) and readers, fsyncs
+// what was written, persists the cursors and releases the directory.
+// Records that drop_oldest deleted from disk while a consumer held them in
+// memory, and that the consumer did not acknowledge since, are lost: Close
+// counts them as dropped and returns a *LostError (joined with any other
+// error).
 func (s *Spool) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -321,6 +349,9 @@ func (s *Spool) Close() error {
 		return ErrClosed
 	}
 	s.closed = true
+	// A delivered spool keeps no data, and a full disk gets room for the
+	// cursors.
+	s.rotateAckedLocked()
 	s.space.Broadcast()
 	s.wakeLocked()
 	s.mu.Unlock()
@@ -330,10 +361,8 @@ func (s *Spool) Close() error {
 	err := s.commit()
 
 	s.mu.Lock()
-	if n := s.bufRecs; n > 0 {
-		s.m.dropped.Add(n)
-		s.log.Error().Int("records", n).Msg("spool closed with unwritable records: lost")
-		s.buf, s.bufRecs = s.buf[:0], 0
+	if lost := s.settleDebtsLocked(); lost > 0 {
+		err = errors.Join(err, &LostError{Records: lost})
 	}
 	readers := make([]*Reader, 0, len(s.cons))
 	for _, c := range s.cons {

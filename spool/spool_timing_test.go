@@ -120,3 +120,30 @@ func BenchmarkReadAck(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAppendBlock appends records in calls of about 64 KiB, as the
+// pipeline does (one call per published block, one block per read).
+func BenchmarkAppendBlock(b *testing.B) {
+	for _, size := range benchSizes {
+		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
+			s := mustOpen(b, benchOptions(b.TempDir(), WhenFullDropOldest))
+			defer s.Close()
+			rec := benchRecord(b, size)
+			block := make([][]byte, (64<<10)/size)
+			for i := range block {
+				block[i] = rec
+			}
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for done := 0; done < b.N; done += len(block) {
+				if _, err := s.Append(block...); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := s.Sync(); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -77,6 +78,7 @@ func Start(cfg *config.Config, set *metrics.Set, log zerolog.Logger) (*Relay, er
 		r.spool, err = spool.Open(spool.Options{
 			Dir: cfg.Spool.Dir, MaxSize: int64(cfg.Spool.MaxSize), FsyncInterval: cfg.Spool.FsyncInterval,
 			WhenFull: cfg.Spool.WhenFull, Consumers: names, Rename: cfg.Spool.Rename, Metrics: set, Log: log,
+			MaxRecord: forward.SpoolRecordSize(maxMsg),
 		})
 		if err != nil {
 			closeSenders(opts.Outputs)
@@ -169,6 +171,10 @@ func (r *Relay) Stop(ctx context.Context) int64 {
 	}
 	if r.spool != nil {
 		if err := r.spool.Close(); err != nil {
+			var sl *spool.LostError
+			if errors.As(err, &sl) {
+				lost += sl.Records
+			}
 			r.log.Error().Err(err).Msg("cannot close the spool cleanly")
 		}
 	}
