@@ -2,26 +2,31 @@ package config
 
 import (
 	"net"
+	"path/filepath"
 	"time"
 )
 
 // Defaults filled in when a key is absent (DESIGN.md §4).
 const (
-	DefaultMaxMessageSize   = 256 * KiB
-	DefaultMaxConnections   = 1000
-	DefaultIdleTimeout      = 5 * time.Minute
-	DefaultHandshakeTimeout = 5 * time.Second
-	DefaultMaxPartialBytes  = 256 * MiB
-	DefaultPollInterval     = 60 * time.Second
-	DefaultSekoiaURL        = "https://intake.sekoia.io"
-	DefaultBatchMaxEvents   = 1000
-	DefaultBatchMaxBytes    = 4 * MiB
-	DefaultBatchMaxWait     = time.Second // HTTP outputs; syslog and file outputs: 0
-	DefaultQueueSize        = 64 * MiB
-	DefaultTimeout          = 30 * time.Second
-	DefaultSpoolMaxSize     = 10 * GiB
-	DefaultFsyncInterval    = time.Second
-	DefaultShutdownTimeout  = 10 * time.Second
+	DefaultMaxMessageSize    = 256 * KiB
+	DefaultMaxConnections    = 1000
+	DefaultIdleTimeout       = 5 * time.Minute
+	DefaultHandshakeTimeout  = 5 * time.Second
+	DefaultMaxPartialBytes   = 256 * MiB
+	DefaultPollInterval      = 60 * time.Second
+	DefaultSekoiaURL         = "https://intake.sekoia.io"
+	DefaultBatchMaxEvents    = 1000
+	DefaultBatchMaxBytes     = 4 * MiB
+	DefaultBatchMaxWait      = time.Second // HTTP outputs; syslog and file outputs: 0
+	DefaultQueueSize         = 64 * MiB
+	DefaultTimeout           = 30 * time.Second
+	DefaultSpoolMaxSize      = 10 * GiB
+	DefaultFsyncInterval     = time.Second
+	DefaultShutdownTimeout   = 10 * time.Second
+	DefaultDeadLetterMaxSize = 1 * GiB
+	// DefaultDeadLetterDir is dead_letter.dir without a spool: the state
+	// directory of the packaged service.
+	DefaultDeadLetterDir = "/var/lib/dtrelay/dead-letter"
 )
 
 // complete fills in the defaults of every key that was not given, for the
@@ -47,6 +52,15 @@ func (d *decoder) complete(c *Config) {
 			s.FsyncInterval = DefaultFsyncInterval
 		}
 		defaultString(&s.WhenFull, "block")
+	}
+	if !d.isSet("dead_letter.max_size") {
+		c.DeadLetter.MaxSize = DefaultDeadLetterMaxSize
+	}
+	if c.DeadLetter.Dir == "" {
+		c.DeadLetter.Dir = DefaultDeadLetterDir
+		if c.Spool != nil && c.Spool.Dir != "" {
+			c.DeadLetter.Dir = filepath.Join(c.Spool.Dir, "dead-letter")
+		}
 	}
 }
 
