@@ -86,8 +86,12 @@ func (d *DeadLetter) writeLines(lines []byte) error {
 	return d.appendLocked(lines)
 }
 
-// Close closes the file, if open. A later write opens it again.
+// Close closes the file, if open; a nil DeadLetter has nothing to close.
+// A later write opens the file again.
 func (d *DeadLetter) Close() error {
+	if d == nil {
+		return nil
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.f == nil {

@@ -3,6 +3,8 @@
 //
 //	dtrelay run   [-c FILE]   # no -c: the embedded default
 //	dtrelay check  -c FILE    # validate, print every problem, exit 1 if any
+//	dtrelay deadletter list   -c FILE
+//	dtrelay deadletter replay -c FILE --output NAME
 //	dtrelay version
 package main
 
@@ -26,6 +28,9 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   dtrelay run   [-c FILE] [-log-level LEVEL]   relay alerts (no -c: the embedded default)
   dtrelay check  -c FILE                       validate a configuration
+  dtrelay deadletter list   -c FILE            the events each output gave up on
+  dtrelay deadletter replay -c FILE --output NAME [-timeout 5m]
+                                               send an output's dead-letter events again
   dtrelay version                              print the version
 `)
 }
@@ -56,6 +61,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return runCheck(*cfgPath, stdout, stderr)
+	case "deadletter":
+		return runDeadLetter(args, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "dtrelay", versionString())
 		return 0

@@ -28,8 +28,9 @@ type Relay struct {
 	cfg   *config.Config
 	log   zerolog.Logger
 	set   *metrics.Set
-	pipe  *forward.Pipeline
-	spool *spool.Spool
+	pipe    *forward.Pipeline
+	spool   *spool.Spool
+	outputs []forward.OutputSpec
 
 	pollers     sync.WaitGroup
 	stopPolling context.CancelFunc
@@ -45,7 +46,7 @@ func Start(cfg *config.Config, set *metrics.Set, log zerolog.Logger) (*Relay, er
 	opts := forward.Options{Metrics: set, Log: log}
 	outIdx := map[string]int{}
 	for i, oc := range cfg.Outputs {
-		spec, err := buildOutput(oc, set, log)
+		spec, err := buildOutput(oc, cfg.DeadLetter, set, log)
 		if err != nil {
 			closeSenders(opts.Outputs)
 			return nil, fmt.Errorf("cannot set up output %q: %w", oc.Name, err)
@@ -85,6 +86,7 @@ func Start(cfg *config.Config, set *metrics.Set, log zerolog.Logger) (*Relay, er
 		opts.Spool = r.spool
 		log.Info().Str("dir", cfg.Spool.Dir).Msg("spool open")
 	}
+	r.outputs = opts.Outputs
 	r.pipe, err = forward.New(opts)
 	if err != nil {
 		closeSenders(opts.Outputs)
@@ -175,12 +177,14 @@ func (r *Relay) Stop(ctx context.Context) int64 {
 	if r.httpSrv != nil {
 		r.httpSrv.Close()
 	}
+	r.closeDeadLetters()
 	return lost
 }
 
 func closeSenders(specs []forward.OutputSpec) {
 	for _, o := range specs {
 		o.Sender.Close()
+		o.DeadLetter.Close()
 	}
 }
 
