@@ -25,9 +25,9 @@ import (
 
 // Relay is a running dtrelay.
 type Relay struct {
-	cfg   *config.Config
-	log   zerolog.Logger
-	set   *metrics.Set
+	cfg     *config.Config
+	log     zerolog.Logger
+	set     *metrics.Set
 	pipe    *forward.Pipeline
 	spool   *spool.Spool
 	outputs []forward.OutputSpec
