@@ -25,18 +25,19 @@ import (
 
 // Relay is a running dtrelay.
 type Relay struct {
-	cfg     *config.Config
-	log     zerolog.Logger
-	set     *metrics.Set
-	pipe    *forward.Pipeline
-	spool   *spool.Spool
-	outputs []forward.OutputSpec
+	cfg   *config.Config
+	log   zerolog.Logger
+	set   *metrics.Set
+	pipe  *forward.Pipeline
+	spool *spool.Spool
 
 	pollers     sync.WaitGroup
 	stopPolling context.CancelFunc
 	listeners   []*receiver.Listener
 	metricsLn   net.Listener
 	httpSrv     *http.Server
+
+	outputs []forward.OutputSpec // their dead-letter files are closed at Stop
 }
 
 // Start builds and starts a relay: outputs and pipeline first, then the
