@@ -349,7 +349,7 @@ func (o *output) retry(attempt int, err error, events int) {
 	o.retries.Inc()
 	o.failing.Store(true)
 	o.down.Store(true)
-	if isTimeout(err) {
+	if isSlowSend(err) {
 		o.shrink(events)
 	}
 	ev := o.log.Debug()

@@ -109,6 +109,14 @@ func isTimeout(err error) bool {
 		(errors.As(err, &ne) && ne.Timeout())
 }
 
+// isSlowSend reports whether err is a timeout while sending or waiting for
+// the intake's answer, not while connecting: what a smaller request can
+// cure (the batcher halves the next one).
+func isSlowSend(err error) bool {
+	var op *net.OpError
+	return isTimeout(err) && !(errors.As(err, &op) && op.Op == "dial")
+}
+
 // failureReason is the metric label for a transport error.
 func failureReason(err error) string {
 	switch {

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -165,5 +167,25 @@ func TestSlowIntakeGetsSmallerRequests(t *testing.T) {
 	}
 	if lost := stopWithin(p, 5*time.Second); lost != 0 {
 		t.Fatalf("lost %d", lost)
+	}
+}
+
+// TestConnectTimeoutDoesNotShrinkRequests: a timeout while connecting says
+// nothing about the request's size; one while sending does.
+func TestConnectTimeoutDoesNotShrinkRequests(t *testing.T) {
+	dial := &net.OpError{Op: "dial", Net: "tcp", Err: os.ErrDeadlineExceeded}
+	write := &net.OpError{Op: "write", Net: "tcp", Err: os.ErrDeadlineExceeded}
+	for _, tc := range []struct {
+		err  error
+		slow bool
+	}{
+		{fmt.Errorf("cannot connect to x: %w", dial), false},
+		{fmt.Errorf("cannot deliver batch to x: %w", write), true},
+		{fmt.Errorf("cannot deliver batch to x: %w", context.DeadlineExceeded), true},
+		{errors.New("connection refused"), false},
+	} {
+		if got := isSlowSend(tc.err); got != tc.slow {
+			t.Errorf("isSlowSend(%v) = %v, want %v", tc.err, got, tc.slow)
+		}
 	}
 }
