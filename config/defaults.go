@@ -8,21 +8,25 @@ import (
 
 // Defaults filled in when a key is absent (DESIGN.md §4).
 const (
-	DefaultMaxMessageSize    = 256 * KiB
-	DefaultMaxConnections    = 1000
-	DefaultIdleTimeout       = 5 * time.Minute
-	DefaultHandshakeTimeout  = 5 * time.Second
-	DefaultMaxPartialBytes   = 256 * MiB
-	DefaultPollInterval      = 60 * time.Second
-	DefaultSekoiaURL         = "https://intake.sekoia.io"
-	DefaultBatchMaxEvents    = 1000
-	DefaultBatchMaxBytes     = 4 * MiB
-	DefaultBatchMaxWait      = time.Second // HTTP outputs; syslog and file outputs: 0
-	DefaultQueueSize         = 64 * MiB
-	DefaultTimeout           = 30 * time.Second
-	DefaultSpoolMaxSize      = 10 * GiB
-	DefaultFsyncInterval     = time.Second
-	DefaultShutdownTimeout   = 10 * time.Second
+	DefaultMaxMessageSize   = 256 * KiB
+	DefaultMaxConnections   = 1000
+	DefaultIdleTimeout      = 5 * time.Minute
+	DefaultHandshakeTimeout = 5 * time.Second
+	DefaultMaxPartialBytes  = 256 * MiB
+	DefaultPollInterval     = 60 * time.Second
+	DefaultSekoiaURL        = "https://intake.sekoia.io"
+	DefaultBatchMaxEvents   = 1000
+	DefaultBatchMaxBytes    = 4 * MiB
+	DefaultBatchMaxWait     = time.Second // HTTP outputs; syslog and file outputs: 0
+	DefaultQueueSize        = 64 * MiB
+	DefaultTimeout          = 30 * time.Second
+	DefaultSpoolMaxSize     = 10 * GiB
+	DefaultFsyncInterval    = time.Second
+	DefaultShutdownTimeout  = 10 * time.Second
+)
+
+// Defaults of dead_letter.
+const (
 	DefaultDeadLetterMaxSize = 1 * GiB
 	// DefaultDeadLetterDir is dead_letter.dir without a spool: the state
 	// directory of the packaged service.
