@@ -24,6 +24,9 @@ type Config struct {
 	Routes []Route
 	// Spool is nil when the configuration has no spool.
 	Spool *Spool
+	// DeadLetter is where each output keeps the events it gives up on;
+	// always set (see DeadLetter).
+	DeadLetter DeadLetter
 	// Metrics.Address "" means no metrics listener.
 	Metrics Metrics
 	// ShutdownTimeout bounds the drain on SIGTERM; 0 stops at once.
@@ -198,6 +201,18 @@ type Spool struct {
 	// Rename hands the spooled backlog of an output that was renamed (old
 	// name → new name, which must be an output) to its new name.
 	Rename map[string]string
+}
+
+// DeadLetter is the directory of the outputs' dead-letter files (one per
+// output, DIR/OUTPUT.ndjson): the events an intake refused for their content
+// or that are too large for the output. It is a top-level key, not an
+// output's: one place to look and to replay from, like the spool; the
+// files are per output already. Dir defaults to SPOOL_DIR/dead-letter with
+// a spool, else to DefaultDeadLetterDir; it is created at the first event
+// given up on. MaxSize bounds each file; default 1GiB.
+type DeadLetter struct {
+	Dir     string
+	MaxSize Size
 }
 
 // Metrics is the HTTP listener for /metrics, /healthz and /readyz. It has

@@ -27,6 +27,7 @@ func TestDefault(t *testing.T) {
 		Metrics:         Metrics{Address: "127.0.0.1:9514"},
 		ShutdownTimeout: 10 * time.Second,
 		MaxPartialBytes: 256 * MiB,
+		DeadLetter:      DeadLetter{Dir: DefaultDeadLetterDir, MaxSize: GiB},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("Default() =\n%+v\nwant\n%+v", c, want)
@@ -92,6 +93,7 @@ func TestFull(t *testing.T) {
 		},
 		Spool:           &Spool{Dir: filepath.Join(dir, "spool"), MaxSize: 10 * GiB, FsyncInterval: time.Second, WhenFull: "drop_oldest"},
 		Metrics:         Metrics{Address: "127.0.0.1:9514"},
+		DeadLetter:      DeadLetter{Dir: filepath.Join(dir, "spool", "dead-letter"), MaxSize: GiB},
 		ShutdownTimeout: 15 * time.Second,
 		MaxPartialBytes: 512 * MiB,
 	}
@@ -114,6 +116,7 @@ func TestMinimal(t *testing.T) {
 			QueueSize: 64 * MiB, Timeout: 30 * time.Second}},
 		ShutdownTimeout: 10 * time.Second,
 		MaxPartialBytes: 256 * MiB,
+		DeadLetter:      DeadLetter{Dir: DefaultDeadLetterDir, MaxSize: GiB},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("Load(minimal.yaml) =\n%+v\nwant\n%+v", c, want)

@@ -2,6 +2,7 @@ package config
 
 import (
 	"net"
+	"path/filepath"
 	"time"
 )
 
@@ -22,6 +23,14 @@ const (
 	DefaultSpoolMaxSize     = 10 * GiB
 	DefaultFsyncInterval    = time.Second
 	DefaultShutdownTimeout  = 10 * time.Second
+)
+
+// Defaults of dead_letter.
+const (
+	DefaultDeadLetterMaxSize = 1 * GiB
+	// DefaultDeadLetterDir is dead_letter.dir without a spool: the state
+	// directory of the packaged service.
+	DefaultDeadLetterDir = "/var/lib/dtrelay/dead-letter"
 )
 
 // complete fills in the defaults of every key that was not given, for the
@@ -47,6 +56,15 @@ func (d *decoder) complete(c *Config) {
 			s.FsyncInterval = DefaultFsyncInterval
 		}
 		defaultString(&s.WhenFull, "block")
+	}
+	if !d.isSet("dead_letter.max_size") {
+		c.DeadLetter.MaxSize = DefaultDeadLetterMaxSize
+	}
+	if c.DeadLetter.Dir == "" {
+		c.DeadLetter.Dir = DefaultDeadLetterDir
+		if c.Spool != nil && c.Spool.Dir != "" {
+			c.DeadLetter.Dir = filepath.Join(c.Spool.Dir, "dead-letter")
+		}
 	}
 }
 

@@ -10,7 +10,7 @@ import (
 // The keys each mapping knows. Whether a key applies to an input's protocol
 // or an output's type is checked later (inputKeyUse, outputKeyUse).
 func rootKeys() []string {
-	return []string{"inputs", "outputs", "routes", "spool", "metrics", "shutdown_timeout", "max_partial_bytes"}
+	return []string{"inputs", "outputs", "routes", "spool", "dead_letter", "metrics", "shutdown_timeout", "max_partial_bytes"}
 }
 
 func inputKeys() []string {
@@ -32,6 +32,8 @@ func matchKeys() []string { return []string{"kinds", "min_priority", "inputs"} }
 func spoolKeys() []string {
 	return []string{"dir", "max_size", "fsync_interval", "when_full", "rename"}
 }
+
+func deadLetterKeys() []string { return []string{"dir", "max_size"} }
 
 func metricsKeys() []string {
 	return []string{"address", "pprof"}
@@ -89,6 +91,15 @@ func (d *decoder) decodeConfig(root *yaml.Node) *Config {
 			}) {
 				c.Spool = s
 			}
+		case "dead_letter":
+			d.fields(v, p, deadLetterKeys(), func(key string, v *yaml.Node, p string) {
+				switch key {
+				case "dir":
+					d.filePath(v, p, &c.DeadLetter.Dir)
+				case "max_size":
+					d.size(v, p, &c.DeadLetter.MaxSize)
+				}
+			})
 		case "metrics":
 			d.fields(v, p, metricsKeys(), func(key string, v *yaml.Node, p string) {
 				switch key {

@@ -40,6 +40,15 @@ func (c *Config) Summary() string {
 	} else {
 		b.WriteString("spool: none\n")
 	}
+	var dead []string
+	for _, o := range c.Outputs {
+		if o.Type != TypeFile { // a file output refuses nothing
+			dead = append(dead, o.Name)
+		}
+	}
+	if len(dead) > 0 {
+		fmt.Fprintf(&b, "dead_letter: %s, max %s per output (%s)\n", c.DeadLetter.Dir, c.DeadLetter.MaxSize, strings.Join(dead, ", "))
+	}
 	if c.Metrics.Address != "" {
 		fmt.Fprintf(&b, "metrics: http://%s/metrics", c.Metrics.Address)
 		if c.Metrics.Pprof {

@@ -40,6 +40,7 @@ func (d *decoder) validate(c *Config) {
 		d.validateSpool(c.Spool, c.Inputs)
 		d.validateSpoolRename(c)
 	}
+	d.validateDeadLetter(&c.DeadLetter, maxMessageSize(c.Inputs))
 	if c.Metrics.Address != "" {
 		if host, _, ok := d.listenAddress("metrics.address", c.Metrics.Address); ok && !isLoopback(host) {
 			served := "/metrics, /healthz and /readyz are"
@@ -282,6 +283,18 @@ func (d *decoder) validateSpool(s *Spool, inputs []Input) {
 		d.problemf("spool.fsync_interval", "must be positive, got %s", formatDuration(s.FsyncInterval))
 	}
 	d.oneOf("spool.when_full", "when_full", s.WhenFull, "block", "drop_oldest")
+}
+
+// validateDeadLetter: the directory, when it exists, must be one, and each
+// file must hold a few of the largest events (a line can be twice its
+// payload, escaped as a JSON string).
+func (d *decoder) validateDeadLetter(dl *DeadLetter, maxMsg Size) {
+	if fi, err := os.Stat(dl.Dir); err == nil && !fi.IsDir() {
+		d.problemf("dead_letter.dir", "%s is not a directory", quote(dl.Dir))
+	}
+	if minSize := max(MiB, 4*maxMsg); dl.MaxSize < minSize {
+		d.problemf("dead_letter.max_size", "must be at least %s (four times the largest max_message_size, 1MiB at least), got %s", minSize, dl.MaxSize)
+	}
 }
 
 // headerSecret refuses a secret holding a control character: intake keys

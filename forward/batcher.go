@@ -29,6 +29,14 @@ type OutputSpec struct {
 	MaxWait   time.Duration
 	// NotJSON: the output also carries messages whose payload is not JSON.
 	NotJSON bool
+	// DeadLetter keeps the events the output gives up on (reject.go); nil:
+	// they are counted as dropped and logged.
+	DeadLetter *DeadLetter
+	// Timeout is the sender's budget for one request (or write): after a
+	// delivery attempt times out the batch goes in smaller requests, and
+	// grows back while they take under a quarter of it (see shrink). 0:
+	// grow back after each success.
+	Timeout time.Duration
 }
 
 // Retry backoff: doubling from backoffMin to backoffMax, with full jitter
@@ -75,15 +83,20 @@ type output struct {
 
 	batch   Batch
 	rec     Record
+	refs    []recRef // where event i of the batch came from
+	sub     Batch    // a chunk of batch, when it goes in parts
+	limit   int      // events per request after timeouts; 0: no limit
 	pending []*Block // fully read blocks with records in the batch
 	firstAt time.Time
 
 	events, bytes, batches, retries *metrics.Counter
-	skipOversize, skipNotJSON       *metrics.Counter
-	dropped                         func(reason string) *metrics.Counter
+	skipNotJSON                     *metrics.Counter
+	dropped, deadLettered           func(reason string) *metrics.Counter
 	latency                         *metrics.Histogram
 	overflows                       *metrics.Counter
 	undelivered                     int64
+	down                            atomic.Bool    // the last delivery attempt failed
+	sampled                         zerolog.Logger // per-event problems: a few lines per period
 
 	// With a spool (spool.go): the output's reader; overflow is set when a
 	// block could not be queued for it, so it reads from the spool until it
@@ -99,10 +112,9 @@ type output struct {
 	hasMemPos bool
 	handed    spool.Pos // of the last block taken, from memory or disk
 	marked    spool.Pos // handed, as last marked in the spool
-	// batchMemOnly counts the batch's events that are not in the spool;
-	// lostMemOnly such events missed while stopping (added by producers).
-	batchMemOnly int
-	lostMemOnly  atomic.Int64
+	// lostMemOnly counts events not in the spool that were missed while
+	// stopping (added by producers).
+	lostMemOnly atomic.Int64
 }
 
 func newOutput(spec OutputSpec, idx int, set *metrics.Set, log zerolog.Logger) *output {
@@ -113,6 +125,7 @@ func newOutput(spec OutputSpec, idx int, set *metrics.Set, log zerolog.Logger) *
 		log:        log.With().Str("output", spec.Name).Logger(),
 		done:       make(chan struct{}),
 	}
+	o.sampled = o.log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second})
 	if o.MaxEvents <= 0 {
 		o.MaxEvents = 1000
 	}
@@ -127,8 +140,16 @@ func newOutput(spec OutputSpec, idx int, set *metrics.Set, log zerolog.Logger) *
 	o.dropped = func(reason string) *metrics.Counter {
 		return set.GetOrCreateCounter(fmt.Sprintf(`dtrelay_output_dropped_total{output=%q,reason=%q}`, spec.Name, reason))
 	}
-	o.skipOversize = o.dropped("oversize")
+	o.deadLettered = func(reason string) *metrics.Counter {
+		return set.GetOrCreateCounter(fmt.Sprintf(`dtrelay_output_dead_letter_total{output=%q,reason=%q}`, spec.Name, reason))
+	}
 	o.skipNotJSON = o.dropped("not_json")
+	set.GetOrCreateGauge("dtrelay_output_up"+l, func() float64 {
+		if o.down.Load() {
+			return 0
+		}
+		return 1
+	})
 	o.latency = set.GetOrCreateHistogram("dtrelay_output_send_duration_seconds" + l)
 	o.overflows = set.GetOrCreateCounter("dtrelay_output_spool_overflows_total" + l)
 	set.GetOrCreateGauge("dtrelay_output_queue_bytes"+l, func() float64 { return float64(o.q.bytes()) })
@@ -164,6 +185,7 @@ func (o *output) run() {
 		}
 		for off < len(cur.buf) {
 			var mask uint64
+			at := off
 			mask, off = cur.readRecord(off, &o.rec)
 			if mask&o.bit == 0 {
 				continue
@@ -178,9 +200,7 @@ func (o *output) run() {
 			}
 			o.batch.Data = data
 			o.batch.Ends = append(o.batch.Ends, len(data))
-			if o.rec.memOnly {
-				o.batchMemOnly++
-			}
+			o.refs = append(o.refs, recRef{cur, at})
 			if o.batch.Len() >= o.MaxEvents || len(o.batch.Data) >= o.MaxBytes {
 				o.flush()
 			}
@@ -194,15 +214,18 @@ func (o *output) run() {
 	}
 }
 
+// skipped handles an event the encoder refused (o.rec): a message that is
+// not JSON is not for this output; one too large for it, or that cannot be
+// encoded, goes to the dead-letter file.
 func (o *output) skipped(err error) {
 	switch {
 	case errors.Is(err, ErrSkipOversize):
-		o.skipOversize.Inc()
+		o.deadLetter(&o.rec, "oversize")
 	case errors.Is(err, ErrSkipNotJSON):
 		o.skipNotJSON.Inc()
 	default:
-		o.dropped("encode").Inc()
-		o.log.Error().Err(err).Msg("cannot encode event")
+		o.sampled.Error().Err(err).Msg("cannot encode event")
+		o.deadLetter(&o.rec, "encode")
 	}
 }
 
@@ -222,69 +245,173 @@ func (o *output) releaseBlock(b *Block) {
 	b.release()
 }
 
-// flush delivers the batch, retrying transient failures with backoff until
-// it is accepted, fails permanently, or the send context ends; then it
-// releases the blocks the batch referenced.
+// flush delivers the batch: whole, or in chunks of at most o.limit events
+// while the intake is too slow for the timeout (shrink). A chunk that fails
+// is retried with backoff until it is accepted or the send context ends.
+// Events the intake refused for their content, and a chunk that failed
+// permanently, go to the dead-letter file (reject.go). Then flush releases
+// the blocks the batch referenced.
 func (o *output) flush() {
 	n := o.batch.Len()
 	o.markHanded() // spool.go: before anything can reach the intake
-	for attempt := 0; ; attempt++ {
+	attempt := 0
+	for lo := 0; lo < n; {
+		hi := n
+		if o.limit > 0 {
+			hi = min(n, lo+o.limit)
+		}
+		b := o.chunk(lo, hi)
 		start := time.Now()
-		err := o.Sender.Send(o.send, &o.batch)
+		err := o.Sender.Send(o.send, b)
 		if err == nil {
-			o.latency.UpdateDuration(start)
-			o.events.Add(n)
-			o.bytes.Add(len(o.batch.Data))
-			o.batches.Inc()
-			break
+			o.accepted(b, lo, time.Since(start), attempt)
+			lo, attempt = hi, 0
+			continue
 		}
 		if o.send.Err() != nil {
-			if o.reader != nil {
-				// Still in the spool: delivered after the restart.
-				// Acknowledge nothing more, so the cursor stays before it.
-				// Events the spool refused are lost.
-				o.noAck = true
-				mem := o.batchMemOnly
-				o.spooled += int64(n - mem)
-				if mem > 0 {
-					o.undelivered += int64(mem)
-					o.dropped("shutdown").Add(mem)
-					o.log.Error().Int("events", mem).Msg("stopped before the intake accepted events that are not in the spool")
-				}
-				break
-			}
-			o.undelivered += int64(n)
-			o.dropped("shutdown").Add(n)
-			o.log.Error().Int("events", n).Msg("stopped before the intake accepted the batch")
+			o.stopped(n - lo)
 			break
 		}
 		var perm *PermanentError
 		if errors.As(err, &perm) {
-			o.dropped(perm.Reason).Add(n)
-			o.log.Error().Err(err).Int("events", n).Str("reason", perm.Reason).Msg("intake rejected the batch permanently; events dropped")
-			break
+			o.rejectRange(lo, hi, perm.Reason, err)
+			lo, attempt = hi, 0
+			continue
 		}
-		d := retryDelay(attempt, err)
-		o.retries.Inc()
-		o.failing.Store(true)
-		ev := o.log.Debug()
-		if attempt&(attempt+1) == 0 { // attempts 1, 2, 4, 8, ...: a long outage logs rarely
-			ev = o.log.Warn()
-		}
-		ev.Err(err).Int("events", n).Dur("retry_in", d).Int("attempt", attempt+1).Msg("cannot deliver batch; will retry")
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-o.send.Done():
-			t.Stop()
-		}
+		o.retry(attempt, err, hi-lo)
+		attempt++
 	}
 	o.failing.Store(false)
 	o.batch.Reset()
-	o.batchMemOnly = 0
+	clear(o.refs)
+	o.refs = o.refs[:0]
 	for i, b := range o.pending {
 		o.releaseBlock(b)
 		o.pending[i] = nil
 	}
 	o.pending = o.pending[:0]
+}
+
+// chunk returns events [lo, hi) of the batch as a Batch of their own, with
+// no marks: the batch itself when that is all of it, else o.sub (its Data
+// aliases the batch's).
+func (o *output) chunk(lo, hi int) *Batch {
+	if lo == 0 && hi == o.batch.Len() {
+		o.batch.rejects = o.batch.rejects[:0]
+		return &o.batch
+	}
+	start := batchStart(&o.batch, lo)
+	o.sub.Data = o.batch.Data[start:o.batch.Ends[hi-1]]
+	o.sub.Ends = o.sub.Ends[:0]
+	for _, e := range o.batch.Ends[lo:hi] {
+		o.sub.Ends = append(o.sub.Ends, e-start)
+	}
+	o.sub.rejects = o.sub.rejects[:0]
+	return &o.sub
+}
+
+// accepted counts chunk b, events [lo, lo+b.Len()) of the batch, delivered
+// in took after attempt failed attempts; the events it marked rejected go
+// to the dead-letter file.
+func (o *output) accepted(b *Batch, lo int, took time.Duration, attempt int) {
+	o.latency.Update(took.Seconds())
+	rej := b.Rejected()
+	o.events.Add(b.Len() - len(rej))
+	o.bytes.Add(len(b.Data))
+	o.batches.Inc()
+	for _, r := range rej {
+		if r.Index >= 0 && r.Index < b.Len() {
+			o.rejectEvent(lo+r.Index, r.Reason)
+		}
+	}
+	o.grow(took)
+	if o.down.Swap(false) || attempt > 0 {
+		o.log.Info().Int("failed_attempts", attempt).Msg("intake accepts events again")
+	}
+}
+
+// stopped handles the rem events left when the send context ended: with a
+// spool they stay in it for the next start; else they are lost, counted.
+func (o *output) stopped(rem int) {
+	if o.reader != nil {
+		// Still in the spool: delivered after the restart.
+		// Acknowledge nothing more, so the cursor stays before it.
+		// Events the spool refused (in memory only) are lost.
+		o.noAck = true
+		mem := o.memOnlyFrom(o.batch.Len() - rem)
+		o.spooled += int64(rem - mem)
+		if mem > 0 {
+			o.undelivered += int64(mem)
+			o.dropped("shutdown").Add(mem)
+			o.log.Error().Int("events", mem).Msg("stopped before the intake accepted events that are not in the spool")
+		}
+		return
+	}
+	o.undelivered += int64(rem)
+	o.dropped("shutdown").Add(rem)
+	o.log.Error().Int("events", rem).Msg("stopped before the intake accepted the batch")
+}
+
+// memOnlyFrom counts the events of the batch from lo on that the spool
+// refused (in memory only). Called once, at a stop.
+func (o *output) memOnlyFrom(lo int) int {
+	n := 0
+	var r Record
+	for _, ref := range o.refs[lo:] {
+		ref.b.readRecord(ref.off, &r)
+		if r.memOnly {
+			n++
+		}
+	}
+	return n
+}
+
+// retry waits before attempt+2 at delivering a chunk of events whose
+// attempt+1 failed with err, and marks the output down meanwhile. A
+// timeout halves the chunk. A Fixable error was logged by the sender, with
+// what to fix: its retries are logged at debug level only; other failures
+// warn at attempts 1, 2, 4, 8...
+func (o *output) retry(attempt int, err error, events int) {
+	d := retryDelay(attempt, err)
+	o.retries.Inc()
+	o.failing.Store(true)
+	o.down.Store(true)
+	if isSlowSend(err) {
+		o.shrink(events)
+	}
+	ev := o.log.Debug()
+	var fix *FixableError
+	if !errors.As(err, &fix) && attempt&(attempt+1) == 0 { // a long outage logs rarely
+		ev = o.log.Warn()
+	}
+	if o.limit > 0 {
+		ev = ev.Int("next_events", o.limit)
+	}
+	ev.Err(err).Int("events", events).Dur("retry_in", d).Int("attempt", attempt+1).Msg("cannot deliver batch; will retry")
+	t := time.NewTimer(d)
+	select {
+	case <-t.C:
+	case <-o.send.Done():
+		t.Stop()
+	}
+}
+
+// shrink halves the requests after one of events timed out: an intake too
+// slow to take a whole batch within the sender's timeout still takes
+// smaller ones, down to one event (DESIGN.md §4: nothing stalls for good).
+func (o *output) shrink(events int) {
+	if events > 1 {
+		o.limit = events / 2
+	}
+}
+
+// grow doubles the requests again after one went through in took, while
+// that is under a quarter of the timeout, up to the whole batch.
+func (o *output) grow(took time.Duration) {
+	if o.limit == 0 || (o.Timeout > 0 && took >= o.Timeout/4) {
+		return
+	}
+	if o.limit *= 2; o.limit >= o.MaxEvents {
+		o.limit = 0
+	}
 }

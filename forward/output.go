@@ -38,8 +38,10 @@ type Encoder interface {
 	Append(dst []byte, r *Record) ([]byte, error)
 }
 
-// Skip reasons returned by Encoder.Append. They are counted per output
-// (reason "oversize", "not_json"), never sent.
+// Skip reasons returned by Encoder.Append. A message that is not JSON is
+// not for the output (counted dropped, reason "not_json"); an event too
+// large for it is kept in the output's dead-letter file (reason
+// "oversize"). Neither is sent.
 var (
 	ErrSkipOversize = errors.New("forward: event too large for this output")
 	ErrSkipNotJSON  = errors.New("forward: not a JSON alert")
@@ -52,7 +54,30 @@ var (
 type Batch struct {
 	Data []byte
 	Ends []int
+
+	rejects []Rejection // marked by the Sender during one Send
 }
+
+// Rejection is an event of a Batch that the intake refused for its content
+// (Sender.Send, Batch.Reject). Index is the event's index in the batch;
+// Reason a short metric label such as "rejected_413".
+type Rejection struct {
+	Index  int
+	Reason string
+}
+
+// Reject marks event i as refused by the intake for its content: retrying
+// it cannot succeed. A Sender calls it during Send, which then returns nil
+// once every other event is accepted; the batcher keeps the marked events
+// in the output's dead-letter file. Marks made during a Send that returns
+// an error are discarded (the batch is sent again).
+func (b *Batch) Reject(i int, reason string) {
+	b.rejects = append(b.rejects, Rejection{Index: i, Reason: reason})
+}
+
+// Rejected returns the events marked with Reject, in the order marked.
+// The slice is valid until the next Reset or Send.
+func (b *Batch) Rejected() []Rejection { return b.rejects }
 
 // Len returns the number of events in b.
 func (b *Batch) Len() int { return len(b.Ends) }
@@ -67,27 +92,33 @@ func (b *Batch) Event(i int) []byte {
 }
 
 // Reset empties b, keeping its storage.
-func (b *Batch) Reset() { b.Data, b.Ends = b.Data[:0], b.Ends[:0] }
+func (b *Batch) Reset() { b.Data, b.Ends, b.rejects = b.Data[:0], b.Ends[:0], b.rejects[:0] }
 
 // Sender delivers batches to one intake. Send is called by one goroutine at
 // a time (the output's batcher).
 type Sender interface {
-	// Send returns nil once the intake has accepted the whole batch (HTTP
-	// 2xx; for syslog, the peer's TCP stack acknowledged every byte). An
-	// error wrapped by Permanent is not retried; one wrapped by RetryAfter
-	// is retried no earlier than the given delay; any other error is retried
-	// with backoff. Send must return promptly when ctx is done. Errors must
-	// never contain secrets (intake keys, tokens).
+	// Send returns nil once the intake has accepted every event of the
+	// batch (HTTP 2xx; for syslog, the peer's TCP stack acknowledged every
+	// byte) except those it marked with b.Reject: events the intake refused
+	// for their content (an event too large, a per-event status), which the
+	// batcher keeps in the dead-letter file. Any error is retried with
+	// capped backoff: one wrapped by RetryAfter no earlier than its delay;
+	// one wrapped by Fixable (a rejected key, a wrong url) likewise, with
+	// its retries logged at debug level only, as the Sender logged the fix.
+	// An error wrapped by Permanent is not retried: the events are kept in
+	// the dead-letter file. Send must return promptly when ctx is done.
+	// Errors must never contain secrets (intake keys, tokens).
 	Send(ctx context.Context, b *Batch) error
 	// Close releases connections. Send is not called after Close.
 	Close() error
 }
 
-// PermanentError marks a delivery failure that retrying cannot fix: the
-// batcher drops the batch and counts it under Reason, a short metric label
-// such as "http_401". Today only the HTTP senders return one (HTTP 400,
-// 401, 403, 404); a rejected TLS certificate is not permanent: it is
-// retried, since certificates get fixed or renewed.
+// PermanentError marks a delivery failure of the whole batch that retrying
+// cannot fix. The senders of this package do not return it: what an
+// operator can fix (HTTP 401/403/404, a redirect, a rejected certificate)
+// is retried, and a refusal of one event's content is marked with
+// Batch.Reject. A batch failed with it is kept in the dead-letter file.
+// Reason is a short metric label.
 type PermanentError struct {
 	Reason string
 	Err    error
@@ -99,6 +130,26 @@ func (e *PermanentError) Unwrap() error { return e.Err }
 // Permanent wraps err as a PermanentError with the given metric reason.
 func Permanent(reason string, err error) error {
 	return &PermanentError{Reason: reason, Err: err}
+}
+
+// FixableError marks a failure that lasts until the operator changes
+// something (an intake key the intake rejects, a url that is wrong): the
+// batcher retries it with capped backoff like any failure and keeps the
+// events (queue, backpressure or spool), and the output reports itself
+// down. The Sender that returns it has logged, once per episode, what to
+// fix; the batcher logs its retries at debug level only. Reason is the
+// failure's metric label ("http_401").
+type FixableError struct {
+	Reason string
+	Err    error
+}
+
+func (e *FixableError) Error() string { return e.Err.Error() }
+func (e *FixableError) Unwrap() error { return e.Err }
+
+// Fixable wraps err as a FixableError with the given metric reason.
+func Fixable(reason string, err error) error {
+	return &FixableError{Reason: reason, Err: err}
 }
 
 // RetryAfterError asks for the batch to be retried no earlier than After

@@ -60,7 +60,7 @@ func (c TLSClientConfig) build(host string) (*tls.Config, error) {
 // the sender can see. All are safe for concurrent use.
 //
 //	dtrelay_output_failures_total{output,reason}      failed delivery attempts
-//	dtrelay_output_rejected_total{output,reason}      events the intake refused and the sender dropped
+//	dtrelay_output_rejected_total{output,reason}      events an intake dropped without saying which (missing_event_id)
 //	dtrelay_output_reconnects_total{output}           connections opened after the first
 //	dtrelay_output_possible_duplicates_total{output}  events that may reach the intake twice
 type sendMetrics struct {
@@ -85,7 +85,8 @@ func (m *sendMetrics) failure(reason string) {
 	m.set.GetOrCreateCounter(fmt.Sprintf(`dtrelay_output_failures_total{output=%q,reason=%q}`, m.output, reason)).Inc()
 }
 
-// rejected counts n events dropped because the intake refused them.
+// rejected counts n events the intake dropped without saying which: they
+// cannot be kept in the dead-letter file.
 func (m *sendMetrics) rejected(reason string, n int) {
 	m.set.GetOrCreateCounter(fmt.Sprintf(`dtrelay_output_rejected_total{output=%q,reason=%q}`, m.output, reason)).Add(n)
 }
@@ -106,6 +107,14 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) ||
 		(errors.As(err, &ne) && ne.Timeout())
+}
+
+// isSlowSend reports whether err is a timeout while sending or waiting for
+// the intake's answer, not while connecting: what a smaller request can
+// cure (the batcher halves the next one).
+func isSlowSend(err error) bool {
+	var op *net.OpError
+	return isTimeout(err) && !(errors.As(err, &op) && op.Op == "dial")
 }
 
 // failureReason is the metric label for a transport error.

@@ -65,9 +65,22 @@ type httpCore struct {
 
 	m       *sendMetrics
 	log     zerolog.Logger
-	secrets secret.Set // the URL's, key's and headers' secrets: redacted from what the intake says
+	sampled zerolog.Logger // per-event refusals: a few lines per period
+	secrets secret.Set     // the URL's, key's and headers' secrets: redacted from what the intake says
 
-	redirected bool // a redirect was logged; reset when a request is accepted
+	// hints says what to fix for a status that refuses every request (401,
+	// 403, 404), in the output's own terms (logFix).
+	hints map[int]string
+	// logged is the status last logged by logFix or logRedirect: the next
+	// one is logged only if it differs, or once a request is accepted (0).
+	logged int
+
+	// A 400 is for one event's content when the intake takes other events,
+	// and for the request when it takes none (see refused400). trusted:
+	// the last Send that reached the intake had events accepted. suspects:
+	// the events of this Send refused with 400 while none was accepted.
+	trusted  bool
+	suspects []int
 }
 
 // httpCoreConfig is what an HTTP sender gives newHTTPCore.
@@ -90,6 +103,7 @@ func newHTTPCore(cfg httpCoreConfig, m *sendMetrics, log zerolog.Logger) (*httpC
 		maxBody: cfg.maxBody,
 		m:       m,
 		log:     log,
+		sampled: log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second}),
 	}
 	// A path can carry a token (a Rapid7 webhook's /v1/noformat/<token>).
 	c.secrets.AddURL(cfg.url)
@@ -144,9 +158,10 @@ func newHTTPCore(cfg httpCoreConfig, m *sendMetrics, log zerolog.Logger) (*httpC
 }
 
 // send delivers b in requests of at most maxBody bytes, each split further
-// on 413. It returns nil when every request was accepted (events refused
-// one by one with 413 are dropped and counted).
+// on 413 and 400. It returns nil when every request was accepted; events
+// the intake refused one by one are marked with b.Reject.
 func (c *httpCore) send(ctx context.Context, b *Batch) error {
+	c.suspects = c.suspects[:0]
 	accepted := 0 // events accepted by the intake during this call
 	for lo := 0; lo < b.Len(); {
 		hi := c.chunkEnd(b, lo)
@@ -156,6 +171,17 @@ func (c *httpCore) send(ctx context.Context, b *Batch) error {
 			return err
 		}
 		lo = hi
+	}
+	if len(c.suspects) > 0 && accepted == 0 && !c.trusted {
+		return c.refusesAll()
+	}
+	for _, i := range c.suspects {
+		c.reject(b, i, http.StatusBadRequest)
+	}
+	if accepted > 0 {
+		c.trusted = true
+	} else if len(c.suspects) > 0 {
+		c.trusted = false
 	}
 	return nil
 }
@@ -175,7 +201,10 @@ func batchStart(b *Batch, i int) int {
 	return b.Ends[i-1]
 }
 
-// sendRange posts events [lo, hi) of b, halving the range on 413.
+// sendRange posts events [lo, hi) of b, halving the range on 413 and 400,
+// which an intake answers for a request holding an event it refuses: down
+// to one event, which is then refused for its content (marked with
+// b.Reject; for 400, see refused400).
 func (c *httpCore) sendRange(ctx context.Context, b *Batch, lo, hi int, accepted *int) error {
 	status, retryAfter, err := c.post(ctx, b, lo, hi)
 	if err != nil {
@@ -186,24 +215,25 @@ func (c *httpCore) sendRange(ctx context.Context, b *Batch, lo, hi int, accepted
 	}
 	switch {
 	case status >= 200 && status < 300:
-		c.redirected = false
+		c.logged = 0
 		if c.checkIDs {
-			c.countMissingIDs(hi - lo)
+			c.checkEventIDs(b, lo, hi)
 		}
 		*accepted += hi - lo
 		return nil
-	case status == http.StatusRequestEntityTooLarge:
-		if hi-lo == 1 {
-			c.m.rejected("rejected_413", 1)
-			c.log.Warn().Int("bytes", b.Ends[lo]-batchStart(b, lo)).
-				Msg("intake refused an event as too large (413); event dropped")
+	case status == http.StatusRequestEntityTooLarge || status == http.StatusBadRequest:
+		if hi-lo > 1 {
+			mid := lo + (hi-lo)/2
+			if err := c.sendRange(ctx, b, lo, mid, accepted); err != nil {
+				return err
+			}
+			return c.sendRange(ctx, b, mid, hi, accepted)
+		}
+		if status == http.StatusRequestEntityTooLarge {
+			c.reject(b, lo, status)
 			return nil
 		}
-		mid := lo + (hi-lo)/2
-		if err := c.sendRange(ctx, b, lo, mid, accepted); err != nil {
-			return err
-		}
-		return c.sendRange(ctx, b, mid, hi, accepted)
+		return c.refused400(lo, *accepted)
 	}
 	reason := "http_" + strconv.Itoa(status)
 	c.m.failure(reason)
@@ -211,7 +241,7 @@ func (c *httpCore) sendRange(ctx context.Context, b *Batch, lo, hi int, accepted
 		// Not followed (CheckRedirect): a configuration error, never a
 		// reason to drop events. Retried with backoff or after Retry-After.
 		c.logRedirect(status)
-		err = fmt.Errorf("cannot deliver batch to %s: HTTP %d, a redirect, not followed: fix the output's url", c.where, status)
+		err = Fixable(reason, fmt.Errorf("cannot deliver batch to %s: HTTP %d, a redirect, not followed: fix the output's url", c.where, status))
 		if d, ok := parseRetryAfter(retryAfter, time.Now()); ok {
 			return RetryAfter(d, err)
 		}
@@ -223,10 +253,63 @@ func (c *httpCore) sendRange(ctx context.Context, b *Batch, lo, hi int, accepted
 		if d, ok := parseRetryAfter(retryAfter, time.Now()); ok {
 			return RetryAfter(d, err)
 		}
-	case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
-		return Permanent(reason, err)
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
+		// The key, its rights or the url: every request fails the same
+		// way until the operator fixes it. The events are kept.
+		c.logFix(status, c.hints[status])
+		return Fixable(reason, err)
 	}
 	return err
+}
+
+// refused400 handles a 400 for the single event i, with accepted events
+// accepted so far in this Send. An intake answers 400 to a request it
+// cannot take: for one event's content (invalid UTF-8 in a JSON string, a
+// field it refuses), or for the request itself (a wrong url or endpoint, an
+// encoding it does not speak). Halving tells them apart: once the intake
+// takes other events, the event is refused for its content (marked at the
+// end of send); while it takes none, a second event refused alone means
+// the request is at fault, which the operator must fix: Fixable, retried,
+// with no more requests spent on this batch. One refused event in a batch
+// the intake took nothing else of counts as its content's when the last
+// batch that reached the intake had events accepted (trusted).
+func (c *httpCore) refused400(i, accepted int) error {
+	c.suspects = append(c.suspects, i)
+	if accepted == 0 && !c.trusted && len(c.suspects) >= 2 {
+		return c.refusesAll()
+	}
+	return nil
+}
+
+// refusesAll is the error of an intake answering 400 to every request.
+func (c *httpCore) refusesAll() error {
+	c.m.failure("http_400")
+	c.trusted = false
+	c.logFix(http.StatusBadRequest, "intake refuses every request as malformed (400), even one event alone: check url, endpoint and compression")
+	return Fixable("http_400", fmt.Errorf("cannot deliver batch to %s: HTTP 400 for every event%s", c.where, c.snippet()))
+}
+
+// reject marks event i of b as refused for its content with status.
+func (c *httpCore) reject(b *Batch, i, status int) {
+	b.Reject(i, "rejected_"+strconv.Itoa(status))
+	c.sampled.Warn().Int("status", status).Int("bytes", b.Ends[i]-batchStart(b, i)).Str("intake", c.snippetText()).
+		Msg("intake refused an event for its content; it goes to the dead-letter file")
+}
+
+// logFix logs, at error level, what the operator must fix for an intake
+// that refuses every request with status: once, not once per retry; again
+// only after a request went through, or for another status. The batcher
+// retries with backoff meanwhile and keeps the events.
+func (c *httpCore) logFix(status int, hint string) {
+	if c.logged == status {
+		return
+	}
+	c.logged = status
+	if hint == "" {
+		hint = "intake refuses every request (HTTP " + strconv.Itoa(status) + ")"
+	}
+	c.log.Error().Int("status", status).Str("url", c.where).Str("intake", c.snippetText()).
+		Msg(hint + "; events are kept and retried")
 }
 
 // logRedirect logs a 3xx answer, which dtrelay never follows: the output's
@@ -236,10 +319,10 @@ func (c *httpCore) sendRange(ctx context.Context, b *Batch, lo, hi int, accepted
 // backoff meanwhile and keeps the events. The Location is redacted of the
 // output's secrets, then cut to maxLoggedLocation bytes.
 func (c *httpCore) logRedirect(status int) {
-	if c.redirected {
+	if c.logged == status {
 		return
 	}
-	c.redirected = true
+	c.logged = status
 	loc, cut := c.secrets.Cut(c.loc, maxLoggedLocation)
 	if cut {
 		loc += "..."
@@ -327,6 +410,14 @@ func readAtMost(dst []byte, r io.Reader, limit int) ([]byte, error) {
 // snippet is a short, printable, redacted quote of the last response body
 // for error messages.
 func (c *httpCore) snippet() string {
+	if q := c.snippetText(); q != "" {
+		return ": " + strconv.Quote(q)
+	}
+	return ""
+}
+
+// snippetText is the start of the last response body, redacted, for logs.
+func (c *httpCore) snippetText() string {
 	s := bytes.TrimSpace(c.resp)
 	if len(s) == 0 {
 		return ""
@@ -334,16 +425,19 @@ func (c *httpCore) snippet() string {
 	// Redacted before it is cut: a secret straddling the cut would not
 	// match any more and show its first characters.
 	q, _ := c.secrets.CutBytes(s, 160)
-	return ": " + strconv.Quote(q)
+	return q
 }
 
-// countMissingIDs compares the number of "event_ids" in an accepted
-// response with the number of events sent. Sekoia answers one id per
-// accepted event; a shorter list means the intake dropped some (which ones
-// is not said). They are counted as rejected ("missing_event_id") and
-// logged, not retried: re-sending the batch would duplicate the others.
-// A response without the list (or not JSON) is taken at its 2xx word.
-func (c *httpCore) countMissingIDs(sent int) {
+// checkEventIDs reads the "event_ids" of an accepted response to events
+// [lo, hi) of b. Sekoia answers one id per accepted event. A list as long
+// as the events sent whose entry i is not a non-empty string (null, an
+// object with an error) is a per-event status: event lo+i was refused for
+// its content, and is marked with b.Reject ("rejected_event"). A shorter
+// list means the intake dropped some events without saying which: counted
+// as rejected ("missing_event_id") and logged, not retried, as re-sending
+// the batch would duplicate the others. A response without the list (or
+// not JSON) is taken at its 2xx word.
+func (c *httpCore) checkEventIDs(b *Batch, lo, hi int) {
 	v, err := c.parser.ParseBytes(c.resp)
 	if err != nil {
 		return
@@ -353,10 +447,22 @@ func (c *httpCore) countMissingIDs(sent int) {
 		return
 	}
 	arr, _ := ids.Array()
+	sent := hi - lo
+	if len(arr) == sent {
+		for i, id := range arr {
+			if s, err := id.StringBytes(); err != nil || len(s) == 0 {
+				b.Reject(lo+i, "rejected_event")
+				st, _ := c.secrets.CutBytes(id.MarshalTo(nil), 160)
+				c.sampled.Warn().Str("status", st).Int("bytes", b.Ends[lo+i]-batchStart(b, lo+i)).
+					Msg("intake refused an event of the batch; it goes to the dead-letter file")
+			}
+		}
+		return
+	}
 	if missing := sent - len(arr); missing > 0 {
 		c.m.rejected("missing_event_id", missing)
 		c.log.Warn().Int("sent", sent).Int("accepted", len(arr)).
-			Msg("intake accepted fewer events than sent; the others are dropped")
+			Msg("intake accepted fewer events than sent without saying which; the others are dropped")
 	}
 }
 

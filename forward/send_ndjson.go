@@ -46,6 +46,11 @@ func NewHTTPSender(cfg HTTPConfig, set *metrics.Set, name string, log zerolog.Lo
 		return nil, err
 	}
 	c.header.Set("Content-Type", "application/x-ndjson")
+	c.hints = map[int]string{
+		401: "intake refused the credentials (401): check the output's headers",
+		403: "credentials lack permission (403): check the output's headers and the intake's settings",
+		404: "nothing at this url (404): check url",
+	}
 	for k, v := range cfg.Headers {
 		c.header.Set(k, v)
 		c.secrets.Add(v) // the whole value, and a credential's parts

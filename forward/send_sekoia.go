@@ -51,18 +51,26 @@ type SekoiaHTTPConfig struct {
 // SekoiaHTTPSender delivers batches to Sekoia.io's HTTPS intake. Its events
 // are encoded by the Encoder it returns (one per batcher).
 //
-// Status handling (every sender of this package that speaks HTTP): 2xx
-// accepted; 3xx is never followed: a redirect means the url is wrong, so it
-// is logged once (with its Location, redacted) and retried like 429 and
-// 503, which are retried after their Retry-After (seconds or HTTP date, at
-// most 10 minutes; without one, with backoff); 400, 401, 403 and 404 are
-// Permanent ("http_401", ...); 413 halves the request and sends each half,
-// down to one event, which is then dropped and counted (rejected,
-// "rejected_413"); any other status, a timeout or a broken connection is
-// retried with backoff. A 2xx answer listing fewer "event_ids" than events
-// sent is counted (rejected, "missing_event_id") and not retried: Sekoia's
-// own SDK takes a 2xx batch as accepted, the ids do not say which events are
-// missing, and re-sending would duplicate the others.
+// Status handling (every sender of this package that speaks HTTP; DESIGN.md
+// §4: nothing the operator can fix discards events): 2xx accepted. 401,
+// 403 and 404 (the key, its rights, the url) and 3xx (never followed: a
+// redirect means the url is wrong) refuse every request until the operator
+// fixes the configuration: Fixable errors, logged once per episode at error
+// level with what to fix (a redirect with its Location, redacted), retried
+// with capped backoff while the events are kept; 3xx, 429 and 503 honour
+// Retry-After (seconds or HTTP date, at most 10 minutes; without one,
+// backoff). 413 and 400 halve the request and send each half, down to one
+// event: that event is refused for its content and marked with
+// Batch.Reject ("rejected_413", "rejected_400"), so it goes to the
+// dead-letter file; but a 400 that the intake answers for every event alone
+// while it takes none is the request's fault (a wrong endpoint or
+// encoding): Fixable, retried. Any other status, a timeout or a broken
+// connection is retried with backoff. On /batch, an accepted answer whose
+// "event_ids" has an entry per event sent but not an id for some (null, an
+// error object) refuses those events ("rejected_event", dead-lettered); a
+// shorter list is counted (rejected, "missing_event_id") and not retried:
+// Sekoia's own SDK takes a 2xx batch as accepted, the ids do not say which
+// events are missing, and re-sending would duplicate the others.
 //
 // Send and Close are called by one goroutine at a time.
 type SekoiaHTTPSender struct {
@@ -103,6 +111,11 @@ func NewSekoiaHTTPSender(cfg SekoiaHTTPConfig, set *metrics.Set, name string, lo
 	}
 	c.checkIDs = true
 	c.secrets.Add(cfg.IntakeKey)
+	c.hints = map[int]string{
+		401: "intake key rejected (401): check intake_key",
+		403: "intake key lacks permission (403): check intake_key and the intake's settings",
+		404: "no intake at this address (404): check url (the region's intake URL) and endpoint",
+	}
 	if ep == SekoiaEndpointPlain {
 		c.header.Set(SekoiaKeyHeader, cfg.IntakeKey)
 		c.header.Set("Content-Type", "text/plain")

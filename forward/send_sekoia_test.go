@@ -95,11 +95,11 @@ func TestSekoiaHTTPRealSamples(t *testing.T) {
 func TestSekoiaHTTPStatusClasses(t *testing.T) {
 	httpDate := time.Now().Add(30 * time.Second).UTC().Format(http.TimeFormat)
 	cases := []struct {
-		name      string
-		fault     intaketest.Fault
-		permanent string        // PermanentError.Reason wanted
-		after     time.Duration // RetryAfterError.After wanted (±2s)
-		reason    string        // failure counted
+		name    string
+		fault   intaketest.Fault
+		fixable string        // FixableError.Reason wanted
+		after   time.Duration // RetryAfterError.After wanted (±2s)
+		reason  string        // failure counted
 	}{
 		{"500_retryable", intaketest.Fault{Status: 500}, "", 0, "http_500"},
 		{"502_retryable", intaketest.Fault{Status: 502}, "", 0, "http_502"},
@@ -107,10 +107,10 @@ func TestSekoiaHTTPStatusClasses(t *testing.T) {
 		{"429_retry_after_seconds", intaketest.Fault{Status: 429, RetryAfter: "7"}, "", 7 * time.Second, "http_429"},
 		{"503_retry_after_date", intaketest.Fault{Status: 503, RetryAfter: httpDate}, "", 30 * time.Second, "http_503"},
 		{"429_without_retry_after", intaketest.Fault{Status: 429}, "", 0, "http_429"},
-		{"400_permanent", intaketest.Fault{Status: 400}, "http_400", 0, "http_400"},
-		{"401_permanent", intaketest.Fault{Status: 401, Body: `{"error":"bad key"}`}, "http_401", 0, "http_401"},
-		{"403_permanent", intaketest.Fault{Status: 403}, "http_403", 0, "http_403"},
-		{"404_permanent", intaketest.Fault{Status: 404}, "http_404", 0, "http_404"},
+		{"401_fixable", intaketest.Fault{Status: 401, Body: `{"error":"bad key"}`}, "http_401", 0, "http_401"},
+		{"403_fixable", intaketest.Fault{Status: 403}, "http_403", 0, "http_403"},
+		{"404_fixable", intaketest.Fault{Status: 404}, "http_404", 0, "http_404"},
+		{"302_fixable", intaketest.Fault{Status: 302, Location: "/login"}, "http_302", 0, "http_302"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -122,9 +122,12 @@ func TestSekoiaHTTPStatusClasses(t *testing.T) {
 			if err == nil {
 				t.Fatal("Send succeeded")
 			}
-			var perm *PermanentError
-			if errors.As(err, &perm) != (tc.permanent != "") || (perm != nil && perm.Reason != tc.permanent) {
-				t.Fatalf("err = %v (%T), want permanent %q", err, err, tc.permanent)
+			var fix *FixableError
+			if errors.As(err, &fix) != (tc.fixable != "") || (fix != nil && fix.Reason != tc.fixable) {
+				t.Fatalf("err = %v (%T), want fixable %q", err, err, tc.fixable)
+			}
+			if errors.As(err, new(*PermanentError)) {
+				t.Fatalf("err = %v: permanent, would give the events up", err)
 			}
 			var ra *RetryAfterError
 			if errors.As(err, &ra) != (tc.after != 0) || (ra != nil && (ra.After < tc.after-2*time.Second || ra.After > tc.after)) {
@@ -170,7 +173,7 @@ func TestParseRetryAfter(t *testing.T) {
 	}
 }
 
-func TestSekoiaHTTP413SplitsAndDropsTheTooLargeEvent(t *testing.T) {
+func TestSekoiaHTTP413SplitsAndRejectsTheTooLargeEvent(t *testing.T) {
 	for _, ep := range []string{SekoiaEndpointPlain, SekoiaEndpointBatch} {
 		t.Run(ep, func(t *testing.T) {
 			in := intaketest.NewSekoiaHTTP(t, testKey)
@@ -179,12 +182,16 @@ func TestSekoiaHTTP413SplitsAndDropsTheTooLargeEvent(t *testing.T) {
 			payloads := outAlerts(12, 1000)
 			big := outAlert(100, 20_000)
 			all := append(append(append([][]byte{}, payloads[:5]...), big), payloads[5:]...)
-			if err := s.Send(context.Background(), outBatch(t, s.Encoder(), all...)); err != nil {
+			b := outBatch(t, s.Encoder(), all...)
+			if err := s.Send(context.Background(), b); err != nil {
 				t.Fatal(err)
 			}
 			outEqualEvents(t, in.Events(), payloads)
-			if n := outCount(set, "dtrelay_output_rejected_total", `reason="rejected_413"`); n != 1 {
-				t.Fatalf("rejected_413 = %d, want 1", n)
+			if got := b.Rejected(); len(got) != 1 || got[0] != (Rejection{Index: 5, Reason: "rejected_413"}) {
+				t.Fatalf("rejected %v, want event 5 (rejected_413)", got)
+			}
+			if n := outCount(set, "dtrelay_output_rejected_total", `reason="rejected_413"`); n != 0 {
+				t.Fatalf("rejected_total{rejected_413} = %d: the batcher keeps the event, the sender drops nothing", n)
 			}
 			for _, r := range in.Requests() {
 				if r.Status == 200 && r.BodyBytes > 8000 {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -409,7 +410,9 @@ func (c *syslogConn) waitAcked(ctx context.Context, timeout time.Duration, t *ti
 			return "reset", fmt.Errorf("%w with %d bytes unacknowledged", errPeerClosed, unacked)
 		}
 		if !time.Now().Before(deadline) {
-			return "unacked", fmt.Errorf("forward: %d bytes not acknowledged by the intake after %v", unacked, timeout)
+			// A timeout (os.ErrDeadlineExceeded): the batcher sends smaller
+			// batches to an intake this slow.
+			return "unacked", fmt.Errorf("forward: %d bytes not acknowledged by the intake after %v: %w", unacked, timeout, os.ErrDeadlineExceeded)
 		}
 		t.Reset(min(pause, time.Until(deadline)))
 		select {

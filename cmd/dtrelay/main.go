@@ -4,6 +4,8 @@
 //	dtrelay run   [-c FILE]   # no -c: the embedded default
 //	dtrelay check  -c FILE    # validate, print every problem, exit 1 if any
 //	dtrelay spool inspect -c FILE   # what the spool holds (read-only)
+//	dtrelay deadletter list   -c FILE
+//	dtrelay deadletter replay -c FILE --output NAME
 //	dtrelay version
 package main
 
@@ -28,6 +30,9 @@ func usage(w io.Writer) {
   dtrelay run   [-c FILE] [-log-level LEVEL]   relay alerts (no -c: the embedded default)
   dtrelay check  -c FILE                       validate a configuration
   dtrelay spool inspect -c FILE                what the spool holds (read-only, also while running)
+  dtrelay deadletter list   -c FILE            the events each output gave up on
+  dtrelay deadletter replay -c FILE --output NAME [-timeout 5m]
+                                               send an output's dead-letter events again
   dtrelay version                              print the version
 `)
 }
@@ -60,6 +65,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runCheck(*cfgPath, stdout, stderr)
 	case "spool":
 		return runSpool(args, stdout, stderr)
+	case "deadletter":
+		return runDeadLetter(args, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "dtrelay", versionString())
 		return 0

@@ -70,6 +70,11 @@ type HTTPIntake struct {
 	maxBody int
 	caFile  string
 	parsers fastjson.ParserPool
+
+	refuse atomic.Int32 // answer every request with this status (Refuse)
+	// Content refusals (RefuseContaining, RefuseEvents): requests or
+	// events holding these bytes.
+	badBody, badEvent []byte
 }
 
 // NewSekoiaHTTP starts an HTTPS mock intake expecting key, for the duration
@@ -121,6 +126,28 @@ func (h *HTTPIntake) FailNext(n int, f Fault) {
 // Retry-After) while down is true: an outage whose end the test decides.
 func (h *HTTPIntake) SetDown(down bool) { h.down.Store(down) }
 
+// Refuse(status) answers every request with status (a 401 for a revoked
+// key, a 404 for a wrong url...) until Refuse(0).
+func (h *HTTPIntake) Refuse(status int) { h.refuse.Store(int32(status)) }
+
+// RefuseContaining answers 400 to every request whose decompressed body
+// holds sub, as an intake refusing one event's content refuses a request
+// holding it; nil: never.
+func (h *HTTPIntake) RefuseContaining(sub []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.badBody = sub
+}
+
+// RefuseEvents makes /batch requests accepted with a per-event status: an
+// event holding sub is not recorded, and its entry in "event_ids" is null;
+// nil: never.
+func (h *HTTPIntake) RefuseEvents(sub []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.badEvent = sub
+}
+
 // RejectLarger answers 413 to every request whose decompressed body is
 // larger than n bytes (0: never), like an intake's size limit.
 func (h *HTTPIntake) RejectLarger(n int) {
@@ -160,7 +187,12 @@ func (h *HTTPIntake) serve(w http.ResponseWriter, r *http.Request) {
 		h.answer(w, &req, http.StatusServiceUnavailable, nil)
 		return
 	}
+	if st := int(h.refuse.Load()); st != 0 {
+		h.answer(w, &req, st, []byte(`{"message":"refused by the test"}`))
+		return
+	}
 	h.mu.Lock()
+	badBody, badEvent := h.badBody, h.badEvent
 	var f *Fault
 	if len(h.faults) > 0 {
 		f = &h.faults[0]
@@ -198,15 +230,40 @@ func (h *HTTPIntake) serve(w http.ResponseWriter, r *http.Request) {
 	case maxBody > 0 && len(body) > maxBody:
 		h.answer(w, &req, http.StatusRequestEntityTooLarge, nil)
 		return
+	case badBody != nil && bytes.Contains(body, badBody):
+		h.answer(w, &req, http.StatusBadRequest, []byte(`{"message":"invalid event"}`))
+		return
 	}
 	events, status := h.parse(r, body)
 	if status != http.StatusOK {
 		h.answer(w, &req, status, nil)
 		return
 	}
+	if badEvent != nil && r.URL.Path == "/batch" {
+		h.answerPerEvent(w, &req, events, badEvent)
+		return
+	}
 	req.Events = len(events)
 	h.add(events...)
 	h.answer(w, &req, http.StatusOK, eventIDs(len(events)))
+}
+
+// answerPerEvent accepts events but those holding bad, whose ids are null.
+func (h *HTTPIntake) answerPerEvent(w http.ResponseWriter, req *Request, events [][]byte, bad []byte) {
+	ids := []byte(`{"event_ids":[`)
+	for i, e := range events {
+		if i > 0 {
+			ids = append(ids, ',')
+		}
+		if bytes.Contains(e, bad) {
+			ids = append(ids, "null"...)
+			continue
+		}
+		req.Events++
+		h.add(e)
+		ids = fmt.Appendf(ids, `"00000000-0000-4000-8000-%012d"`, i)
+	}
+	h.answer(w, req, http.StatusOK, append(ids, "]}"...))
 }
 
 // parse checks the key and shape of a request and returns its events.

@@ -11,14 +11,17 @@ import (
 	"github.com/dtrelay/dtrelay/parser"
 )
 
-// buildOutput makes the encoder and sender of one configured output.
-func buildOutput(oc config.Output, set *metrics.Set, log zerolog.Logger) (forward.OutputSpec, error) {
+// buildOutput makes the encoder, sender and dead-letter file of one
+// configured output; dl is the configuration's dead_letter.
+func buildOutput(oc config.Output, dl config.DeadLetter, set *metrics.Set, log zerolog.Logger) (forward.OutputSpec, error) {
 	spec := forward.OutputSpec{
-		Name:      oc.Name,
-		QueueSize: int64(oc.QueueSize),
-		MaxEvents: oc.Batch.MaxEvents,
-		MaxBytes:  int(oc.Batch.MaxBytes),
-		MaxWait:   oc.Batch.MaxWait,
+		Name:       oc.Name,
+		QueueSize:  int64(oc.QueueSize),
+		MaxEvents:  oc.Batch.MaxEvents,
+		MaxBytes:   int(oc.Batch.MaxBytes),
+		MaxWait:    oc.Batch.MaxWait,
+		Timeout:    oc.Timeout,
+		DeadLetter: forward.NewDeadLetter(dl.Dir, oc.Name, int64(dl.MaxSize)),
 	}
 	tc := forward.TLSClientConfig{CAFile: oc.CAFile, ServerName: oc.ServerName,
 		ClientCertFile: oc.ClientCertFile, ClientKeyFile: oc.ClientKeyFile}

@@ -37,6 +37,8 @@ type Relay struct {
 	listeners   []*receiver.Listener
 	httpSrv     *http.Server
 	metricsLn   net.Listener
+
+	outputs []forward.OutputSpec // their dead-letter files are closed at Stop
 }
 
 // Start builds and starts a relay: outputs and pipeline first, then the
@@ -46,7 +48,7 @@ func Start(cfg *config.Config, set *metrics.Set, log zerolog.Logger) (*Relay, er
 	opts := forward.Options{Metrics: set, Log: log}
 	outIdx := map[string]int{}
 	for i, oc := range cfg.Outputs {
-		spec, err := buildOutput(oc, set, log)
+		spec, err := buildOutput(oc, cfg.DeadLetter, set, log)
 		if err != nil {
 			closeSenders(opts.Outputs)
 			return nil, fmt.Errorf("cannot set up output %q: %w", oc.Name, err)
@@ -87,6 +89,7 @@ func Start(cfg *config.Config, set *metrics.Set, log zerolog.Logger) (*Relay, er
 		opts.Spool = r.spool
 		log.Info().Str("dir", cfg.Spool.Dir).Msg("spool open")
 	}
+	r.outputs = opts.Outputs
 	r.pipe, err = forward.New(opts)
 	if err != nil {
 		closeSenders(opts.Outputs)
@@ -181,12 +184,14 @@ func (r *Relay) Stop(ctx context.Context) int64 {
 	if r.httpSrv != nil {
 		r.httpSrv.Close()
 	}
+	r.closeDeadLetters()
 	return lost
 }
 
 func closeSenders(specs []forward.OutputSpec) {
 	for _, o := range specs {
 		o.Sender.Close()
+		o.DeadLetter.Close()
 	}
 }
 
