@@ -2,7 +2,6 @@ package forward
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"time"
 
@@ -58,7 +57,7 @@ func (p *Pipeline) publishSpooled(b *Block) time.Duration {
 	defer p.pubMu.Unlock()
 	recs := p.recs[:0]
 	for off := 0; off < len(b.buf); {
-		end := off + recHeaderSize + int(binary.LittleEndian.Uint32(b.buf[off:]))
+		end := off + recordLen(b.buf[off:])
 		recs = append(recs, b.buf[off:end])
 		off = end
 	}
@@ -75,7 +74,7 @@ func (p *Pipeline) publishSpooled(b *Block) time.Duration {
 		case err == nil:
 		case errors.Is(err, spool.ErrTooLarge):
 			// Never retried: it cannot fit (counted by the spool).
-			recs[0][6] |= flagUnspooled
+			recs[0][recFlagsOffset] |= flagUnspooled
 			memOnly++
 			p.sampled.Error().Int("bytes", len(recs[0])-recHeaderSize).
 				Msg("event too large for the spool (counted in dtrelay_spool_rejected_total): delivered from memory only, not durable")
@@ -84,7 +83,7 @@ func (p *Pipeline) publishSpooled(b *Block) time.Duration {
 			p.spoolLost.Add(len(recs))
 			p.log.Error().Err(err).Int("events", len(recs)).Msg("cannot spool events while stopping; they go on in memory only")
 			for _, r := range recs {
-				r[6] |= flagUnspooled
+				r[recFlagsOffset] |= flagUnspooled
 			}
 			memOnly += len(recs)
 			recs = nil
@@ -251,7 +250,7 @@ func (o *output) fromDisk() *Block {
 		if o.hasMemPos && !o.memPos.Before(pos) {
 			continue // taken from memory, not delivered yet
 		}
-		if len(rec) < recHeaderSize || int(binary.LittleEndian.Uint32(rec))+recHeaderSize != len(rec) {
+		if len(rec) < recHeaderSize || recordLen(rec) != len(rec) {
 			o.dropped("spool_corrupt").Inc()
 			continue
 		}
@@ -277,7 +276,7 @@ func (o *output) fromDisk() *Block {
 // The record's own mask refers to the outputs of the run that appended it,
 // which may have been renamed (spool.rename) or reordered since.
 func (o *output) diskMask(rec []byte, pos spool.Pos) uint64 {
-	m := binary.LittleEndian.Uint64(rec[recMaskOffset:])
+	m := recordMask(rec)
 	idx, known := o.reader.Owner(pos)
 	if !known { // appended before the spool recorded its consumers
 		return m & o.bit
@@ -286,13 +285,6 @@ func (o *output) diskMask(rec []byte, pos spool.Pos) uint64 {
 		return o.bit
 	}
 	return 0
-}
-
-// recMaskOffset is where a record header keeps the output mask (block.go).
-const recMaskOffset = 48
-
-func setRecordMask(rec []byte, mask uint64) {
-	binary.LittleEndian.PutUint64(rec[recMaskOffset:], mask)
 }
 
 func diskBlock(rec []byte, pos spool.Pos, mask uint64) *Block {
