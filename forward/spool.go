@@ -250,8 +250,8 @@ func (o *output) fromDisk() *Block {
 		if o.hasMemPos && !o.memPos.Before(pos) {
 			continue // taken from memory, not delivered yet
 		}
-		if len(rec) < recHeaderSize || recordLen(rec) != len(rec) {
-			o.dropped("spool_corrupt").Inc()
+		if why := recordProblem(rec); why != "" {
+			o.undecodable(rec, pos, why)
 			continue
 		}
 		mask := o.diskMask(rec, pos)
@@ -269,6 +269,26 @@ func (o *output) fromDisk() *Block {
 		b.pos = pos
 	}
 	return b
+}
+
+// undecodable counts and logs (sampled) a spooled record this build cannot
+// decode, which is skipped: why is recordProblem's reason. A record of an
+// unknown version was written by a newer dtrelay: its segment is kept on
+// disk (spool.Reader.Keep), from which the newer build can deliver it.
+func (o *output) undecodable(rec []byte, pos spool.Pos, why string) {
+	o.dropped(why).Inc()
+	if why != "spool_unknown_version" {
+		o.p.sampled.Error().Str("output", o.Name).Str("position", pos.String()).Int("bytes", len(rec)).
+			Msg("spooled event cannot be decoded (its length or offsets disagree): skipped, counted in dtrelay_output_dropped_total{reason=\"spool_corrupt\"}")
+		return
+	}
+	kept, err := o.reader.Keep(pos)
+	o.p.sampled.Error().Str("output", o.Name).Str("position", pos.String()).
+		Uint8("record_version", rec[recVersionOffset]).Int("max_version", recordVersion).
+		Str("kept_segment", kept).AnErr("keep_error", err).
+		Msg("spooled event written by a newer dtrelay (record format version above the highest this build reads): " +
+			"not forwarded, counted in dtrelay_output_dropped_total{reason=\"spool_unknown_version\"}; its spool segment is kept " +
+			"on disk (kept_segment), from which the newer dtrelay can deliver it: see the README on downgrades")
 }
 
 // diskMask returns the output mask a spooled record has for this output's
