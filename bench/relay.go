@@ -40,7 +40,7 @@ type RelaySpec struct {
 	Output    string // OutputSyslog, OutputTLSSyslog or OutputHTTPS
 	SinkAddr  string // host:port of the syslog sink
 	SinkURL   string // base URL of the HTTPS sink
-	Cert      *Cert  // the sink's certificate (CA file) and the TLS input's
+	Cert      *Cert  // the sink's and the TLS input's certificate, and the CA file that trusts it
 	IntakeKey string
 	Conns     int         // sender connections the relay will see (sizes per-connection windows)
 	Framing   Framing     // input framing (for relays that must be told)

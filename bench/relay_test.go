@@ -169,6 +169,47 @@ func TestPeersShortRun(t *testing.T) {
 	}
 }
 
+// TestPeersTLSShortRun runs each installed peer over TLS with the
+// harness's certificates: as a TLS server (the TLS input), as a TLS client
+// checking the sink's certificate by name (TLS syslog out) and over HTTPS
+// (syslog-ng's http()), so that a certificate or key a peer's TLS library
+// refuses fails here and not in the middle of a compare run.
+func TestPeersTLSShortRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short mode")
+	}
+	cert := testCert(t)
+	tlsIn := Scenario{Input: "tls", Output: OutputSyslog, Size: 1500, Conns: 2, Count: 2000}
+	tlsOut := Scenario{Input: "tcp", Output: OutputTLSSyslog, Size: 1500, Conns: 2, Count: 2000}
+	https := Scenario{Input: "tcp", Output: OutputHTTPS, Size: 1500, Conns: 2, Count: 2000}
+	for _, tc := range []struct {
+		r   Relay
+		scs []Scenario
+	}{
+		{&Rsyslog{}, []Scenario{tlsIn, tlsOut}}, // Debian's rsyslog has no omhttp
+		{&SyslogNG{}, []Scenario{tlsIn, tlsOut, https}},
+	} {
+		for _, sc := range tc.scs {
+			r := tc.r
+			t.Run(r.Name()+"/"+sc.Input+"-"+sc.Output, func(t *testing.T) {
+				if err := r.Available(); err != nil {
+					t.Skipf("%s not installed (bench/install-peers.sh): %v", r.Name(), err)
+				}
+				if err := r.Supports(&RelaySpec{Input: sc.Input, Output: sc.Output, Cert: cert}); err != nil {
+					t.Fatalf("%s installed without the module this needs: %v", r.Name(), err)
+				}
+				res, err := RunOnce(context.Background(), r, sc, t.TempDir(), cert, RunOptions{DrainIdle: 2 * time.Second, Log: zerolog.Nop()})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Error != "" || res.Lost != 0 || res.Received != sc.Count || res.Duplicates != 0 {
+					t.Errorf("error %q lost %d received %d dups %d; first event %q", res.Error, res.Lost, res.Received, res.Duplicates, res.FirstEvent)
+				}
+			})
+		}
+	}
+}
+
 func TestRelayLookup(t *testing.T) {
 	if err := (&DTRelay{Bin: "/nonexistent/dtrelay"}).Available(); !errors.Is(err, ErrRelayMissing) {
 		t.Errorf("missing dtrelay: %v", err)

@@ -2,7 +2,6 @@ package forward
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"time"
 
@@ -58,7 +57,7 @@ func (p *Pipeline) publishSpooled(b *Block) time.Duration {
 	defer p.pubMu.Unlock()
 	recs := p.recs[:0]
 	for off := 0; off < len(b.buf); {
-		end := off + recHeaderSize + int(binary.LittleEndian.Uint32(b.buf[off:]))
+		end := off + recordLen(b.buf[off:])
 		recs = append(recs, b.buf[off:end])
 		off = end
 	}
@@ -75,7 +74,7 @@ func (p *Pipeline) publishSpooled(b *Block) time.Duration {
 		case err == nil:
 		case errors.Is(err, spool.ErrTooLarge):
 			// Never retried: it cannot fit (counted by the spool).
-			recs[0][6] |= flagUnspooled
+			recs[0][recFlagsOffset] |= flagUnspooled
 			memOnly++
 			p.sampled.Error().Int("bytes", len(recs[0])-recHeaderSize).
 				Msg("event too large for the spool (counted in dtrelay_spool_rejected_total): delivered from memory only, not durable")
@@ -84,7 +83,7 @@ func (p *Pipeline) publishSpooled(b *Block) time.Duration {
 			p.spoolLost.Add(len(recs))
 			p.log.Error().Err(err).Int("events", len(recs)).Msg("cannot spool events while stopping; they go on in memory only")
 			for _, r := range recs {
-				r[6] |= flagUnspooled
+				r[recFlagsOffset] |= flagUnspooled
 			}
 			memOnly += len(recs)
 			recs = nil
@@ -251,8 +250,8 @@ func (o *output) fromDisk() *Block {
 		if o.hasMemPos && !o.memPos.Before(pos) {
 			continue // taken from memory, not delivered yet
 		}
-		if len(rec) < recHeaderSize || int(binary.LittleEndian.Uint32(rec))+recHeaderSize != len(rec) {
-			o.dropped("spool_corrupt").Inc()
+		if why := recordProblem(rec); why != "" {
+			o.undecodable(rec, pos, why)
 			continue
 		}
 		mask := o.diskMask(rec, pos)
@@ -272,12 +271,32 @@ func (o *output) fromDisk() *Block {
 	return b
 }
 
+// undecodable counts and logs (sampled) a spooled record this build cannot
+// decode, which is skipped: why is recordProblem's reason. A record of an
+// unknown version was written by a newer dtrelay: its segment is kept on
+// disk (spool.Reader.Keep), from which the newer build can deliver it.
+func (o *output) undecodable(rec []byte, pos spool.Pos, why string) {
+	o.dropped(why).Inc()
+	if why != "spool_unknown_version" {
+		o.p.sampled.Error().Str("output", o.Name).Str("position", pos.String()).Int("bytes", len(rec)).
+			Msg("spooled event cannot be decoded (its length or offsets disagree): skipped, counted in dtrelay_output_dropped_total{reason=\"spool_corrupt\"}")
+		return
+	}
+	kept, err := o.reader.Keep(pos)
+	o.p.sampled.Error().Str("output", o.Name).Str("position", pos.String()).
+		Uint8("record_version", rec[recVersionOffset]).Int("max_version", recordVersion).
+		Str("kept_segment", kept).AnErr("keep_error", err).
+		Msg("spooled event written by a newer dtrelay (record format version above the highest this build reads): " +
+			"not forwarded, counted in dtrelay_output_dropped_total{reason=\"spool_unknown_version\"}; its spool segment is kept " +
+			"on disk (kept_segment), from which the newer dtrelay can deliver it: see the README on downgrades")
+}
+
 // diskMask returns the output mask a spooled record has for this output's
 // batcher: o.bit if it was routed to this output when appended, else 0.
 // The record's own mask refers to the outputs of the run that appended it,
 // which may have been renamed (spool.rename) or reordered since.
 func (o *output) diskMask(rec []byte, pos spool.Pos) uint64 {
-	m := binary.LittleEndian.Uint64(rec[recMaskOffset:])
+	m := recordMask(rec)
 	idx, known := o.reader.Owner(pos)
 	if !known { // appended before the spool recorded its consumers
 		return m & o.bit
@@ -286,13 +305,6 @@ func (o *output) diskMask(rec []byte, pos spool.Pos) uint64 {
 		return o.bit
 	}
 	return 0
-}
-
-// recMaskOffset is where a record header keeps the output mask (block.go).
-const recMaskOffset = 48
-
-func setRecordMask(rec []byte, mask uint64) {
-	binary.LittleEndian.PutUint64(rec[recMaskOffset:], mask)
 }
 
 func diskBlock(rec []byte, pos spool.Pos, mask uint64) *Block {

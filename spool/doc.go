@@ -50,7 +50,9 @@
 // Each consumer reads with its own Reader and acknowledges with Reader.Ack;
 // records leave the spool (their segment file is deleted) once every consumer
 // has acknowledged them, so a slow consumer delays only deletion, until the
-// spool is full. After a restart each consumer resumes right after its last
+// spool is full. A consumer that met a record it cannot use may keep its
+// segment (Reader.Keep): the file survives the deletion as "*.seg.kept",
+// outside the spool. After a restart each consumer resumes right after its last
 // persisted acknowledgement, or at the oldest record still on disk if that
 // is later (segments deleted by acknowledgements not yet persisted are not
 // replayed). Duplicates are therefore possible only for records a consumer

@@ -14,6 +14,8 @@ type fileSystem interface {
 	MkdirAll(name string, perm fs.FileMode) error
 	Remove(name string) error
 	Rename(oldpath, newpath string) error
+	// Link gives oldpath a second name (a hard link).
+	Link(oldpath, newpath string) error
 	// SyncDir makes the directory entries of name durable.
 	SyncDir(name string) error
 }
@@ -43,6 +45,7 @@ func (osFS) ReadDir(name string) ([]fs.DirEntry, error)   { return os.ReadDir(na
 func (osFS) MkdirAll(name string, perm fs.FileMode) error { return os.MkdirAll(name, perm) }
 func (osFS) Remove(name string) error                     { return os.Remove(name) }
 func (osFS) Rename(oldpath, newpath string) error         { return os.Rename(oldpath, newpath) }
+func (osFS) Link(oldpath, newpath string) error           { return os.Link(oldpath, newpath) }
 
 func (osFS) SyncDir(name string) error {
 	d, err := os.Open(name)

@@ -30,7 +30,7 @@ type Report struct {
 	Consumers      []ConsumerReport
 	Segments       []SegmentReport
 	Corrupt        []Region
-	SetAside       []string // files set aside as *.seg.corrupt
+	SetAside       []string // files set aside: *.seg.corrupt, *.seg.kept (Reader.Keep)
 	Bytes, Records int64    // of the segments listed
 
 	st cursorState

@@ -115,7 +115,8 @@ func (ss *segScan) corruptRegions() (int, int64) {
 
 // listSegmentFiles returns the ids of the segment files of dir in
 // ascending order, the highest id in use (set-aside files included) and
-// the names of the set-aside files.
+// the names of the set-aside files: "*.seg.corrupt" (recovery) and
+// "*.seg.kept" (Reader.Keep).
 func listSegmentFiles(fsys fileSystem, dir string) (ids []uint64, maxID uint64, aside []string, err error) {
 	entries, err := fsys.ReadDir(dir)
 	if err != nil {
@@ -124,6 +125,9 @@ func listSegmentFiles(fsys fileSystem, dir string) (ids []uint64, maxID uint64, 
 	for _, e := range entries {
 		name := e.Name()
 		base, set := strings.CutSuffix(name, ".seg.corrupt")
+		if !set {
+			base, set = strings.CutSuffix(name, ".seg"+keptSuffix)
+		}
 		if !set {
 			var ok bool
 			if base, ok = strings.CutSuffix(name, ".seg"); !ok {

@@ -77,6 +77,7 @@ type segment struct {
 	marks   []mark
 	skips   []skip
 	f       file // writer's handle (active or unsynced), else nil
+	kept    bool // has a second name (Reader.Keep)
 }
 
 // consumer is the cursor state of one consumer, guarded by Spool.mu.

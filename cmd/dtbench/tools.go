@@ -61,7 +61,7 @@ func sinkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.StringVar(&listen, "listen", "127.0.0.1:10514", "`ADDR` to listen on")
 	fs.StringVar(&output, "output", bench.OutputSyslog, "what to play: syslog (TCP), tls-syslog or https (Sekoia /plain/batch and /batch)")
 	fs.StringVar(&key, "intake-key", "", "intake key to require over https (default: any)")
-	fs.StringVar(&certDir, "cert-dir", "", "`DIR` to write the generated cert.pem (the CA to give the relay) and key.pem (default: a temp dir)")
+	fs.StringVar(&certDir, "cert-dir", "", "`DIR` to write the generated ca.pem (the CA file to give the relay), cert.pem and key.pem (default: a temp dir)")
 	fs.Uint64Var(&expect, "expect", 0, "alerts sent (sequence 0..N-1): report missing ids against it at exit")
 	fs.BoolVar(&verbose, "v", false, "verbose logging")
 	if err := fs.Parse(args); err != nil {
