@@ -88,6 +88,11 @@ func TestAckMarkResumesAfterCrash(t *testing.T) {
 		t.Fatalf("cursors file: %+v, %v; want the committed ack of 10 records", st.recs, err)
 	}
 
+	rep, err := Inspect(dir) // as the next Open will see it
+	if err != nil || len(rep.Consumers) != 1 || rep.Consumers[0].Pending != 50 || rep.Consumers[0].Handed != 20 {
+		t.Fatalf("Inspect: %+v, %v; want 50 pending, 20 handed", rep, err)
+	}
+
 	s := reopenCrashed(t, opts)
 	wantCounts(t, s, "a", 50, 20)
 	sameSequence(t, readAll(t, mustReader(t, s, "a")), records(t, 100)[50:])
