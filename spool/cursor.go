@@ -57,6 +57,9 @@ type cursorRec struct {
 	// its own skips [gapFrom, gapTo): the records between the end of the
 	// backlog and its own first pending record. gapTo is zero when none.
 	gapFrom, gapTo Pos
+	// markAck is the acknowledgement read from the marks file (marks.go),
+	// zero if none; not part of the cursors file.
+	markAck Pos
 }
 
 func (c *cursorRec) gapped() bool { return c.gapTo != Pos{} }

@@ -7,8 +7,8 @@
 // A spool directory holds append-only segment files named "%016x.seg" (the
 // segment id in hex, never reused), a "cursors" file with every consumer's
 // positions, a "marks" file with how far each consumer has been handed
-// records (Reader.Mark), and a "lock" file (flock) so that only one process
-// uses it.
+// records (Reader.Mark) and has acknowledged them (Reader.Ack, Skip), and
+// a "lock" file (flock) so that only one process uses it.
 // A segment starts with a 32-byte header (magic "DTRSPOOL", version, id,
 // creation time, CRC-32C of the header) followed by frames:
 //
@@ -52,20 +52,26 @@
 // has acknowledged them, so a slow consumer delays only deletion, until the
 // spool is full. A consumer that met a record it cannot use may keep its
 // segment (Reader.Keep): the file survives the deletion as "*.seg.kept",
-// outside the spool. After a restart each consumer resumes right after its last
-// persisted acknowledgement, or at the oldest record still on disk if that
-// is later (segments deleted by acknowledgements not yet persisted are not
-// replayed). Duplicates are therefore possible only for records a consumer
-// had been handed before a crash (or a clean Close) and had not durably
-// acknowledged; Open counts them in dtrelay_spool_redelivered_total
-// {consumer}: the records between a consumer's persisted acknowledgement
-// and the furthest of its persisted read position and its mark. A consumer
-// that calls Reader.Mark before each delivery (one positional write per
-// batch, kept by the page cache through a kill -9) is counted in full
-// after a kill -9: the count is at least the duplicates (more when a marked
-// batch had not been delivered yet); without marks, or after a power loss,
-// it may be short by what the consumer was handed during the last
-// FsyncInterval. When
+// outside the spool. Each Ack (or Skip) that moves the acknowledgement is also
+// written at once, without fsync, to the consumer's slot of the marks file:
+// one positional write per call, kept by the page cache through a kill -9.
+// After a restart each consumer resumes right after the later of its
+// acknowledgement in the cursors file and the one in the marks file (when
+// that slot verifies and was written by the Open whose cursors are on
+// disk), or at the oldest record still on disk if that is later (segments
+// deleted by acknowledgements not yet persisted are not replayed). After a
+// kill -9, a consumer that acknowledges each batch once delivered replays
+// only the batch it had in flight; after a power loss (the marks file
+// lost, torn, or older than the cursors) it resumes at the last commit.
+// Duplicates are possible only for records a consumer had been handed and
+// had not acknowledged (in the marks file or durably); Open counts them in
+// dtrelay_spool_redelivered_total {consumer}: the records between where
+// the consumer resumes and the furthest of its persisted read position and
+// its mark. A consumer that calls Reader.Mark before each delivery (one
+// positional write per batch) is counted in full after a kill -9: the
+// count is at least the duplicates (more when a marked batch had not been
+// delivered yet); without marks, or after a power loss, it may be short by
+// what the consumer was handed during the last FsyncInterval. When
 // the cursors are unreadable or missing, every consumer replays the whole
 // spool and every replayed record is counted as redelivered.
 //

@@ -19,7 +19,8 @@ type Report struct {
 	// LockPID is the process that holds the spool's lock (a running
 	// relay), 0 if none; LockKnown is false when that cannot be told
 	// (no /proc/locks). While a relay runs the figures are a snapshot: the
-	// cursors are those of its last commit (at most fsync_interval old).
+	// acknowledgements are those its outputs wrote to the marks file, or
+	// those of its last commit (at most fsync_interval old).
 	LockPID   int
 	LockKnown bool
 	// CursorsErr is set when the cursors file is unreadable: the next Open
@@ -161,6 +162,7 @@ func inspect(fsys fileSystem, dir string, only map[string]bool, now time.Time) (
 	var rs []*resume
 	for _, r := range st.recs {
 		if only == nil || only[r.name] {
+			r.ack = maxPos(r.ack, r.markAck) // as Open resumes it
 			rs = append(rs, &resume{rec: r})
 		}
 	}

@@ -208,19 +208,24 @@ func (r *Reader) readPos() Pos {
 // Ack acknowledges every record up to and including the one at pos for
 // this consumer. Acknowledging a position already acknowledged is a no-op;
 // one past the last record returned by Next fails with ErrAckAhead. The
-// acknowledgement is persisted by the next commit; segments acknowledged by
-// every consumer are deleted at once.
+// acknowledgement is written at once to the consumer's slot of the marks
+// file (one positional write, no fsync: it survives a kill -9) and
+// persisted durably by the next commit; segments acknowledged by every
+// consumer are deleted at once. Call it once per delivery (a batch or a
+// block of records), not per record.
 func (r *Reader) Ack(pos Pos) error {
 	if r.readPos().Before(pos) {
 		return ErrAckAhead
 	}
-	return r.s.ack(r.c, pos)
+	return r.s.ackAndMark(r.c, pos)
 }
 
 // Skip acknowledges every record up to and including the one at pos, like
 // Ack, and moves the reader past them without reading them: the consumer
 // received them by other means. A pos at or before the read position only
-// acknowledges. Skip is called by the goroutine that calls Next.
+// acknowledges. Like Ack, it writes the acknowledgement to the marks file
+// (one positional write per call that moves it). Skip is called by the
+// goroutine that calls Next.
 func (r *Reader) Skip(pos Pos) error {
 	r.mu.Lock()
 	if r.closed {
@@ -240,7 +245,7 @@ func (r *Reader) Skip(pos Pos) error {
 		r.pmu.Unlock()
 	}
 	r.mu.Unlock()
-	return r.s.ack(r.c, pos)
+	return r.s.ackAndMark(r.c, pos)
 }
 
 // Close releases the reader; the consumer may open a new one, which starts
@@ -373,22 +378,23 @@ func (s *Spool) unreadable(id uint64, err error, missing bool) {
 	s.log.Error().Err(err).Str("segment", filepath.Base(s.path(id))).Msg("cannot open spool segment: skipped")
 }
 
-func (s *Spool) ack(c *consumer, pos Pos) error {
+// ack moves c's acknowledgement to pos; moved reports whether it did.
+func (s *Spool) ack(c *consumer, pos Pos) (moved bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return ErrClosed
+		return false, ErrClosed
 	}
 	s.deliveredLocked(c, pos) // space.go
 	if !c.ack.Before(pos) {
-		return nil
+		return false, nil
 	}
 	c.ack = pos
 	if c.gapTo != (Pos{}) && !c.ack.Before(c.gapTo) {
 		c.gapFrom, c.gapTo = Pos{}, Pos{} // past the gap
 	}
 	s.collectAckedLocked()
-	return nil
+	return true, nil
 }
 
 // collectAckedLocked deletes the oldest segments every consumer has

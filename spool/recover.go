@@ -18,7 +18,8 @@ import (
 // directory lock, verifies every segment (truncating torn tails, skipping
 // corrupt regions, resynchronising past a bad segment header, setting aside
 // unreadable files, all counted and logged), positions each consumer after
-// its last persisted acknowledgement (claiming renamed and unclaimed
+// its last acknowledgement, from the cursors file or, when later and
+// valid, the marks file (claiming renamed and unclaimed
 // cursors, see claims.go), counts what will be replayed and redelivered,
 // starts a new active segment, persists the cursors, resets the marks and
 // starts the group-commit goroutine. Open reads the whole spool, so it
@@ -64,7 +65,7 @@ func Open(opts Options) (*Spool, error) {
 	}
 	// After the commit: a crash before it leaves the old marks, which
 	// count the same redeliveries again rather than none.
-	if s.marks, err = createMarks(s.fs, opts.Dir, opts.Consumers); err != nil {
+	if s.marks, err = createMarks(s.fs, opts.Dir, opts.Consumers, s.epochs[len(s.epochs)-1].first); err != nil {
 		s.m.writeErrors.Inc()
 		log.Error().Err(err).Msg("cannot reset the spool marks: duplicates after a crash may go uncounted")
 	}
@@ -117,19 +118,37 @@ func (s *Spool) loadCursors() (st cursorState, found, lost bool) {
 }
 
 // readState reads the cursors of dir with each read position raised to
-// the consumer's mark.
+// the consumer's mark, and each consumer's acknowledgement from the marks
+// file in markAck (see useMarkAcks).
 func readState(fsys fileSystem, dir string) (st cursorState, found bool, curErr, marksErr error) {
 	st, found, curErr = readCursors(fsys, dir)
 	if curErr != nil {
 		return cursorState{}, false, curErr, nil
 	}
-	mk, marksErr := readMarks(fsys, dir)
+	var run uint64 // the Open that wrote the cursors: its marks hold acks
+	if n := len(st.epochs); n > 0 {
+		run = st.epochs[n-1].first
+	}
+	mk, marksErr := readMarks(fsys, dir, run)
 	for i := range st.recs {
-		if m, ok := mk[st.recs[i].name]; ok {
-			st.recs[i].read = maxPos(st.recs[i].read, m)
+		r := &st.recs[i]
+		if m, ok := mk.marks[r.name]; ok {
+			r.read = maxPos(r.read, m)
+		}
+		if a, ok := mk.acks[r.name]; ok && r.until == 0 {
+			r.markAck = a
 		}
 	}
 	return st, found, nil, marksErr
+}
+
+// useMarkAcks makes each saved cursor resume after the later of its
+// acknowledgements, persisted and in the marks file. It is called after
+// the claims are planned, which look at the persisted state only.
+func useMarkAcks(recs []cursorRec) {
+	for i := range recs {
+		recs[i].ack = maxPos(recs[i].ack, recs[i].markAck)
+	}
 }
 
 func (s *Spool) recover() error {
@@ -147,6 +166,7 @@ func (s *Spool) recover() error {
 		s.log.Error().Str("consumer", old).Str("rename_to", s.opts.Rename[old]).Str("reason", why).
 			Msg("spool.rename cannot hand this backlog over; it stays unclaimed")
 	}
+	useMarkAcks(st.recs)
 	saved := make(map[string]*resume, len(st.recs))
 	all := make([]*resume, 0, len(st.recs)+len(s.opts.Consumers))
 	for _, r := range st.recs {

@@ -214,33 +214,50 @@ func TestCopyMidWrite(t *testing.T) {
 // it had read by the last commit are counted as redelivered. (Segments
 // deleted by later, unpersisted acks are not replayed: one segment here.)
 func TestCrashRedelivery(t *testing.T) {
-	dir := t.TempDir()
-	opts := testOptions(dir)
-	opts.SegmentSize = 1 << 20
-	s := mustOpen(t, opts)
-	recs := records(t, 100)
-	appendAll(t, s, recs)
-	r := mustReader(t, s, "a")
-	readN(t, r, 40, true)
-	readN(t, r, 20, false)
-	if err := s.Sync(); err != nil { // persists ack=40, read=60
-		t.Fatal(err)
-	}
-	readN(t, r, 20, true) // acked up to 80, never persisted
-	more := records(t, 3)
-	appendAll(t, s, more)
-	crash(s) // the 3 records were written before Append returned: kept
+	for _, tc := range []struct {
+		name                  string
+		powerLoss             bool // the marks file is lost: the commit counts
+		from                  int
+		replayed, redelivered uint64
+	}{
+		{"kill", false, 80, 23, 0}, // the acks written to the marks file count
+		{"power loss", true, 40, 63, 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			opts := testOptions(dir)
+			opts.SegmentSize = 1 << 20
+			s := mustOpen(t, opts)
+			recs := records(t, 100)
+			appendAll(t, s, recs)
+			r := mustReader(t, s, "a")
+			readN(t, r, 40, true)
+			readN(t, r, 20, false)
+			if err := s.Sync(); err != nil { // persists ack=40, read=60
+				t.Fatal(err)
+			}
+			readN(t, r, 20, true) // acked up to 80, in the marks file only
+			more := records(t, 3)
+			appendAll(t, s, more)
+			crash(s) // the 3 records were written before Append returned: kept
+			if tc.powerLoss {
+				if err := os.Remove(filepath.Join(dir, marksFile)); err != nil {
+					t.Fatal(err)
+				}
+			}
 
-	opts.Metrics = nil
-	s = mustOpen(t, opts)
-	defer s.Close()
-	if got := s.m.redelivered["a"].Get(); got != 20 {
-		t.Fatalf("redelivered %d, want 20", got)
+			opts.Metrics = nil
+			s = mustOpen(t, opts)
+			defer s.Close()
+			if got := s.m.redelivered["a"].Get(); got != tc.redelivered {
+				t.Fatalf("redelivered %d, want %d", got, tc.redelivered)
+			}
+			if got := s.m.replayed["a"].Get(); got != tc.replayed {
+				t.Fatalf("replayed %d, want %d", got, tc.replayed)
+			}
+			sameSequence(t, readAll(t, mustReader(t, s, "a")), append(recs[tc.from:], more...))
+		})
 	}
-	if got := s.m.replayed["a"].Get(); got != 63 {
-		t.Fatalf("replayed %d, want 63", got)
-	}
-	sameSequence(t, readAll(t, mustReader(t, s, "a")), append(recs[40:], more...))
 }
 
 // A segment that cannot be opened is reported; the others are delivered.

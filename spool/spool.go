@@ -96,6 +96,11 @@ type consumer struct {
 	gapFrom, gapTo Pos
 	pending        int64 // unclaimed: records of its backlog still kept
 	held           Pos   // the consumer holds every record up to here (Reader.Hold)
+	// ackMu serialises the writes of the consumer's ack slot (marks.go),
+	// and guards what follows; not Spool.mu.
+	ackMu      sync.Mutex
+	ackWritten Pos
+	ackBuf     [markSlotSize]byte
 }
 
 func (s *Spool) path(id uint64) string {
