@@ -1,9 +1,9 @@
 package receiver
 
 // FrameSink consumes the complete frames of one read. A frame is one syslog
-// message without its framing (no octet count, no trailing LF; a trailing CR
-// is already removed). It may be empty of content but is never a zero-length
-// slice; blank frames are dropped by the framer.
+// message without its framing (no octet count, no trailing LF or NUL; a
+// trailing CR is already removed). It may be empty of content but is never a
+// zero-length slice; blank frames are dropped by the framer.
 //
 // The bytes passed to Frame are only valid during the call: they point into
 // the event loop's read buffer or the connection's scratch buffer, both
