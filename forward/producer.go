@@ -30,11 +30,35 @@ type Producer struct {
 // Frame handles one frame; it may block (backpressure) when a full block
 // has to be published to a full queue. frame is not kept.
 func (pr *Producer) Frame(frame []byte) {
+	pr.add(frame, !pr.classify(frame))
+}
+
+// Tail handles the last line of a stream that ended cleanly without its
+// terminator (receiver.TailSink): as Frame if its payload is a JSON object
+// the classifier accepts whole, i.e. the line is a complete message; else
+// it does nothing and reports false (the receiver counts it truncated).
+// Payloads that are not JSON objects cannot be told from cut ones, so such
+// a line is not delivered.
+func (pr *Producer) Tail(frame []byte) bool {
+	if !pr.classify(frame) {
+		return false
+	}
+	pr.add(frame, false)
+	return true
+}
+
+// classify scans frame's header and classifies its payload into pr.hdr
+// and pr.al; it reports whether the payload is a JSON object.
+func (pr *Producer) classify(frame []byte) bool {
 	if pr.now == 0 {
 		pr.now = time.Now().UnixNano()
 	}
 	parser.Scan(frame, &pr.hdr)
-	notJSON := pr.cls.Classify(pr.hdr.Payload.Bytes(frame), pr.hdr.App.Bytes(frame), &pr.al) != nil
+	return pr.cls.Classify(pr.hdr.Payload.Bytes(frame), pr.hdr.App.Bytes(frame), &pr.al) == nil
+}
+
+// add counts, routes and copies the frame classified last.
+func (pr *Producer) add(frame []byte, notJSON bool) {
 	if notJSON {
 		pr.notJSON++
 		pr.al.Kind, pr.al.Priority = parser.KindUnknown, parser.PriorityNone

@@ -138,6 +138,30 @@ func (f *Framer) End() {
 	f.releaseScratch()
 }
 
+// Finish ends the stream at a clean end of file: the peer closed its side
+// after its last byte (not a reset, a timeout or our own close). A last
+// line that lacks only its LF or NUL is handed to sink.Tail when sink is a
+// TailSink, and is a frame if the sink takes it as a complete message;
+// otherwise it is counted Truncated. Every other partial frame (an
+// octet-counted frame shorter than its count, a count without its frame)
+// is dropped and counted Truncated, as by End. f is ready for a new stream
+// afterwards.
+func (f *Framer) Finish(sink FrameSink) {
+	if f.state == stateLine {
+		if ts, ok := sink.(TailSink); ok {
+			f.state = stateStart
+			if line := trimBlanks(f.scratch); len(line) > 0 {
+				if ts.Tail(line) {
+					f.stats.Frames++
+				} else {
+					f.stats.Truncated++
+				}
+			}
+		}
+	}
+	f.End()
+}
+
 // next consumes one frame (or the leading blanks before one) from data and
 // returns the rest. When final is false, a frame running past the end of
 // data is kept in the scratch buffer and nil is returned.

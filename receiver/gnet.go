@@ -2,7 +2,9 @@ package receiver
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"sync"
@@ -248,9 +250,12 @@ func (s *gnetServer) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	return nil, gnet.None
 }
 
-// OnClose releases the slot of an accepted connection and counts a frame
-// cut short by the close.
-func (s *gnetServer) OnClose(c gnet.Conn, _ error) gnet.Action {
+// OnClose releases the slot of an accepted connection. At a clean end of
+// file (the peer's FIN, not a reset, a shutdown or our own close: those
+// set closing first) a last line without its LF or NUL is delivered if the
+// sink takes it as a complete message (Framer.Finish); any other partial
+// frame is counted truncated.
+func (s *gnetServer) OnClose(c gnet.Conn, err error) gnet.Action {
 	gc, ok := c.Context().(*gconn)
 	if !ok {
 		return gnet.None // rejected in OnOpen
@@ -258,12 +263,16 @@ func (s *gnetServer) OnClose(c gnet.Conn, _ error) gnet.Action {
 	c.SetContext(nil)
 	s.slots.close(&gc.slot)
 	s.m.closed()
-	gc.framer.End()
-	s.partial.release(&gc.hold)
-	if st := gc.framer.TakeStats(); st.Truncated > 0 {
-		s.m.publish(st)
-		s.sampled.Warn().Str("remote", gc.remote.String()).Msg("connection closed inside a frame; partial frame dropped")
+	if gc.framer.Pending() && errors.Is(err, io.EOF) && !gc.closing.Load() {
+		sink := s.pool.Get()
+		gc.framer.Finish(sink)
+		sink.Flush()
+		s.pool.Put(sink)
+	} else {
+		gc.framer.End()
 	}
+	s.partial.release(&gc.hold)
+	s.closed(gc.framer.TakeStats(), gc.remote)
 	return gnet.None
 }
 

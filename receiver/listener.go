@@ -224,6 +224,18 @@ func (cm *common) publish(st FramerStats, remote netip.AddrPort) {
 	}
 }
 
+// closed publishes the counters of a connection's end: a last line
+// delivered at its clean end, or a partial frame counted truncated.
+func (cm *common) closed(st FramerStats, remote netip.AddrPort) {
+	if st == (FramerStats{}) {
+		return
+	}
+	cm.m.publish(st)
+	if st.Truncated > 0 {
+		cm.sampled.Warn().Str("remote", remote.String()).Msg("connection closed inside a frame; partial frame dropped")
+	}
+}
+
 // reservePort prepares a UDP address for gnet, which binds one
 // SO_REUSEPORT socket per event loop. A given port is probed first with a
 // plain bind, since SO_REUSEPORT would otherwise share it silently with

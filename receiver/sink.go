@@ -26,3 +26,16 @@ type SinkPool interface {
 	Get() FrameSink
 	Put(FrameSink)
 }
+
+// A TailSink is a FrameSink that can judge the last line of a stream that
+// ended cleanly without the LF or NUL that would have ended it (`printf
+// '<165>… {json}' | nc`). The framer cannot tell such a line from one cut
+// short; the sink, which parses messages, can.
+type TailSink interface {
+	FrameSink
+	// Tail handles frame as Frame would and reports true if it is a
+	// complete message (its parser accepts it whole); otherwise it keeps
+	// nothing of it and reports false, and the frame is counted truncated.
+	// frame is valid only during the call.
+	Tail(frame []byte) bool
+}

@@ -278,15 +278,28 @@ func (s *tlsServer) readLoop(tc *tls.Conn, raw net.Conn, sl *slot, remote netip.
 		}
 		if err != nil {
 			s.readEnded(err, sl, remote)
+			s.endStream(&f, err, sl)
 			break
 		}
 	}
-	f.End()
+	f.End() // when stopped by setReadDeadline
 	s.partial.release(&hold)
-	if st := f.TakeStats(); st.Truncated > 0 {
-		s.m.publish(st)
-		s.sampled.Warn().Str("remote", remote.String()).Msg("connection closed inside a frame; partial frame dropped")
+	s.closed(f.TakeStats(), remote)
+}
+
+// endStream ends f when its connection's read failed with err. At a clean
+// end of file (io.EOF: the peer's close_notify, or its FIN at a record
+// boundary; not our own close or stop) a last line without its LF or NUL
+// is delivered if the sink takes it as a complete message (Framer.Finish).
+func (s *tlsServer) endStream(f *Framer, err error, sl *slot) {
+	if !f.Pending() || !errors.Is(err, io.EOF) || sl.closing.Load() || s.closing.Load() {
+		f.End()
+		return
 	}
+	sink := s.pool.Get()
+	f.Finish(sink)
+	sink.Flush()
+	s.pool.Put(sink)
 }
 
 // readEnded logs and counts why a read failed.
