@@ -233,7 +233,7 @@ func (s *gnetServer) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	}
 	if ka := s.cfg.KeepAlive; ka > 0 {
 		if err := c.SetKeepAlive(true, ka, ka, 9); err != nil {
-			s.sampled.Warn().Err(err).Msg("cannot set TCP keep-alive")
+			s.sampled(logSocket).Warn().Err(err).Msg("cannot set TCP keep-alive")
 		}
 	}
 	gc.framer.Init(s.cfg.MaxMessageSize)

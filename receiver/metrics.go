@@ -27,6 +27,7 @@ type Metrics struct {
 	evicted          *metrics.Counter
 	partialCap       *metrics.Counter
 	idleClosed       *metrics.Counter
+	proxyLocal       *metrics.Counter
 	lastFrame        *metrics.Gauge
 }
 
@@ -40,6 +41,7 @@ type Metrics struct {
 //	dtrelay_input_connections_total{input}
 //	dtrelay_input_rejected_connections_total{input,reason=R}
 //	dtrelay_input_idle_closed_total{input}
+//	dtrelay_input_proxy_local_total{input}
 //	dtrelay_input_last_frame_timestamp_seconds{input}
 //
 // A rejected connection is one closed before it completed a frame, R says
@@ -52,6 +54,8 @@ type Metrics struct {
 // "tls_handshake" (the handshake failed).
 // "partial_frame_cap" counts connections closed because the process-wide
 // max_partial_bytes was exceeded and they held the largest partial frame.
+// proxy_local counts connections from a trusted proxy that sent a LOCAL
+// header (its health checks), accepted whatever allow says.
 func NewMetrics(set *metrics.Set, input string) *Metrics {
 	l := `input="` + escapeLabel(input) + `"`
 	name := func(base string) string { return base + "{" + l + "}" }
@@ -75,6 +79,7 @@ func NewMetrics(set *metrics.Set, input string) *Metrics {
 		evicted:          set.GetOrCreateCounter(reason(rej, "evicted")),
 		partialCap:       set.GetOrCreateCounter(reason(errs, "partial_frame_cap")),
 		idleClosed:       set.GetOrCreateCounter(name("dtrelay_input_idle_closed_total")),
+		proxyLocal:       set.GetOrCreateCounter(name("dtrelay_input_proxy_local_total")),
 		lastFrame:        set.GetOrCreateGauge(name("dtrelay_input_last_frame_timestamp_seconds"), nil),
 	}
 }

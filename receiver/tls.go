@@ -79,7 +79,7 @@ func (s *tlsServer) acceptLoop() {
 			}
 			// EMFILE and the like: back off as net/http does.
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			s.sampled.Error().Err(err).Dur("retry_in", delay).Msg("cannot accept connection")
+			s.sampled(logAccept).Error().Err(err).Dur("retry_in", delay).Msg("cannot accept connection")
 			time.Sleep(delay)
 			continue
 		}
@@ -216,7 +216,7 @@ func (s *tlsServer) serve(raw net.Conn, sl *slot) {
 			timedOut("TLS handshake")
 		default:
 			s.m.rejectTLS.Inc()
-			s.sampled.Warn().Err(err).Str("remote", remote.String()).Msg("connection rejected: TLS handshake failed")
+			s.sampled(logTLS).Warn().Err(err).Str("remote", remote.String()).Msg("connection rejected: TLS handshake failed")
 		}
 		return
 	}
@@ -309,7 +309,7 @@ func (s *tlsServer) readEnded(err error, sl *slot, remote netip.AddrPort) {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		s.idleClosed(remote)
 	default:
-		s.sampled.Debug().Err(err).Str("remote", remote.String()).Msg("connection read ended")
+		s.sampled(logReadEnded).Debug().Err(err).Str("remote", remote.String()).Msg("connection read ended")
 	}
 }
 
