@@ -243,12 +243,21 @@ type ProducerPool struct {
 	pool     sync.Pool
 	m        inputMetrics
 	sampled  zerolog.Logger // per-read problems: a few lines per period
+
+	// The least sizes of a read's first block and of those after it. A
+	// datagram input publishes a block per datagram, so its blocks are
+	// sized to their frame (block size classes are at most 25% larger):
+	// its queue's byte budget then counts the datagrams' bytes.
+	firstBlock, nextBlock int
 }
 
 func newProducerPool(p *Pipeline, idx int, in InputSpec, maxPayload int, set *metrics.Set, log zerolog.Logger) *ProducerPool {
 	pp := &ProducerPool{p: p, name: in.Name, input: uint16(idx), datagram: in.Datagram, track: in.Track,
 		sampled: log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second})}
 	pp.m = newInputMetrics(set, in.Name)
+	if !in.Datagram {
+		pp.firstBlock, pp.nextBlock = firstBlockSize, bigBlockSize
+	}
 	pp.pool.New = func() any {
 		cls := parser.NewClassifier(maxPayload)
 		cls.Strict = in.Strict

@@ -222,19 +222,33 @@ func TestFullQueueBlocksProducerUntilDelivered(t *testing.T) {
 	}
 }
 
+// TestDatagramInputDropsWhenFullAndCounts: a datagram input never waits; what
+// does not fit the queue is dropped and counted dropped_full, and the queue's
+// byte budget holds datagrams by their size (issue 10 item 11: one 16 KiB
+// block each made a 64 MiB queue hold only 4096 datagrams).
 func TestDatagramInputDropsWhenFullAndCounts(t *testing.T) {
+	const queue, sent = 64 << 10, 100
 	s := &recSender{gate: make(chan struct{})}
-	p, set := newTestPipeline(t, OutputSpec{Name: "out", Encoder: NDJSONEncoder{}, Sender: s, QueueSize: firstBlockSize, MaxEvents: 1})
-	feed(p, 1, []string{line(1)}, 1) // fills the queue
-	feed(p, 1, []string{line(2), line(3)}, 2)
-	if v := metric(set, `dtrelay_input_discarded_total{input="udp",reason="dropped_full"}`); v != "2" {
-		t.Fatalf("dropped_full = %q, want 2", v)
+	p, set := newTestPipeline(t, OutputSpec{Name: "out", Encoder: NDJSONEncoder{}, Sender: s, QueueSize: queue, MaxEvents: 1})
+	var frames []string
+	for i := range sent {
+		f := line(i)
+		frames = append(frames, f+strings.Repeat(" ", 1500-len(f))) // ~1.5 KB datagrams
+	}
+	feed(p, 1, frames, 1) // one datagram per read
+	dropped := 0
+	fmt.Sscan(metric(set, `dtrelay_input_discarded_total{input="udp",reason="dropped_full"}`), &dropped)
+	queued := sent - dropped
+	if held := queued * (recHeaderSize + 1500); held < queue*8/10 || held > queue {
+		t.Fatalf("the %d-byte queue held %d datagrams (%d bytes of records); want over 80%% of its budget", queue, queued, held)
 	}
 	close(s.gate)
+	waitFor(t, "the queued datagrams", func() bool { return len(s.got()) == queued })
 	p.Stop(context.Background())
-	if got := s.got(); len(got) != 1 {
-		t.Fatalf("delivered %d, want 1", len(got))
+	if got := len(s.got()); got+dropped != sent {
+		t.Fatalf("delivered %d + dropped %d != sent %d", got, dropped, sent)
 	}
+	t.Logf("%d-byte queue: %d of %d 1.5 KB datagrams queued, %d dropped_full", queue, queued, sent, dropped)
 }
 
 func TestStopCountsWhatCouldNotBeDelivered(t *testing.T) {

@@ -75,9 +75,9 @@ func (pr *Producer) add(frame []byte, notJSON bool) {
 	}
 	if pr.blk != nil && !pr.blk.room(len(frame)) {
 		pr.publish()
-		pr.blk = getBlock(max(bigBlockSize, recHeaderSize+len(frame)))
+		pr.blk = getBlock(max(pr.pp.nextBlock, recHeaderSize+len(frame)))
 	} else if pr.blk == nil {
-		pr.blk = getBlock(max(firstBlockSize, recHeaderSize+len(frame)))
+		pr.blk = getBlock(max(pr.pp.firstBlock, recHeaderSize+len(frame)))
 	}
 	pr.blk.appendRecord(frame, &pr.hdr, &pr.al, notJSON, pr.pp.input, mask, pr.now)
 }

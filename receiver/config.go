@@ -89,6 +89,10 @@ type Config struct {
 	KeepAlive time.Duration
 	// EventLoops is the number of gnet event loops (GOMAXPROCS if 0).
 	EventLoops int
+	// UDPRecvBuffer is the kernel receive buffer (SO_RCVBUF) of each of a
+	// udp input's sockets, capped by net.core.rmem_max
+	// (DefaultUDPRecvBuffer if 0).
+	UDPRecvBuffer int
 }
 
 func (c *Config) normalize() error {
@@ -130,6 +134,9 @@ func (c *Config) normalize() error {
 	}
 	if c.KeepAlive > 0 && c.KeepAlive < time.Second {
 		c.KeepAlive = time.Second
+	}
+	if c.UDPRecvBuffer <= 0 {
+		c.UDPRecvBuffer = DefaultUDPRecvBuffer
 	}
 	if c.EventLoops <= 0 {
 		c.EventLoops = runtime.GOMAXPROCS(0)

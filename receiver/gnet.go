@@ -21,9 +21,11 @@ import (
 // inbound buffer stays empty. 64 KiB also holds any UDP datagram whole.
 const readBufferCap = 64 << 10
 
-// udpRecvBuffer is the kernel receive buffer asked for UDP sockets (capped
-// by net.core.rmem_max) to absorb bursts while a sink blocks.
-const udpRecvBuffer = 4 << 20
+// DefaultUDPRecvBuffer is the kernel receive buffer asked for UDP sockets
+// (capped by net.core.rmem_max) to absorb bursts while a sink blocks, when
+// Config.UDPRecvBuffer is zero. What overflows it is dropped by the kernel
+// and counted kernel_drop.
+const DefaultUDPRecvBuffer = 4 << 20
 
 // gnetServer is the gnet.EventHandler of one tcp or udp input. Callbacks
 // other than OnTick run on the connection's event loop; OnTick runs on the
@@ -102,7 +104,7 @@ func startGnet(cm *common) (*gnetServer, func(context.Context) error, error) {
 		gnet.WithLoadBalancing(gnet.LeastConnections),
 	}
 	if s.udp {
-		opts = append(opts, gnet.WithSocketRecvBuffer(udpRecvBuffer))
+		opts = append(opts, gnet.WithSocketRecvBuffer(cm.cfg.UDPRecvBuffer))
 	}
 	runErr := make(chan error, 1)
 	done := make(chan struct{})
@@ -127,8 +129,22 @@ func startGnet(cm *common) (*gnetServer, func(context.Context) error, error) {
 			_ = s.stop(context.Background(), done)
 			return nil, nil, fmt.Errorf("cannot resolve udp %s: %w", addr, err)
 		}
+		release() // the placeholder must not be taken for one of ours
+		s.watchKernelDrops()
 	}
 	return s, func(ctx context.Context) error { return s.stop(ctx, done) }, nil
+}
+
+// watchKernelDrops exports the kernel's drop counter of the udp input's
+// sockets, every event loop's one being bound once the engine ticks.
+func (s *gnetServer) watchKernelDrops() {
+	k := newKernelDrops(addrPortOf(s.boundAddr))
+	if k == nil {
+		s.log.Warn().Msg("cannot find this input's UDP sockets: datagrams the kernel drops are not counted (kernel_drop)")
+		return
+	}
+	s.m.watchKernelDrops(k.total)
+	s.log.Debug().Int("sockets", k.sockets()).Msg("counting kernel drops of the UDP sockets")
 }
 
 // stop shuts the engine down: the listener closes, each event loop finishes
