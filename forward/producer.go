@@ -21,6 +21,8 @@ type Producer struct {
 	blk *Block
 	now int64 // reception time of the current read, Unix ns
 
+	clock *stallClock // times its waits for room downstream (stall.go)
+
 	dones []chan struct{} // of the blocks published since FlushWait (Track inputs)
 
 	kinds                     [parser.NumKinds]uint64
@@ -89,9 +91,13 @@ func (pr *Producer) publish() {
 		b.done = make(chan struct{})
 		pr.dones = append(pr.dones, b.done)
 	}
-	if w := pr.pp.p.publish(b, pr.pp.datagram, pr.pp.m.dropped); w > 0 {
-		pr.pp.m.blocked.Add(w.Seconds())
+	if pr.pp.p.spool == nil {
+		pr.pp.p.publish(b, pr.pp.datagram, pr.pp.m.dropped, pr.clock) // times a wait on a full queue
+		return
 	}
+	start := pr.clock.begin()
+	pr.pp.p.publish(b, pr.pp.datagram, pr.pp.m.dropped, nil)
+	pr.clock.end(start, int64(stallVisibleAfter))
 }
 
 // ErrNotDelivered is returned by FlushWait when the pipeline stopped before
