@@ -47,8 +47,9 @@ type Config struct {
 	// MaxMessageSize is the frame size limit (DefaultMaxMessageSize if 0).
 	MaxMessageSize int
 	// Allow lists the accepted source prefixes; empty accepts all. With
-	// ProxyProtocol it applies to the source given in the PROXY header
-	// (the proxy itself for a LOCAL header), after TrustedProxies.
+	// ProxyProtocol it applies to the source given in the PROXY header,
+	// after TrustedProxies; a LOCAL header (a trusted proxy's own
+	// connection, e.g. its health check) is accepted whatever Allow says.
 	Allow []netip.Prefix
 	// TrustedProxies lists the peers that may send PROXY headers; it is
 	// required with ProxyProtocol. A connection from another peer is
