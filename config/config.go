@@ -62,8 +62,9 @@ type Input struct {
 	// TLS is set for protocol tls (and only then).
 	TLS *InputTLS
 	// Allow lists the source networks accepted; empty accepts all. With
-	// ProxyProtocol it applies to the source the PROXY header carries (the
-	// proxy itself for a LOCAL header).
+	// ProxyProtocol it applies to the source the PROXY header carries; a
+	// LOCAL header (the trusted proxy's own connection) is accepted
+	// whatever Allow says.
 	Allow []netip.Prefix
 	// ProxyProtocol accepts PROXY v1/v2 headers (tcp, tls); it requires
 	// TrustedProxies.

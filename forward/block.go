@@ -32,11 +32,17 @@ type Block struct {
 	done chan struct{}
 }
 
-// Block size classes: powers of two from minBlockSize up to maxBlockSize.
+// Block size classes: four per power of two (1, 1.25, 1.5, 1.75 times it)
+// from 512 bytes up to 64 MiB, so a block holds at most 25% more than it
+// was asked for. That matters for datagram inputs, whose every datagram is
+// one block (see Producer): a queue's byte budget is then about the bytes
+// of the datagrams, not a 16 KiB minimum each (issue 10: a 64 MiB queue
+// held only 4096 datagrams).
 const (
-	minBlockShift = 14 // 16 KiB
-	maxBlockShift = 26 // 64 MiB
-	numClasses    = maxBlockShift - minBlockShift + 1
+	minBlockShift  = 9  // 512 bytes
+	maxBlockShift  = 26 // 64 MiB
+	classesPerStep = 4
+	numClasses     = (maxBlockShift-minBlockShift)*classesPerStep + 1
 	// firstBlockSize is the block a read starts with; blocks that fill up
 	// are followed by bigBlockSize ones, so a trickle of alerts does not pin
 	// big blocks and a flood does not publish tiny ones.
@@ -45,28 +51,38 @@ const (
 )
 
 // freeBlocks keeps released blocks for reuse, per size class, up to
-// retainedPerClass bytes each. A free list rather than a sync.Pool: a pool
-// is emptied by every GC, and big blocks freshly allocated after each GC
-// make GCs more frequent still.
+// retainedPerClass bytes or maxRetainedBlocks blocks each. A free list
+// rather than a sync.Pool: a pool is emptied by every GC, and big blocks
+// freshly allocated after each GC make GCs more frequent still.
 var freeBlocks = func() (f [numClasses]chan *Block) {
 	for c := range f {
-		f[c] = make(chan *Block, retainedPerClass>>(c+minBlockShift))
+		f[c] = make(chan *Block, min(retainedPerClass/classSize(c), maxRetainedBlocks))
 	}
 	return f
 }()
 
-const retainedPerClass = 16 << 20
+const (
+	retainedPerClass  = 16 << 20
+	maxRetainedBlocks = 1024
+)
 
-// classFor returns the size class that holds n bytes.
+// classSize returns the capacity of the blocks of class c:
+// (4+c%4) << (c/4 + minBlockShift - 2).
+func classSize(c int) int {
+	return (classesPerStep + c%classesPerStep) << (c/classesPerStep + minBlockShift - 2)
+}
+
+// classFor returns the smallest size class that holds n bytes (the largest
+// class beyond 64 MiB).
 func classFor(n int) int {
 	if n <= 1<<minBlockShift {
 		return 0
 	}
-	c := bits.Len(uint(n-1)) - minBlockShift
-	if c >= numClasses {
-		c = numClasses - 1
-	}
-	return c
+	v := uint(n - 1)
+	e := bits.Len(v) - 1                             // 2^e <= v < 2^(e+1)
+	mant := int(v>>(e-2)) & 3                        // v's two bits below the top one
+	c := (e-minBlockShift)*classesPerStep + mant + 1 // (4+mant+1) << (e-2) > v
+	return min(c, numClasses-1)
 }
 
 func getBlock(n int) *Block {
@@ -75,7 +91,7 @@ func getBlock(n int) *Block {
 	case b := <-freeBlocks[c]:
 		return b
 	default:
-		return &Block{buf: make([]byte, 0, 1<<(c+minBlockShift)), class: c}
+		return &Block{buf: make([]byte, 0, classSize(c)), class: c}
 	}
 }
 

@@ -190,8 +190,9 @@ wait:
 }
 
 // publish hands a filled block to every output it has records for. For a
-// datagram input a full queue drops the block's records for that output.
-func (p *Pipeline) publish(b *Block, datagram bool, dropped *metrics.Counter) time.Duration {
+// datagram input a full queue drops the block's records for that output;
+// for others a full queue makes it wait, timed on clock.
+func (p *Pipeline) publish(b *Block, datagram bool, dropped *metrics.Counter, clock *stallClock) time.Duration {
 	if b.mask == 0 {
 		putBlock(b)
 		return 0
@@ -203,7 +204,7 @@ func (p *Pipeline) publish(b *Block, datagram bool, dropped *metrics.Counter) ti
 	var waited time.Duration
 	for m := b.mask; m != 0; m &= m - 1 {
 		o := p.outputs[bits.TrailingZeros64(m)]
-		ok, w := o.q.push(b, !datagram)
+		ok, w := o.q.pushTimed(b, !datagram, clock)
 		waited += w
 		if !ok { // full (datagram input), or stopped
 			n := b.count(o.bit)
@@ -243,16 +244,34 @@ type ProducerPool struct {
 	pool     sync.Pool
 	m        inputMetrics
 	sampled  zerolog.Logger // per-read problems: a few lines per period
+	stalls   stalls         // its producers' waits for room downstream
+
+	// The least sizes of a read's first block and of those after it. A
+	// datagram input publishes a block per datagram, so its blocks are
+	// sized to their frame (block size classes are at most 25% larger):
+	// its queue's byte budget then counts the datagrams' bytes.
+	firstBlock, nextBlock int
 }
 
 func newProducerPool(p *Pipeline, idx int, in InputSpec, maxPayload int, set *metrics.Set, log zerolog.Logger) *ProducerPool {
 	pp := &ProducerPool{p: p, name: in.Name, input: uint16(idx), datagram: in.Datagram, track: in.Track,
 		sampled: log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second})}
 	pp.m = newInputMetrics(set, in.Name)
+	set.GetOrCreateGauge(fmt.Sprintf(`dtrelay_input_blocked{input=%q}`, in.Name), func() float64 {
+		n, _ := pp.stalls.read()
+		return float64(n)
+	})
+	set.GetOrCreateGauge(fmt.Sprintf(`dtrelay_input_backpressure_seconds_total{input=%q}`, in.Name), func() float64 {
+		_, sec := pp.stalls.read()
+		return sec
+	})
+	if !in.Datagram {
+		pp.firstBlock, pp.nextBlock = firstBlockSize, bigBlockSize
+	}
 	pp.pool.New = func() any {
 		cls := parser.NewClassifier(maxPayload)
 		cls.Strict = in.Strict
-		return &Producer{pp: pp, cls: cls}
+		return &Producer{pp: pp, cls: cls, clock: pp.stalls.clock()}
 	}
 	return pp
 }
@@ -266,7 +285,6 @@ func (pp *ProducerPool) Put(pr *Producer) { pp.pool.Put(pr) }
 type inputMetrics struct {
 	kinds                      [parser.NumKinds]*metrics.Counter
 	notJSON, filtered, dropped *metrics.Counter
-	blocked                    *metrics.FloatCounter
 	lastAlert                  *metrics.Gauge
 }
 
@@ -281,7 +299,6 @@ func newInputMetrics(set *metrics.Set, name string) inputMetrics {
 	m.notJSON = set.GetOrCreateCounter(fmt.Sprintf(`dtrelay_input_not_json_total{input=%q}`, name))
 	m.filtered = drop("filtered")
 	m.dropped = drop("dropped_full")
-	m.blocked = set.GetOrCreateFloatCounter(fmt.Sprintf(`dtrelay_input_backpressure_seconds_total{input=%q}`, name))
 	m.lastAlert = set.GetOrCreateGauge(fmt.Sprintf(`dtrelay_input_last_alert_timestamp_seconds{input=%q}`, name), nil)
 	return m
 }

@@ -193,20 +193,33 @@ func TestTransientFailuresAreRetriedAndPermanentOnesCounted(t *testing.T) {
 	}
 }
 
+// TestFullQueueBlocksProducerUntilDelivered: a producer waits on a full
+// queue until its output delivers, and the stall shows while it lasts
+// (issue 10 item 6): dtrelay_input_blocked is 1 and the backpressure
+// seconds grow during it, then the gauge is back to 0.
 func TestFullQueueBlocksProducerUntilDelivered(t *testing.T) {
 	s := &recSender{gate: make(chan struct{})}
 	// Queue holds one 16 KiB block: the second read's publish must wait.
 	p, set := newTestPipeline(t, OutputSpec{Name: "out", Encoder: NDJSONEncoder{}, Sender: s, QueueSize: firstBlockSize, MaxEvents: 1})
+	const blocked, seconds = `dtrelay_input_blocked{input="tcp"}`, `dtrelay_input_backpressure_seconds_total{input="tcp"}`
+	if v := metric(set, blocked); v != "0" {
+		t.Fatalf("blocked = %q before any stall", v)
+	}
 	feed(p, 0, []string{line(1)}, 1)
 	done := make(chan struct{})
 	go func() {
 		feed(p, 0, []string{line(2)}, 1)
 		close(done)
 	}()
+	waitFor(t, "the producer shown blocked", func() bool { return metric(set, blocked) == "1" })
+	first := metricFloat(t, set, seconds)
+	waitFor(t, "the backpressure seconds growing during the stall", func() bool {
+		return metricFloat(t, set, seconds) >= first+0.05
+	})
 	select {
 	case <-done:
 		t.Fatal("producer did not wait on a full queue")
-	case <-time.After(100 * time.Millisecond):
+	default:
 	}
 	s.gate <- struct{}{} // deliver the first event: its block is released
 	select {
@@ -214,27 +227,54 @@ func TestFullQueueBlocksProducerUntilDelivered(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("producer still blocked after the queue drained")
 	}
+	if v := metric(set, blocked); v != "0" {
+		t.Fatalf("blocked = %q after the stall", v)
+	}
+	during := metricFloat(t, set, seconds)
 	s.gate <- struct{}{}
 	waitFor(t, "both events", func() bool { return len(s.got()) == 2 })
 	p.Stop(context.Background())
-	if v := metric(set, `dtrelay_input_backpressure_seconds_total{input="tcp"}`); v == "0" || v == "" {
-		t.Fatalf("backpressure time not counted: %q", v)
+	if after := metricFloat(t, set, seconds); after < during || after < 0.05 {
+		t.Fatalf("backpressure seconds %v after the stall, %v during it", after, during)
 	}
 }
 
+func metricFloat(t *testing.T, set *metrics.Set, name string) float64 {
+	t.Helper()
+	var v float64
+	if _, err := fmt.Sscan(metric(set, name), &v); err != nil {
+		t.Fatalf("%s = %q: %v", name, metric(set, name), err)
+	}
+	return v
+}
+
+// TestDatagramInputDropsWhenFullAndCounts: a datagram input never waits; what
+// does not fit the queue is dropped and counted dropped_full, and the queue's
+// byte budget holds datagrams by their size (issue 10 item 11: one 16 KiB
+// block each made a 64 MiB queue hold only 4096 datagrams).
 func TestDatagramInputDropsWhenFullAndCounts(t *testing.T) {
+	const queue, sent = 64 << 10, 100
 	s := &recSender{gate: make(chan struct{})}
-	p, set := newTestPipeline(t, OutputSpec{Name: "out", Encoder: NDJSONEncoder{}, Sender: s, QueueSize: firstBlockSize, MaxEvents: 1})
-	feed(p, 1, []string{line(1)}, 1) // fills the queue
-	feed(p, 1, []string{line(2), line(3)}, 2)
-	if v := metric(set, `dtrelay_input_discarded_total{input="udp",reason="dropped_full"}`); v != "2" {
-		t.Fatalf("dropped_full = %q, want 2", v)
+	p, set := newTestPipeline(t, OutputSpec{Name: "out", Encoder: NDJSONEncoder{}, Sender: s, QueueSize: queue, MaxEvents: 1})
+	var frames []string
+	for i := range sent {
+		f := line(i)
+		frames = append(frames, f+strings.Repeat(" ", 1500-len(f))) // ~1.5 KB datagrams
+	}
+	feed(p, 1, frames, 1) // one datagram per read
+	dropped := 0
+	fmt.Sscan(metric(set, `dtrelay_input_discarded_total{input="udp",reason="dropped_full"}`), &dropped)
+	queued := sent - dropped
+	if held := queued * (recHeaderSize + 1500); held < queue*8/10 || held > queue {
+		t.Fatalf("the %d-byte queue held %d datagrams (%d bytes of records); want over 80%% of its budget", queue, queued, held)
 	}
 	close(s.gate)
+	waitFor(t, "the queued datagrams", func() bool { return len(s.got()) == queued })
 	p.Stop(context.Background())
-	if got := s.got(); len(got) != 1 {
-		t.Fatalf("delivered %d, want 1", len(got))
+	if got := len(s.got()); got+dropped != sent {
+		t.Fatalf("delivered %d + dropped %d != sent %d", got, dropped, sent)
 	}
+	t.Logf("%d-byte queue: %d of %d 1.5 KB datagrams queued, %d dropped_full", queue, queued, sent, dropped)
 }
 
 func TestStopCountsWhatCouldNotBeDelivered(t *testing.T) {

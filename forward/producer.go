@@ -21,6 +21,8 @@ type Producer struct {
 	blk *Block
 	now int64 // reception time of the current read, Unix ns
 
+	clock *stallClock // times its waits for room downstream (stall.go)
+
 	dones []chan struct{} // of the blocks published since FlushWait (Track inputs)
 
 	kinds                     [parser.NumKinds]uint64
@@ -30,11 +32,35 @@ type Producer struct {
 // Frame handles one frame; it may block (backpressure) when a full block
 // has to be published to a full queue. frame is not kept.
 func (pr *Producer) Frame(frame []byte) {
+	pr.add(frame, !pr.classify(frame))
+}
+
+// Tail handles the last line of a stream that ended cleanly without its
+// terminator (receiver.TailSink): as Frame if its payload is a JSON object
+// the classifier accepts whole, i.e. the line is a complete message; else
+// it does nothing and reports false (the receiver counts it truncated).
+// Payloads that are not JSON objects cannot be told from cut ones, so such
+// a line is not delivered.
+func (pr *Producer) Tail(frame []byte) bool {
+	if !pr.classify(frame) {
+		return false
+	}
+	pr.add(frame, false)
+	return true
+}
+
+// classify scans frame's header and classifies its payload into pr.hdr
+// and pr.al; it reports whether the payload is a JSON object.
+func (pr *Producer) classify(frame []byte) bool {
 	if pr.now == 0 {
 		pr.now = time.Now().UnixNano()
 	}
 	parser.Scan(frame, &pr.hdr)
-	notJSON := pr.cls.Classify(pr.hdr.Payload.Bytes(frame), pr.hdr.App.Bytes(frame), &pr.al) != nil
+	return pr.cls.Classify(pr.hdr.Payload.Bytes(frame), pr.hdr.App.Bytes(frame), &pr.al) == nil
+}
+
+// add counts, routes and copies the frame classified last.
+func (pr *Producer) add(frame []byte, notJSON bool) {
 	if notJSON {
 		pr.notJSON++
 		pr.al.Kind, pr.al.Priority = parser.KindUnknown, parser.PriorityNone
@@ -51,9 +77,9 @@ func (pr *Producer) Frame(frame []byte) {
 	}
 	if pr.blk != nil && !pr.blk.room(len(frame)) {
 		pr.publish()
-		pr.blk = getBlock(max(bigBlockSize, recHeaderSize+len(frame)))
+		pr.blk = getBlock(max(pr.pp.nextBlock, recHeaderSize+len(frame)))
 	} else if pr.blk == nil {
-		pr.blk = getBlock(max(firstBlockSize, recHeaderSize+len(frame)))
+		pr.blk = getBlock(max(pr.pp.firstBlock, recHeaderSize+len(frame)))
 	}
 	pr.blk.appendRecord(frame, &pr.hdr, &pr.al, notJSON, pr.pp.input, mask, pr.now)
 }
@@ -65,9 +91,13 @@ func (pr *Producer) publish() {
 		b.done = make(chan struct{})
 		pr.dones = append(pr.dones, b.done)
 	}
-	if w := pr.pp.p.publish(b, pr.pp.datagram, pr.pp.m.dropped); w > 0 {
-		pr.pp.m.blocked.Add(w.Seconds())
+	if pr.pp.p.spool == nil {
+		pr.pp.p.publish(b, pr.pp.datagram, pr.pp.m.dropped, pr.clock) // times a wait on a full queue
+		return
 	}
+	start := pr.clock.begin()
+	pr.pp.p.publish(b, pr.pp.datagram, pr.pp.m.dropped, nil)
+	pr.clock.end(start, int64(stallVisibleAfter))
 }
 
 // ErrNotDelivered is returned by FlushWait when the pipeline stopped before

@@ -35,6 +35,12 @@ func (q *queue) fits(n int64) bool {
 // reports whether b was queued (never once the queue is closed). It returns
 // how long it waited.
 func (q *queue) push(b *Block, wait bool) (ok bool, waited time.Duration) {
+	return q.pushTimed(b, wait, nil)
+}
+
+// pushTimed is push for a producer whose waits are timed on clock (when
+// not nil; see stall.go): only a push that has to wait reads it.
+func (q *queue) pushTimed(b *Block, wait bool, clock *stallClock) (ok bool, waited time.Duration) {
 	n := int64(b.Size())
 	q.mu.Lock()
 	if q.closed {
@@ -47,8 +53,15 @@ func (q *queue) push(b *Block, wait bool) (ok bool, waited time.Duration) {
 			return false, 0
 		}
 		start := time.Now()
+		var t0 int64
+		if clock != nil {
+			t0 = clock.begin()
+		}
 		for !q.fits(n) {
 			q.space.Wait()
+		}
+		if clock != nil {
+			clock.end(t0, 0)
 		}
 		waited = time.Since(start)
 	}

@@ -47,8 +47,9 @@ type Config struct {
 	// MaxMessageSize is the frame size limit (DefaultMaxMessageSize if 0).
 	MaxMessageSize int
 	// Allow lists the accepted source prefixes; empty accepts all. With
-	// ProxyProtocol it applies to the source given in the PROXY header
-	// (the proxy itself for a LOCAL header), after TrustedProxies.
+	// ProxyProtocol it applies to the source given in the PROXY header,
+	// after TrustedProxies; a LOCAL header (a trusted proxy's own
+	// connection, e.g. its health check) is accepted whatever Allow says.
 	Allow []netip.Prefix
 	// TrustedProxies lists the peers that may send PROXY headers; it is
 	// required with ProxyProtocol. A connection from another peer is
@@ -89,6 +90,10 @@ type Config struct {
 	KeepAlive time.Duration
 	// EventLoops is the number of gnet event loops (GOMAXPROCS if 0).
 	EventLoops int
+	// UDPRecvBuffer is the kernel receive buffer (SO_RCVBUF) of each of a
+	// udp input's sockets, capped by net.core.rmem_max
+	// (DefaultUDPRecvBuffer if 0).
+	UDPRecvBuffer int
 }
 
 func (c *Config) normalize() error {
@@ -130,6 +135,9 @@ func (c *Config) normalize() error {
 	}
 	if c.KeepAlive > 0 && c.KeepAlive < time.Second {
 		c.KeepAlive = time.Second
+	}
+	if c.UDPRecvBuffer <= 0 {
+		c.UDPRecvBuffer = DefaultUDPRecvBuffer
 	}
 	if c.EventLoops <= 0 {
 		c.EventLoops = runtime.GOMAXPROCS(0)

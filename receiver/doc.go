@@ -3,9 +3,11 @@
 //
 // A Framer splits one connection's bytes into frames: a frame that starts
 // with `[1-9][0-9]{0,8} ` is octet-counted (RFC 6587), anything else runs to
-// the next LF; both may be mixed on one connection. Frames wholly inside one
-// read are handed to the FrameSink straight from the read buffer; only a
-// frame split across reads is copied, once, into the Framer's scratch buffer.
+// the next LF or NUL (non-transparent framing; NUL as syslog-ng accepts it,
+// since Python's SysLogHandler ends messages with NUL and no LF); both may be
+// mixed on one connection. Frames wholly inside one read are handed to the
+// FrameSink straight from the read buffer; only a frame split across reads
+// is copied, once, into the Framer's scratch buffer.
 //
 // Start opens one input: TCP and UDP run on gnet event loops (one per
 // GOMAXPROCS), TLS runs on crypto/tls with one goroutine per connection. Both

@@ -1,7 +1,5 @@
 package receiver
 
-import "bytes"
-
 // DefaultMaxMessageSize is the frame size limit used when a Config or
 // NewFramer is given a size of zero or less (DESIGN.md: 256 KiB).
 const DefaultMaxMessageSize = 256 << 10
@@ -42,9 +40,9 @@ const (
 	stateStart    framerState = iota // between frames
 	stateCount                       // inside a split octet count ("12" + "3 ")
 	stateOctet                       // inside a split octet-counted body
-	stateLine                        // inside a split LF-terminated line
+	stateLine                        // inside a split line (ended by LF or NUL)
 	stateSkipN                       // skipping the rest of an oversize octet frame
-	stateSkipLine                    // discarding an oversize line up to its LF
+	stateSkipLine                    // discarding an oversize line up to its LF or NUL
 )
 
 // Framer holds the framing state of one connection. Its zero value is not
@@ -140,6 +138,30 @@ func (f *Framer) End() {
 	f.releaseScratch()
 }
 
+// Finish ends the stream at a clean end of file: the peer closed its side
+// after its last byte (not a reset, a timeout or our own close). A last
+// line that lacks only its LF or NUL is handed to sink.Tail when sink is a
+// TailSink, and is a frame if the sink takes it as a complete message;
+// otherwise it is counted Truncated. Every other partial frame (an
+// octet-counted frame shorter than its count, a count without its frame)
+// is dropped and counted Truncated, as by End. f is ready for a new stream
+// afterwards.
+func (f *Framer) Finish(sink FrameSink) {
+	if f.state == stateLine {
+		if ts, ok := sink.(TailSink); ok {
+			f.state = stateStart
+			if line := trimBlanks(f.scratch); len(line) > 0 {
+				if ts.Tail(line) {
+					f.stats.Frames++
+				} else {
+					f.stats.Truncated++
+				}
+			}
+		}
+	}
+	f.End()
+}
+
 // next consumes one frame (or the leading blanks before one) from data and
 // returns the rest. When final is false, a frame running past the end of
 // data is kept in the scratch buffer and nil is returned.
@@ -197,9 +219,9 @@ func (f *Framer) octet(body []byte, n int, sink FrameSink, final bool) []byte {
 	return nil
 }
 
-// line handles an LF-terminated frame starting at data[0].
+// line handles an LF- or NUL-terminated frame starting at data[0].
 func (f *Framer) line(data []byte, sink FrameSink, final bool) []byte {
-	lf := bytes.IndexByte(data, '\n')
+	lf := indexEOL(data)
 	if lf >= 0 {
 		if lineLen(data[:lf]) > f.max {
 			f.stats.Oversize++
@@ -254,7 +276,7 @@ func (f *Framer) resume(data []byte, sink FrameSink) []byte {
 		case stateLine:
 			data = f.resumeLine(data, sink)
 		case stateSkipLine:
-			lf := bytes.IndexByte(data, '\n')
+			lf := indexEOL(data)
 			if lf < 0 {
 				return nil
 			}
@@ -305,10 +327,10 @@ func (f *Framer) resumeCount(data []byte) []byte {
 	return data
 }
 
-// resumeLine continues a split LF line. Only the new bytes are scanned and
+// resumeLine continues a split line. Only the new bytes are scanned and
 // appended.
 func (f *Framer) resumeLine(data []byte, sink FrameSink) []byte {
-	lf := bytes.IndexByte(data, '\n')
+	lf := indexEOL(data)
 	if lf < 0 {
 		if !f.lineFits(len(f.scratch)+len(data), data[len(data)-1]) {
 			f.stats.Oversize++
@@ -380,7 +402,7 @@ func isBlank(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
-// lineLen is the length of an LF line without its trailing CR.
+// lineLen is the length of a line without its trailing CR.
 func lineLen(b []byte) int {
 	if n := len(b); n > 0 && b[n-1] == '\r' {
 		return n - 1

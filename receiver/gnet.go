@@ -2,7 +2,9 @@ package receiver
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"sync"
@@ -19,9 +21,11 @@ import (
 // inbound buffer stays empty. 64 KiB also holds any UDP datagram whole.
 const readBufferCap = 64 << 10
 
-// udpRecvBuffer is the kernel receive buffer asked for UDP sockets (capped
-// by net.core.rmem_max) to absorb bursts while a sink blocks.
-const udpRecvBuffer = 4 << 20
+// DefaultUDPRecvBuffer is the kernel receive buffer asked for UDP sockets
+// (capped by net.core.rmem_max) to absorb bursts while a sink blocks, when
+// Config.UDPRecvBuffer is zero. What overflows it is dropped by the kernel
+// and counted kernel_drop.
+const DefaultUDPRecvBuffer = 4 << 20
 
 // gnetServer is the gnet.EventHandler of one tcp or udp input. Callbacks
 // other than OnTick run on the connection's event loop; OnTick runs on the
@@ -100,7 +104,7 @@ func startGnet(cm *common) (*gnetServer, func(context.Context) error, error) {
 		gnet.WithLoadBalancing(gnet.LeastConnections),
 	}
 	if s.udp {
-		opts = append(opts, gnet.WithSocketRecvBuffer(udpRecvBuffer))
+		opts = append(opts, gnet.WithSocketRecvBuffer(cm.cfg.UDPRecvBuffer))
 	}
 	runErr := make(chan error, 1)
 	done := make(chan struct{})
@@ -125,8 +129,22 @@ func startGnet(cm *common) (*gnetServer, func(context.Context) error, error) {
 			_ = s.stop(context.Background(), done)
 			return nil, nil, fmt.Errorf("cannot resolve udp %s: %w", addr, err)
 		}
+		release() // the placeholder must not be taken for one of ours
+		s.watchKernelDrops()
 	}
 	return s, func(ctx context.Context) error { return s.stop(ctx, done) }, nil
+}
+
+// watchKernelDrops exports the kernel's drop counter of the udp input's
+// sockets, every event loop's one being bound once the engine ticks.
+func (s *gnetServer) watchKernelDrops() {
+	k := newKernelDrops(addrPortOf(s.boundAddr))
+	if k == nil {
+		s.log.Warn().Msg("cannot find this input's UDP sockets: datagrams the kernel drops are not counted (kernel_drop)")
+		return
+	}
+	s.m.watchKernelDrops(k.total)
+	s.log.Debug().Int("sockets", k.sockets()).Msg("counting kernel drops of the UDP sockets")
 }
 
 // stop shuts the engine down: the listener closes, each event loop finishes
@@ -231,7 +249,7 @@ func (s *gnetServer) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	}
 	if ka := s.cfg.KeepAlive; ka > 0 {
 		if err := c.SetKeepAlive(true, ka, ka, 9); err != nil {
-			s.sampled.Warn().Err(err).Msg("cannot set TCP keep-alive")
+			s.sampled(logSocket).Warn().Err(err).Msg("cannot set TCP keep-alive")
 		}
 	}
 	gc.framer.Init(s.cfg.MaxMessageSize)
@@ -248,9 +266,12 @@ func (s *gnetServer) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	return nil, gnet.None
 }
 
-// OnClose releases the slot of an accepted connection and counts a frame
-// cut short by the close.
-func (s *gnetServer) OnClose(c gnet.Conn, _ error) gnet.Action {
+// OnClose releases the slot of an accepted connection. At a clean end of
+// file (the peer's FIN, not a reset, a shutdown or our own close: those
+// set closing first) a last line without its LF or NUL is delivered if the
+// sink takes it as a complete message (Framer.Finish); any other partial
+// frame is counted truncated.
+func (s *gnetServer) OnClose(c gnet.Conn, err error) gnet.Action {
 	gc, ok := c.Context().(*gconn)
 	if !ok {
 		return gnet.None // rejected in OnOpen
@@ -258,12 +279,16 @@ func (s *gnetServer) OnClose(c gnet.Conn, _ error) gnet.Action {
 	c.SetContext(nil)
 	s.slots.close(&gc.slot)
 	s.m.closed()
-	gc.framer.End()
-	s.partial.release(&gc.hold)
-	if st := gc.framer.TakeStats(); st.Truncated > 0 {
-		s.m.publish(st)
-		s.sampled.Warn().Str("remote", gc.remote.String()).Msg("connection closed inside a frame; partial frame dropped")
+	if gc.framer.Pending() && errors.Is(err, io.EOF) && !gc.closing.Load() {
+		sink := s.pool.Get()
+		gc.framer.Finish(sink)
+		sink.Flush()
+		s.pool.Put(sink)
+	} else {
+		gc.framer.End()
 	}
+	s.partial.release(&gc.hold)
+	s.closed(gc.framer.TakeStats(), gc.remote)
 	return gnet.None
 }
 

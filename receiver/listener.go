@@ -34,7 +34,7 @@ type common struct {
 	pool    SinkPool
 	m       *Metrics
 	log     zerolog.Logger
-	sampled zerolog.Logger // per-message and per-connection problems
+	logs    *sampledLogs // per-message and per-connection problems, sampled per reason
 	slots   *slots
 	partial *PartialBudget
 }
@@ -45,7 +45,7 @@ func newCommon(cfg Config, pool SinkPool, m *Metrics, log zerolog.Logger) *commo
 		pool:    pool,
 		m:       m,
 		log:     log,
-		sampled: log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second}),
+		logs:    newSampledLogs(log),
 		slots:   newSlots(cfg.MaxConnections, cfg.MaxConnectionsPerSource, cfg.ProxyProtocol || cfg.Protocol == ProtocolTLS),
 		partial: cfg.Partial,
 	}
@@ -112,7 +112,7 @@ func (cm *common) checkPeer(peer netip.AddrPort) (netip.Addr, bool) {
 	if cm.cfg.ProxyProtocol {
 		if !inPrefixes(cm.cfg.TrustedProxies, peer.Addr()) {
 			cm.m.rejectUntrusted.Inc()
-			cm.sampled.Warn().Str("peer", peer.String()).
+			cm.sampled(logUntrusted).Warn().Str("peer", peer.String()).
 				Msg("connection rejected: peer not in trusted_proxies may not send a PROXY header")
 			return netip.Addr{}, false
 		}
@@ -120,24 +120,28 @@ func (cm *common) checkPeer(peer netip.AddrPort) (netip.Addr, bool) {
 	}
 	if !allowedBy(cm.cfg.Allow, peer.Addr()) {
 		cm.m.rejectAllow.Inc()
-		cm.sampled.Warn().Str("peer", peer.String()).Msg("connection rejected: source not in allow")
+		cm.sampled(logAllow).Warn().Str("peer", peer.String()).Msg("connection rejected: source not in allow")
 		return netip.Addr{}, false
 	}
 	return peer.Addr().Unmap(), true
 }
 
 // checkSource applies allow and max_connections_per_source to the source
-// a trusted proxy's header carries (the proxy itself for LOCAL, when
-// claimed is false).
+// a trusted proxy's header carries. A LOCAL header (claimed is false; v2
+// LOCAL, v1 UNKNOWN: a load balancer's health check) names no source: the
+// connection is the trusted proxy's own, so allow, which is about the
+// senders behind it, does not apply; it is counted
+// (dtrelay_input_proxy_local_total) and logged at debug level only, and
+// max_connections_per_source counts it against the proxy's address.
 func (cm *common) checkSource(sl *slot, source netip.AddrPort, claimed bool) bool {
-	if !allowedBy(cm.cfg.Allow, source.Addr()) {
+	if !claimed {
+		cm.m.proxyLocal.Inc()
+		cm.sampled(logProxyLocal).Debug().Str("peer", sl.peer.String()).
+			Msg("PROXY LOCAL from a trusted proxy (health check): accepted")
+	} else if !allowedBy(cm.cfg.Allow, source.Addr()) {
 		cm.m.rejectAllow.Inc()
-		ev := cm.sampled.Warn().Str("peer", sl.peer.String())
-		if claimed {
-			ev.Str("source", source.String()).Msg("connection rejected: source in PROXY header not in allow")
-		} else {
-			ev.Msg("connection rejected: PROXY LOCAL from a proxy not in allow")
-		}
+		cm.sampled(logAllow).Warn().Str("peer", sl.peer.String()).Str("source", source.String()).
+			Msg("connection rejected: source in PROXY header not in allow")
 		return false
 	}
 	if cm.slots.source(sl, source.Addr().Unmap()) != admitted {
@@ -157,13 +161,13 @@ func (cm *common) admit(sl *slot, src netip.Addr) bool {
 		return false
 	case refusedFull:
 		cm.m.rejectMax.Inc()
-		cm.sampled.Warn().Str("peer", sl.peer.String()).Int("max_connections", cm.cfg.MaxConnections).
+		cm.sampled(logMaxConns).Warn().Str("peer", sl.peer.String()).Int("max_connections", cm.cfg.MaxConnections).
 			Msg("connection rejected: max_connections reached and every connection has completed a frame")
 		return false
 	}
 	if victim != nil {
 		cm.m.evicted.Inc()
-		cm.sampled.Warn().Str("peer", victim.peer.String()).Str("new_peer", sl.peer.String()).
+		cm.sampled(logEvicted).Warn().Str("peer", victim.peer.String()).Str("new_peer", sl.peer.String()).
 			Int("max_connections", cm.cfg.MaxConnections).
 			Msg("max_connections reached: closed the oldest connection that has not completed a frame")
 	}
@@ -172,26 +176,26 @@ func (cm *common) admit(sl *slot, src netip.Addr) bool {
 
 func (cm *common) rejectAllow(remote netip.AddrPort) {
 	cm.m.rejectAllow.Inc()
-	cm.sampled.Warn().Str("remote", remote.String()).Msg("datagram rejected: source not in allow")
+	cm.sampled(logAllow).Warn().Str("remote", remote.String()).Msg("datagram rejected: source not in allow")
 }
 
 func (cm *common) rejectPerSource(peer netip.AddrPort, src netip.Addr) {
 	cm.m.rejectPerSource.Inc()
-	cm.sampled.Warn().Str("peer", peer.String()).Str("source", src.String()).
+	cm.sampled(logPerSource).Warn().Str("peer", peer.String()).Str("source", src.String()).
 		Int("max_connections_per_source", cm.cfg.MaxConnectionsPerSource).
 		Msg("connection rejected: max_connections_per_source reached")
 }
 
 func (cm *common) idleClosed(peer netip.AddrPort) {
 	cm.m.idleClosed.Inc()
-	cm.sampled.Info().Str("peer", peer.String()).Dur("idle_timeout", cm.cfg.IdleTimeout).Msg("closing idle connection")
+	cm.sampled(logIdle).Info().Str("peer", peer.String()).Dur("idle_timeout", cm.cfg.IdleTimeout).Msg("closing idle connection")
 }
 
 // handshakeTimedOut counts and logs a connection closed in its handshake
 // phase ("PROXY header" or "TLS handshake").
 func (cm *common) handshakeTimedOut(peer netip.AddrPort, phase string) {
 	cm.m.rejectHandshake.Inc()
-	cm.sampled.Info().Str("peer", peer.String()).Str("phase", phase).Dur("handshake_timeout", cm.cfg.HandshakeTimeout).
+	cm.sampled(logHandshake).Info().Str("peer", peer.String()).Str("phase", phase).Dur("handshake_timeout", cm.cfg.HandshakeTimeout).
 		Msg("connection closed: handshake not done within handshake_timeout")
 }
 
@@ -201,13 +205,13 @@ func (cm *common) partialOver(sl *slot, held int64) {
 		return
 	}
 	cm.m.partialCap.Inc()
-	cm.sampled.Warn().Str("peer", sl.peer.String()).Int64("held", held).Int64("max_partial_bytes", cm.partial.Max()).
+	cm.sampled(logPartialCap).Warn().Str("peer", sl.peer.String()).Int64("held", held).Int64("max_partial_bytes", cm.partial.Max()).
 		Msg("connection closed: partial frames above max_partial_bytes; it held the largest")
 }
 
 func (cm *common) proxyFailed(peer netip.AddrPort, err error) {
 	cm.m.proxyErrors.Inc()
-	cm.sampled.Warn().Err(err).Str("peer", peer.String()).Msg("connection closed: bad PROXY protocol header")
+	cm.sampled(logProxyBad).Warn().Err(err).Str("peer", peer.String()).Msg("connection closed: bad PROXY protocol header")
 }
 
 // publish adds one read's counters to the metrics and logs (sampled) what
@@ -215,12 +219,24 @@ func (cm *common) proxyFailed(peer netip.AddrPort, err error) {
 func (cm *common) publish(st FramerStats, remote netip.AddrPort) {
 	cm.m.publish(st)
 	if st.Oversize > 0 {
-		cm.sampled.Warn().Str("remote", remote.String()).Uint64("count", st.Oversize).
+		cm.sampled(logOversize).Warn().Str("remote", remote.String()).Uint64("count", st.Oversize).
 			Int("max_message_size", cm.cfg.MaxMessageSize).Msg("frame over max_message_size skipped")
 	}
 	if st.Truncated > 0 {
-		cm.sampled.Warn().Str("remote", remote.String()).Uint64("count", st.Truncated).
+		cm.sampled(logTruncated).Warn().Str("remote", remote.String()).Uint64("count", st.Truncated).
 			Msg("datagram with an octet count past its end dropped")
+	}
+}
+
+// closed publishes the counters of a connection's end: a last line
+// delivered at its clean end, or a partial frame counted truncated.
+func (cm *common) closed(st FramerStats, remote netip.AddrPort) {
+	if st == (FramerStats{}) {
+		return
+	}
+	cm.m.publish(st)
+	if st.Truncated > 0 {
+		cm.sampled(logTruncated).Warn().Str("remote", remote.String()).Msg("connection closed inside a frame; partial frame dropped")
 	}
 }
 

@@ -2,6 +2,7 @@ package receiver
 
 import (
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -11,6 +12,9 @@ import (
 // the label input="NAME". All methods are safe for concurrent use; the
 // listeners publish once per read, never per frame.
 type Metrics struct {
+	set              *metrics.Set
+	label            string // input="NAME"
+	kernel           atomic.Pointer[func() uint64]
 	frames           *metrics.Counter
 	bytes            *metrics.Counter
 	oversize         *metrics.Counter
@@ -27,6 +31,7 @@ type Metrics struct {
 	evicted          *metrics.Counter
 	partialCap       *metrics.Counter
 	idleClosed       *metrics.Counter
+	proxyLocal       *metrics.Counter
 	lastFrame        *metrics.Gauge
 }
 
@@ -40,7 +45,9 @@ type Metrics struct {
 //	dtrelay_input_connections_total{input}
 //	dtrelay_input_rejected_connections_total{input,reason=R}
 //	dtrelay_input_idle_closed_total{input}
+//	dtrelay_input_proxy_local_total{input}
 //	dtrelay_input_last_frame_timestamp_seconds{input}
+//	dtrelay_input_discarded_total{input,reason="kernel_drop"}   (udp inputs, Linux)
 //
 // A rejected connection is one closed before it completed a frame, R says
 // why: "allow" (source not in allow), "untrusted_proxy" (proxy_protocol and
@@ -52,6 +59,8 @@ type Metrics struct {
 // "tls_handshake" (the handshake failed).
 // "partial_frame_cap" counts connections closed because the process-wide
 // max_partial_bytes was exceeded and they held the largest partial frame.
+// proxy_local counts connections from a trusted proxy that sent a LOCAL
+// header (its health checks), accepted whatever allow says.
 func NewMetrics(set *metrics.Set, input string) *Metrics {
 	l := `input="` + escapeLabel(input) + `"`
 	name := func(base string) string { return base + "{" + l + "}" }
@@ -59,6 +68,8 @@ func NewMetrics(set *metrics.Set, input string) *Metrics {
 	const errs = "dtrelay_input_errors_total"
 	const rej = "dtrelay_input_rejected_connections_total"
 	return &Metrics{
+		set:              set,
+		label:            l,
 		frames:           set.GetOrCreateCounter(name("dtrelay_input_frames_total")),
 		bytes:            set.GetOrCreateCounter(name("dtrelay_input_bytes_total")),
 		oversize:         set.GetOrCreateCounter(reason(errs, "oversize")),
@@ -75,8 +86,29 @@ func NewMetrics(set *metrics.Set, input string) *Metrics {
 		evicted:          set.GetOrCreateCounter(reason(rej, "evicted")),
 		partialCap:       set.GetOrCreateCounter(reason(errs, "partial_frame_cap")),
 		idleClosed:       set.GetOrCreateCounter(name("dtrelay_input_idle_closed_total")),
+		proxyLocal:       set.GetOrCreateCounter(name("dtrelay_input_proxy_local_total")),
 		lastFrame:        set.GetOrCreateGauge(name("dtrelay_input_last_frame_timestamp_seconds"), nil),
 	}
+}
+
+// watchKernelDrops exports total, the kernel's count of datagrams it
+// dropped on a udp input's sockets (receive buffer full), as
+// dtrelay_input_discarded_total{input,reason="kernel_drop"}, read at each
+// scrape. A later call replaces total.
+func (m *Metrics) watchKernelDrops(total func() uint64) {
+	m.kernel.Store(&total)
+	m.set.GetOrCreateGauge(`dtrelay_input_discarded_total{`+m.label+`,reason="kernel_drop"}`, func() float64 {
+		return float64((*m.kernel.Load())())
+	})
+}
+
+// KernelDrops returns the current kernel_drop count (0 for inputs other
+// than udp).
+func (m *Metrics) KernelDrops() uint64 {
+	if f := m.kernel.Load(); f != nil {
+		return (*f)()
+	}
+	return 0
 }
 
 // publish adds the counters of one read.

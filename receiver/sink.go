@@ -1,9 +1,9 @@
 package receiver
 
 // FrameSink consumes the complete frames of one read. A frame is one syslog
-// message without its framing (no octet count, no trailing LF; a trailing CR
-// is already removed). It may be empty of content but is never a zero-length
-// slice; blank frames are dropped by the framer.
+// message without its framing (no octet count, no trailing LF or NUL; a
+// trailing CR is already removed). It may be empty of content but is never a
+// zero-length slice; blank frames are dropped by the framer.
 //
 // The bytes passed to Frame are only valid during the call: they point into
 // the event loop's read buffer or the connection's scratch buffer, both
@@ -25,4 +25,17 @@ type FrameSink interface {
 type SinkPool interface {
 	Get() FrameSink
 	Put(FrameSink)
+}
+
+// A TailSink is a FrameSink that can judge the last line of a stream that
+// ended cleanly without the LF or NUL that would have ended it (`printf
+// '<165>… {json}' | nc`). The framer cannot tell such a line from one cut
+// short; the sink, which parses messages, can.
+type TailSink interface {
+	FrameSink
+	// Tail handles frame as Frame would and reports true if it is a
+	// complete message (its parser accepts it whole); otherwise it keeps
+	// nothing of it and reports false, and the frame is counted truncated.
+	// frame is valid only during the call.
+	Tail(frame []byte) bool
 }

@@ -79,7 +79,7 @@ func (s *tlsServer) acceptLoop() {
 			}
 			// EMFILE and the like: back off as net/http does.
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			s.sampled.Error().Err(err).Dur("retry_in", delay).Msg("cannot accept connection")
+			s.sampled(logAccept).Error().Err(err).Dur("retry_in", delay).Msg("cannot accept connection")
 			time.Sleep(delay)
 			continue
 		}
@@ -216,7 +216,7 @@ func (s *tlsServer) serve(raw net.Conn, sl *slot) {
 			timedOut("TLS handshake")
 		default:
 			s.m.rejectTLS.Inc()
-			s.sampled.Warn().Err(err).Str("remote", remote.String()).Msg("connection rejected: TLS handshake failed")
+			s.sampled(logTLS).Warn().Err(err).Str("remote", remote.String()).Msg("connection rejected: TLS handshake failed")
 		}
 		return
 	}
@@ -278,15 +278,28 @@ func (s *tlsServer) readLoop(tc *tls.Conn, raw net.Conn, sl *slot, remote netip.
 		}
 		if err != nil {
 			s.readEnded(err, sl, remote)
+			s.endStream(&f, err, sl)
 			break
 		}
 	}
-	f.End()
+	f.End() // when stopped by setReadDeadline
 	s.partial.release(&hold)
-	if st := f.TakeStats(); st.Truncated > 0 {
-		s.m.publish(st)
-		s.sampled.Warn().Str("remote", remote.String()).Msg("connection closed inside a frame; partial frame dropped")
+	s.closed(f.TakeStats(), remote)
+}
+
+// endStream ends f when its connection's read failed with err. At a clean
+// end of file (io.EOF: the peer's close_notify, or its FIN at a record
+// boundary; not our own close or stop) a last line without its LF or NUL
+// is delivered if the sink takes it as a complete message (Framer.Finish).
+func (s *tlsServer) endStream(f *Framer, err error, sl *slot) {
+	if !f.Pending() || !errors.Is(err, io.EOF) || sl.closing.Load() || s.closing.Load() {
+		f.End()
+		return
 	}
+	sink := s.pool.Get()
+	f.Finish(sink)
+	sink.Flush()
+	s.pool.Put(sink)
 }
 
 // readEnded logs and counts why a read failed.
@@ -296,7 +309,7 @@ func (s *tlsServer) readEnded(err error, sl *slot, remote netip.AddrPort) {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		s.idleClosed(remote)
 	default:
-		s.sampled.Debug().Err(err).Str("remote", remote.String()).Msg("connection read ended")
+		s.sampled(logReadEnded).Debug().Err(err).Str("remote", remote.String()).Msg("connection read ended")
 	}
 }
 
