@@ -1,10 +1,11 @@
 package receiver
 
 import (
-	"strings"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/dtrelay/dtrelay/internal/promlabel"
 )
 
 // Metrics are the counters of one input, registered in a metrics.Set under
@@ -53,7 +54,7 @@ type Metrics struct {
 // "partial_frame_cap" counts connections closed because the process-wide
 // max_partial_bytes was exceeded and they held the largest partial frame.
 func NewMetrics(set *metrics.Set, input string) *Metrics {
-	l := `input="` + escapeLabel(input) + `"`
+	l := `input="` + promlabel.Escape(input) + `"`
 	name := func(base string) string { return base + "{" + l + "}" }
 	reason := func(base, r string) string { return base + "{" + l + `,reason="` + r + `"}` }
 	const errs = "dtrelay_input_errors_total"
@@ -102,12 +103,3 @@ func (m *Metrics) opened() {
 }
 
 func (m *Metrics) closed() { m.connections.Dec() }
-
-// escapeLabel escapes a Prometheus label value.
-func escapeLabel(s string) string {
-	if !strings.ContainsAny(s, "\\\"\n") {
-		return s
-	}
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
-	return r.Replace(s)
-}
