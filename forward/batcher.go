@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
 
+	"github.com/dtrelay/dtrelay/internal/retry"
 	"github.com/dtrelay/dtrelay/spool"
 )
 
@@ -40,21 +40,15 @@ type OutputSpec struct {
 }
 
 // Retry backoff: doubling from backoffMin to backoffMax, with full jitter
-// over the upper half. An intake's Retry-After (HTTP 3xx, 429, 503) may
-// delay a retry longer, up to maxRetryAfter.
+// over the upper half (retry.Backoff). An intake's Retry-After (HTTP 3xx,
+// 429, 503) may delay a retry longer, up to maxRetryAfter.
 const (
 	backoffMin    = 100 * time.Millisecond
 	backoffMax    = 30 * time.Second
-	maxRetryAfter = 10 * time.Minute
+	maxRetryAfter = retry.MaxAfter
 )
 
-func backoff(attempt int) time.Duration {
-	d := backoffMax
-	if attempt < 20 {
-		d = min(backoffMin<<uint(attempt), backoffMax)
-	}
-	return d/2 + rand.N(d/2+1)
-}
+func backoff(attempt int) time.Duration { return retry.Backoff(attempt, backoffMin, backoffMax) }
 
 // retryDelay is how long flush waits after failed attempt number attempt
 // (from 0) with err: the backoff, or the intake's Retry-After when that is

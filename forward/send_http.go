@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/valyala/fastjson"
 
+	"github.com/dtrelay/dtrelay/internal/retry"
 	"github.com/dtrelay/dtrelay/internal/secret"
 )
 
@@ -467,24 +467,8 @@ func (c *httpCore) checkEventIDs(b *Batch, lo, hi int) {
 }
 
 // parseRetryAfter parses a Retry-After value: delay-seconds or an HTTP date,
-// capped at maxRetryAfter.
-func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs < 0 {
-			return 0, false
-		}
-		return min(time.Duration(min(secs, int64(maxRetryAfter/time.Second)))*time.Second, maxRetryAfter), true
-	}
-	t, err := http.ParseTime(v)
-	if err != nil {
-		return 0, false
-	}
-	return min(max(t.Sub(now), 0), maxRetryAfter), true
-}
+// capped at maxRetryAfter (retry.ParseAfter).
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) { return retry.ParseAfter(v, now) }
 
 // close releases idle connections.
 func (c *httpCore) close() {

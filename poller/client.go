@@ -12,10 +12,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/dtrelay/dtrelay/internal/retry"
 	"github.com/dtrelay/dtrelay/internal/secret"
 )
 
@@ -162,25 +162,11 @@ func (c *client) statusError(path, date string, resp *http.Response, body []byte
 	}
 	err := fmt.Errorf("%w %d from GET %s: %s", ErrStatus, code, path, snippet(body, 120, secrets))
 	if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
-		if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), c.now()); ok {
+		if d, ok := retry.ParseAfter(resp.Header.Get("Retry-After"), c.now()); ok {
 			return &retryAfterError{after: d, err: err}
 		}
 	}
 	return err
-}
-
-// parseRetryAfter reads a Retry-After value: seconds or an HTTP date.
-func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	if v == "" {
-		return 0, false
-	}
-	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(now), 0), true
-	}
-	return 0, false
 }
 
 func (c *client) close() { c.http.CloseIdleConnections() }
