@@ -10,13 +10,18 @@ import (
 	"os"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/dtrelay/dtrelay/internal/tlsfiles"
 )
 
 // TLSClientConfig is the client side of an output's TLS connection.
 type TLSClientConfig struct {
-	// CAFile is a PEM bundle of the CAs to trust instead of the system's
-	// roots (private PKI, tests). Empty: the system roots.
+	// CAFile is a PEM bundle of CAs to trust in addition to the system
+	// roots (private PKI, tests); see tlsfiles.RootCAs.
 	CAFile string
+	// NoSystemRoots trusts CAFile's CAs alone (system_roots: false); it
+	// requires CAFile.
+	NoSystemRoots bool
 	// ServerName is the name the server certificate must carry; empty: the
 	// host of the output's address or URL.
 	ServerName string
@@ -32,16 +37,11 @@ func (c TLSClientConfig) build(host string) (*tls.Config, error) {
 	if cfg.ServerName == "" {
 		cfg.ServerName = host
 	}
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("cannot read ca_file: %w", err)
-		}
-		cfg.RootCAs = x509.NewCertPool()
-		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("forward: ca_file %q holds no PEM certificate", c.CAFile)
-		}
+	pool, err := tlsfiles.RootCAs(c.CAFile, !c.NoSystemRoots)
+	if err != nil {
+		return nil, err
 	}
+	cfg.RootCAs = pool
 	if (c.ClientCertFile == "") != (c.ClientKeyFile == "") {
 		return nil, errors.New("forward: client_cert_file and client_key_file go together")
 	}

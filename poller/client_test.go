@@ -144,7 +144,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"query in the URL", func(c *Config) { c.URL = "https://dt.example.com/?a=b" }, "query"},
 		{"overlap not below max window", func(c *Config) { c.Overlap, c.MaxWindow = time.Hour, time.Hour }, "must exceed overlap"},
 		{"negative interval", func(c *Config) { c.Interval = -time.Second }, "positive"},
-		{"missing CA file", func(c *Config) { c.CAFile = "/nonexistent/ca.pem" }, "cannot read ca_file"},
+		{"missing CA file", func(c *Config) { c.CAFile = "/nonexistent/ca.pem" }, "cannot read CA file"},
 		{"CA file without PEM", func(c *Config) { c.CAFile = "testdata/README.md" }, "no PEM certificate"},
 	}
 	for _, tt := range tests {

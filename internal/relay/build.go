@@ -23,7 +23,7 @@ func buildOutput(oc config.Output, dl config.DeadLetter, set *metrics.Set, log z
 		Timeout:    oc.Timeout,
 		DeadLetter: forward.NewDeadLetter(dl.Dir, oc.Name, int64(dl.MaxSize)),
 	}
-	tc := forward.TLSClientConfig{CAFile: oc.CAFile, ServerName: oc.ServerName,
+	tc := forward.TLSClientConfig{CAFile: oc.CAFile, NoSystemRoots: oc.NoSystemRoots, ServerName: oc.ServerName,
 		ClientCertFile: oc.ClientCertFile, ClientKeyFile: oc.ClientKeyFile}
 	switch oc.Type {
 	case "sekoia-http":
