@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -294,7 +296,7 @@ func (o *output) chunk(lo, hi int) *Batch {
 		o.batch.rejects = o.batch.rejects[:0]
 		return &o.batch
 	}
-	start := batchStart(&o.batch, lo)
+	start := o.batch.Start(lo)
 	o.sub.Data = o.batch.Data[start:o.batch.Ends[hi-1]]
 	o.sub.Ends = o.sub.Ends[:0]
 	for _, e := range o.batch.Ends[lo:hi] {
@@ -408,4 +410,15 @@ func (o *output) grow(took time.Duration) {
 	if o.limit *= 2; o.limit >= o.MaxEvents {
 		o.limit = 0
 	}
+}
+
+// isSlowSend reports whether err is a timeout while sending or waiting for
+// the intake's answer, not while connecting: what a smaller request can
+// cure (the batcher halves the next one).
+func isSlowSend(err error) bool {
+	var ne net.Error
+	var op *net.OpError
+	timeout := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) ||
+		(errors.As(err, &ne) && ne.Timeout())
+	return timeout && !(errors.As(err, &op) && op.Op == "dial")
 }

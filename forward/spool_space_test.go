@@ -90,8 +90,8 @@ func TestSpoolTooLargeRecordRefusedOnce(t *testing.T) {
 	down.Store(true)
 	good, behind := &recSender{}, downSender(&down)
 	sp, p, set := spoolPipeline(t, spool.Options{Dir: t.TempDir(), MaxSize: 1 << 20, SegmentSize: 16 << 10, FsyncInterval: time.Hour},
-		OutputSpec{Name: "good", Encoder: NDJSONEncoder{}, Sender: good, QueueSize: 1 << 20},
-		OutputSpec{Name: "behind", Encoder: NDJSONEncoder{}, Sender: behind, QueueSize: 1 << 20, MaxEvents: 1})
+		OutputSpec{Name: "good", Encoder: lineEncoder{}, Sender: good, QueueSize: 1 << 20},
+		OutputSpec{Name: "behind", Encoder: lineEncoder{}, Sender: behind, QueueSize: 1 << 20, MaxEvents: 1})
 	defer sp.Close()
 	// behind takes the first block in memory, fails on it, and stays
 	// overflowed once its queue is full.
@@ -136,7 +136,7 @@ func TestSpoolDropOldestCountsWhatIsLost(t *testing.T) {
 	out := downSender(&down)
 	sp, p, set := spoolPipeline(t, spool.Options{Dir: t.TempDir(), MaxSize: 256 << 10, SegmentSize: 16 << 10,
 		FsyncInterval: time.Hour, WhenFull: spool.WhenFullDropOldest},
-		OutputSpec{Name: "out", Encoder: NDJSONEncoder{}, Sender: out, QueueSize: 128 << 10, MaxEvents: 100})
+		OutputSpec{Name: "out", Encoder: lineEncoder{}, Sender: out, QueueSize: 128 << 10, MaxEvents: 100})
 	const n = 4000 // ~1 MiB on disk, 4 times the spool
 	in, _ := frames(0, n)
 	feedWithin(t, p, in, 10, 10*time.Second)
@@ -196,7 +196,7 @@ func TestSpoolStopWhileFullCountsExactly(t *testing.T) {
 	down.Store(true)
 	dir := t.TempDir()
 	opts := spool.Options{Dir: dir, MaxSize: 64 << 10, SegmentSize: 16 << 10, FsyncInterval: time.Hour}
-	spec := OutputSpec{Name: "out", Encoder: NDJSONEncoder{}, Sender: downSender(&down), QueueSize: 16 << 10, MaxEvents: 10}
+	spec := OutputSpec{Name: "out", Encoder: lineEncoder{}, Sender: downSender(&down), QueueSize: 16 << 10, MaxEvents: 10}
 	sp, p, set := spoolPipeline(t, opts, spec)
 	const n = 2000 // ~500 KiB, several times the spool
 	in, _ := frames(0, n)
