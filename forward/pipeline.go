@@ -58,7 +58,6 @@ type Pipeline struct {
 	spool     *spool.Spool
 	pubMu     sync.Mutex // orders spool appends and queue pushes
 	recs      [][]byte   // scratch of publishSpooled, under pubMu
-	nowait    context.Context
 	stopping  atomic.Bool
 	spoolLost *metrics.Counter
 	abandoned atomic.Bool // Stop gave up on deliveries under way
@@ -83,9 +82,6 @@ func New(opts Options) (*Pipeline, error) {
 	sendCtx, cancel := context.WithCancel(context.Background())
 	p := &Pipeline{router: router, log: opts.Log, cancel: cancel, spool: opts.Spool,
 		sampled: opts.Log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second})}
-	nowait, cancelNow := context.WithCancel(context.Background())
-	cancelNow()
-	p.nowait = nowait
 	p.spoolLost = opts.Metrics.GetOrCreateCounter(`dtrelay_spool_unspooled_total`)
 	for i, spec := range opts.Outputs {
 		o := newOutput(spec, i, opts.Metrics, opts.Log)

@@ -1,7 +1,6 @@
 package forward
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"time"
@@ -241,9 +240,9 @@ func (o *output) fromDisk() *Block {
 	b := o.carry
 	o.carry = nil
 	for b == nil || len(b.buf) < diskBlockSize {
-		rec, pos, err := o.reader.Next(o.p.nowait)
+		rec, pos, err := o.reader.TryNext()
 		if err != nil {
-			if !errors.Is(err, context.Canceled) && !errors.Is(err, spool.ErrClosed) {
+			if !errors.Is(err, spool.ErrNotReady) && !errors.Is(err, spool.ErrClosed) {
 				o.log.Error().Err(err).Msg("cannot read the spool")
 			}
 			break
