@@ -13,7 +13,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/dtrelay/dtrelay/internal/retry"
-	"github.com/dtrelay/dtrelay/spool"
 )
 
 // OutputSpec describes one output of the pipeline.
@@ -94,23 +93,11 @@ type output struct {
 	down                            atomic.Bool    // the last delivery attempt failed
 	sampled                         zerolog.Logger // per-event problems: a few lines per period
 
-	// With a spool (spool.go): the output's reader; overflow is set when a
-	// block could not be queued for it, so it reads from the spool until it
-	// has caught up; failing while a batch is being retried.
-	reader    *spool.Reader
-	overflow  atomic.Bool
-	failing   atomic.Bool
-	noAck     bool
-	spooled   int64 // events left in the spool at stop
-	carry     *Block
-	p         *Pipeline
-	memPos    spool.Pos // of the last block taken from memory
-	hasMemPos bool
-	handed    spool.Pos // of the last block taken, from memory or disk
-	marked    spool.Pos // handed, as last marked in the spool
-	// lostMemOnly counts events not in the spool that were missed while
-	// stopping (added by producers).
-	lostMemOnly atomic.Int64
+	// src gives the blocks and keeps what survives a stop (source.go).
+	src source
+	// failing is set while a batch is being retried: with a spool, Stop
+	// does not wait for a failing output (its events stay in the spool).
+	failing atomic.Bool
 }
 
 func newOutput(spec OutputSpec, idx int, set *metrics.Set, log zerolog.Logger) *output {
@@ -167,7 +154,7 @@ func (o *output) run() {
 					wait = max(time.Until(o.firstAt.Add(o.MaxWait)), 0)
 				}
 			}
-			b, done := o.next(wait)
+			b, done := o.src.next(wait)
 			if b == nil {
 				if o.batch.Len() > 0 {
 					o.flush()
@@ -204,7 +191,7 @@ func (o *output) run() {
 		if o.batch.Len() > 0 {
 			o.pending = append(o.pending, cur)
 		} else {
-			o.releaseBlock(cur)
+			o.src.delivered(cur)
 		}
 		cur = nil
 	}
@@ -225,22 +212,6 @@ func (o *output) skipped(err error) {
 	}
 }
 
-// releaseBlock is called once the block's records for this output are
-// delivered (or given up for good). With a spool it acknowledges them there.
-func (o *output) releaseBlock(b *Block) {
-	if o.reader != nil && b.hasPos && !o.noAck {
-		if err := o.reader.Skip(b.pos); err != nil {
-			o.log.Error().Err(err).Msg("cannot acknowledge spooled events")
-		}
-	}
-	if b.disk {
-		putBlock(b)
-		return
-	}
-	o.q.release(int64(b.Size()))
-	b.release()
-}
-
 // flush delivers the batch: whole, or in chunks of at most o.limit events
 // while the intake is too slow for the timeout (shrink). A chunk that fails
 // is retried with backoff until it is accepted or the send context ends.
@@ -249,7 +220,7 @@ func (o *output) releaseBlock(b *Block) {
 // the blocks the batch referenced.
 func (o *output) flush() {
 	n := o.batch.Len()
-	o.markHanded() // spool.go: before anything can reach the intake
+	o.src.sending() // before anything can reach the intake
 	attempt := 0
 	for lo := 0; lo < n; {
 		hi := n
@@ -282,7 +253,7 @@ func (o *output) flush() {
 	clear(o.refs)
 	o.refs = o.refs[:0]
 	for i, b := range o.pending {
-		o.releaseBlock(b)
+		o.src.delivered(b)
 		o.pending[i] = nil
 	}
 	o.pending = o.pending[:0]
@@ -326,40 +297,17 @@ func (o *output) accepted(b *Batch, lo int, took time.Duration, attempt int) {
 	}
 }
 
-// stopped handles the rem events left when the send context ended: with a
-// spool they stay in it for the next start; else they are lost, counted.
+// stopped handles the rem events left when the send context ended: the
+// source keeps what it can for the next start (the spool); the rest is
+// lost, counted.
 func (o *output) stopped(rem int) {
-	if o.reader != nil {
-		// Still in the spool: delivered after the restart.
-		// Acknowledge nothing more, so the cursor stays before it.
-		// Events the spool refused (in memory only) are lost.
-		o.noAck = true
-		mem := o.memOnlyFrom(o.batch.Len() - rem)
-		o.spooled += int64(rem - mem)
-		if mem > 0 {
-			o.undelivered += int64(mem)
-			o.dropped("shutdown").Add(mem)
-			o.log.Error().Int("events", mem).Msg("stopped before the intake accepted events that are not in the spool")
-		}
+	lost := o.src.stopped(o.refs[o.batch.Len()-rem:])
+	if lost == 0 {
 		return
 	}
-	o.undelivered += int64(rem)
-	o.dropped("shutdown").Add(rem)
-	o.log.Error().Int("events", rem).Msg("stopped before the intake accepted the batch")
-}
-
-// memOnlyFrom counts the events of the batch from lo on that the spool
-// refused (in memory only). Called once, at a stop.
-func (o *output) memOnlyFrom(lo int) int {
-	n := 0
-	var r Record
-	for _, ref := range o.refs[lo:] {
-		ref.b.readRecord(ref.off, &r)
-		if r.memOnly {
-			n++
-		}
-	}
-	return n
+	o.undelivered += int64(lost)
+	o.dropped("shutdown").Add(lost)
+	o.log.Error().Int("events", lost).Msg("stopped before the intake accepted the batch")
 }
 
 // retry waits before attempt+2 at delivering a chunk of events whose

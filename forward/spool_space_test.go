@@ -97,7 +97,7 @@ func TestSpoolTooLargeRecordRefusedOnce(t *testing.T) {
 	// overflowed once its queue is full.
 	feedWithin(t, p, []string{line(0)}, 1, 5*time.Second)
 	waitFor(t, "behind failing", func() bool { return metricInt(t, set, `dtrelay_output_retries_total{output="behind"}`) > 0 })
-	p.outputs[1].overflow.Store(true)
+	p.sources[1].overflow.Store(true)
 
 	big := "<165>Aug  5 03:34:46 dt.example.com darktrace " + sizedAlert(1, 20<<10)
 	frames := []string{line(0), line(1), big, line(2), line(3)}

@@ -216,7 +216,7 @@ func TestSpoolMarksBatchesBeforeSending(t *testing.T) {
 	out := &holdSender{gate: make(chan struct{})}
 	p, _ := newSpooledPipeline(t, sp, OutputSpec{Name: "out", Encoder: lineEncoder{}, Sender: out, QueueSize: 1 << 20, MaxEvents: 100})
 	in, _ := frames(0, 100)
-	waitFor(t, "the output on memory", func() bool { return !p.outputs[0].overflow.Load() })
+	waitFor(t, "the output on memory", func() bool { return !p.sources[0].overflow.Load() })
 	feed(p, 0, in, 100)
 	waitFor(t, "a Send under way", func() bool { return out.sending.Load() > 0 })
 	if err := sp.Sync(); err != nil {
