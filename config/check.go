@@ -217,6 +217,14 @@ func (d *decoder) caFile(path, file string) {
 	d.certExpiryWarning(path, pem, time.Now())
 }
 
+// trustRoots checks system_roots at p: false needs a ca_file, or a client
+// would trust no server.
+func (d *decoder) trustRoots(p, caFile string, noSystemRoots bool) {
+	if noSystemRoots && caFile == "" {
+		d.problemf(p+".system_roots", "is false without a ca_file: no server certificate could be trusted; set ca_file or remove system_roots")
+	}
+}
+
 // keyPair checks a certificate and its key: both or neither, loadable
 // together. certPath and keyPath are the keys' paths.
 func (d *decoder) keyPair(certPath, keyPath, cert, key string) {

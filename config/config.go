@@ -102,6 +102,9 @@ type Input struct {
 	// CAFile is a CA bundle (PEM) trusted besides the system roots
 	// (darktrace-api).
 	CAFile string
+	// NoSystemRoots is system_roots: false: trust CAFile's CAs alone
+	// (darktrace-api; requires ca_file).
+	NoSystemRoots bool
 }
 
 // InputTLS is the server side of a tls input. ClientCAFile, when set,
@@ -130,10 +133,12 @@ type Output struct {
 	// IntakeKey is the Sekoia intake key (sekoia-http; syslog with format
 	// sekoia). Secret: never log it.
 	IntakeKey string
-	// CAFile is a CA bundle (PEM) trusted instead of the system roots
-	// (https, TLS syslog); empty: the system roots. (An input's CAFile is
-	// added to them.)
+	// CAFile is a CA bundle (PEM) trusted besides the system roots
+	// (https, TLS syslog), as an input's is; empty: the system roots.
 	CAFile string
+	// NoSystemRoots is system_roots: false: trust CAFile's CAs alone
+	// (requires ca_file).
+	NoSystemRoots bool
 	// Endpoint (sekoia-http): "plain" (POST /plain/batch, default) or
 	// "batch" (POST /batch).
 	Endpoint string

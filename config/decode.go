@@ -358,6 +358,14 @@ func (d *decoder) boolean(n *yaml.Node, path string, dst *bool) {
 	}
 }
 
+// systemRoots decodes system_roots (default true) into its negation, so
+// that the zero Input or Output trusts the system roots.
+func (d *decoder) systemRoots(n *yaml.Node, path string, no *bool) {
+	on := true
+	d.boolean(n, path, &on)
+	*no = !on
+}
+
 func (d *decoder) integer(n *yaml.Node, path string, dst *int) {
 	s, ok := d.scalar(n, path)
 	if !ok {

@@ -16,11 +16,11 @@ func rootKeys() []string {
 func inputKeys() []string {
 	return []string{"name", "protocol", "address", "max_message_size", "tls", "allow", "proxy_protocol",
 		"trusted_proxies", "max_connections", "max_connections_per_source", "idle_timeout", "handshake_timeout",
-		"strict", "url", "public_token", "private_token", "interval", "ca_file"}
+		"strict", "url", "public_token", "private_token", "interval", "ca_file", "system_roots"}
 }
 
 func outputKeys() []string {
-	return []string{"name", "type", "url", "intake_key", "ca_file", "endpoint", "compression", "headers", "batch",
+	return []string{"name", "type", "url", "intake_key", "ca_file", "system_roots", "endpoint", "compression", "headers", "batch",
 		"address", "tls", "server_name", "client_cert_file", "client_key_file", "format", "framing", "queue_size",
 		"path", "timeout"}
 }
@@ -169,6 +169,8 @@ func (d *decoder) decodeInput(n *yaml.Node, path string, in *Input) bool {
 			d.duration(v, p, &in.Interval)
 		case "ca_file":
 			d.filePath(v, p, &in.CAFile)
+		case "system_roots":
+			d.systemRoots(v, p, &in.NoSystemRoots)
 		}
 	})
 }
@@ -223,6 +225,8 @@ func (d *decoder) decodeOutput(n *yaml.Node, path string, out *Output) bool {
 			d.str(v, p, &out.IntakeKey)
 		case "ca_file":
 			d.filePath(v, p, &out.CAFile)
+		case "system_roots":
+			d.systemRoots(v, p, &out.NoSystemRoots)
 		case "endpoint":
 			d.str(v, p, &out.Endpoint)
 		case "compression":

@@ -67,9 +67,7 @@ func inputSummary(in *Input) string {
 	if in.Protocol == ProtocolDarktraceAPI {
 		parts = append(parts, fmt.Sprintf("darktrace-api polling %s every %s", showURL(in.URL), formatDuration(in.Interval)),
 			"tokens "+setOrNot(in.PublicToken != "" && in.PrivateToken != ""))
-		if in.CAFile != "" {
-			parts = append(parts, "ca_file "+in.CAFile)
-		}
+		parts = append(parts, trustSummary(in.CAFile, in.NoSystemRoots)...)
 		return strings.Join(append(parts, "max_message_size "+in.MaxMessageSize.String()), "; ")
 	}
 	parts = append(parts, fmt.Sprintf("%s on %s", in.Protocol, in.Address), "max_message_size "+in.MaxMessageSize.String())
@@ -143,9 +141,7 @@ func outputSummary(o *Output) string {
 		}
 		parts = append(parts, "file "+dst)
 	}
-	if o.CAFile != "" {
-		parts = append(parts, "ca_file "+o.CAFile)
-	}
+	parts = append(parts, trustSummary(o.CAFile, o.NoSystemRoots)...)
 	if o.ClientCertFile != "" {
 		parts = append(parts, "client certificate "+o.ClientCertFile)
 	}
@@ -192,4 +188,16 @@ func setOrNot(set bool) string {
 		return "set"
 	}
 	return "not set"
+}
+
+// trustSummary shows the CA file a TLS client trusts besides the system
+// roots, and says so when it trusts that file alone (system_roots: false).
+func trustSummary(caFile string, noSystemRoots bool) []string {
+	switch {
+	case caFile == "":
+		return nil
+	case noSystemRoots:
+		return []string{"ca_file " + caFile + " only (system roots excluded)"}
+	}
+	return []string{"ca_file " + caFile}
 }

@@ -99,7 +99,7 @@ func inputKeyUse(protocol, key string) bool {
 	case "tls":
 		return protocol == ProtocolTLS
 	}
-	return protocol == ProtocolDarktraceAPI // url, tokens, interval, ca_file
+	return protocol == ProtocolDarktraceAPI // url, tokens, interval, ca_file, system_roots
 }
 
 // listener identifies a listening socket: "tcp" or "udp" and a port.
@@ -194,6 +194,7 @@ func (d *decoder) validatePoller(in *Input, p string) {
 		d.problemf(p+".interval", "must be at least %s, got %s", formatDuration(MinPollInterval), formatDuration(in.Interval))
 	}
 	d.caFile(p+".ca_file", in.CAFile)
+	d.trustRoots(p, in.CAFile, in.NoSystemRoots)
 }
 
 func (d *decoder) validateRoutes(c *Config) {

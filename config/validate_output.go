@@ -15,7 +15,7 @@ func outputKeyUse(typ, key string) bool {
 		return typ != TypeFile
 	case "url", "compression":
 		return typ == TypeSekoiaHTTP || typ == TypeHTTP
-	case "ca_file":
+	case "ca_file", "system_roots":
 		return typ != TypeFile
 	case "intake_key":
 		return typ == TypeSekoiaHTTP || typ == TypeSyslog
@@ -102,6 +102,7 @@ func (d *decoder) validateSekoiaHTTP(o *Output, p string) {
 	d.oneOf(p+".endpoint", "endpoint", o.Endpoint, "plain", "batch")
 	d.oneOf(p+".compression", "compression", o.Compression, "gzip", "none")
 	d.caFile(p+".ca_file", o.CAFile)
+	d.trustRoots(p, o.CAFile, o.NoSystemRoots)
 }
 
 func (d *decoder) validateHTTP(o *Output, p string) {
@@ -113,6 +114,7 @@ func (d *decoder) validateHTTP(o *Output, p string) {
 	d.oneOf(p+".compression", "compression", o.Compression, "gzip", "none")
 	d.validateHeaders(o.Headers, p+".headers")
 	d.caFile(p+".ca_file", o.CAFile)
+	d.trustRoots(p, o.CAFile, o.NoSystemRoots)
 	d.keyPair(p+".client_cert_file", p+".client_key_file", o.ClientCertFile, o.ClientKeyFile)
 }
 
@@ -177,7 +179,7 @@ func (d *decoder) validateSyslog(o *Output, p string) {
 		}
 	}
 	if !o.TLS {
-		for _, k := range []string{"ca_file", "server_name", "client_cert_file", "client_key_file"} {
+		for _, k := range []string{"ca_file", "system_roots", "server_name", "client_cert_file", "client_key_file"} {
 			if d.has(p + "." + k) {
 				d.problemf(p+"."+k, "is used only with tls: true; remove it")
 			}
@@ -185,5 +187,6 @@ func (d *decoder) validateSyslog(o *Output, p string) {
 		return
 	}
 	d.caFile(p+".ca_file", o.CAFile)
+	d.trustRoots(p, o.CAFile, o.NoSystemRoots)
 	d.keyPair(p+".client_cert_file", p+".client_key_file", o.ClientCertFile, o.ClientKeyFile)
 }

@@ -4,14 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
+	"net"
+	"os"
 	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
 
-	"github.com/dtrelay/dtrelay/spool"
+	"github.com/dtrelay/dtrelay/internal/retry"
 )
 
 // OutputSpec describes one output of the pipeline.
@@ -40,21 +41,15 @@ type OutputSpec struct {
 }
 
 // Retry backoff: doubling from backoffMin to backoffMax, with full jitter
-// over the upper half. An intake's Retry-After (HTTP 3xx, 429, 503) may
-// delay a retry longer, up to maxRetryAfter.
+// over the upper half (retry.Backoff). An intake's Retry-After (HTTP 3xx,
+// 429, 503) may delay a retry longer, up to maxRetryAfter.
 const (
 	backoffMin    = 100 * time.Millisecond
 	backoffMax    = 30 * time.Second
-	maxRetryAfter = 10 * time.Minute
+	maxRetryAfter = retry.MaxAfter
 )
 
-func backoff(attempt int) time.Duration {
-	d := backoffMax
-	if attempt < 20 {
-		d = min(backoffMin<<uint(attempt), backoffMax)
-	}
-	return d/2 + rand.N(d/2+1)
-}
+func backoff(attempt int) time.Duration { return retry.Backoff(attempt, backoffMin, backoffMax) }
 
 // retryDelay is how long flush waits after failed attempt number attempt
 // (from 0) with err: the backoff, or the intake's Retry-After when that is
@@ -98,23 +93,11 @@ type output struct {
 	down                            atomic.Bool    // the last delivery attempt failed
 	sampled                         zerolog.Logger // per-event problems: a few lines per period
 
-	// With a spool (spool.go): the output's reader; overflow is set when a
-	// block could not be queued for it, so it reads from the spool until it
-	// has caught up; failing while a batch is being retried.
-	reader    *spool.Reader
-	overflow  atomic.Bool
-	failing   atomic.Bool
-	noAck     bool
-	spooled   int64 // events left in the spool at stop
-	carry     *Block
-	p         *Pipeline
-	memPos    spool.Pos // of the last block taken from memory
-	hasMemPos bool
-	handed    spool.Pos // of the last block taken, from memory or disk
-	marked    spool.Pos // handed, as last marked in the spool
-	// lostMemOnly counts events not in the spool that were missed while
-	// stopping (added by producers).
-	lostMemOnly atomic.Int64
+	// src gives the blocks and keeps what survives a stop (source.go).
+	src source
+	// failing is set while a batch is being retried: with a spool, Stop
+	// does not wait for a failing output (its events stay in the spool).
+	failing atomic.Bool
 }
 
 func newOutput(spec OutputSpec, idx int, set *metrics.Set, log zerolog.Logger) *output {
@@ -171,7 +154,7 @@ func (o *output) run() {
 					wait = max(time.Until(o.firstAt.Add(o.MaxWait)), 0)
 				}
 			}
-			b, done := o.next(wait)
+			b, done := o.src.next(wait)
 			if b == nil {
 				if o.batch.Len() > 0 {
 					o.flush()
@@ -208,7 +191,7 @@ func (o *output) run() {
 		if o.batch.Len() > 0 {
 			o.pending = append(o.pending, cur)
 		} else {
-			o.releaseBlock(cur)
+			o.src.delivered(cur)
 		}
 		cur = nil
 	}
@@ -229,22 +212,6 @@ func (o *output) skipped(err error) {
 	}
 }
 
-// releaseBlock is called once the block's records for this output are
-// delivered (or given up for good). With a spool it acknowledges them there.
-func (o *output) releaseBlock(b *Block) {
-	if o.reader != nil && b.hasPos && !o.noAck {
-		if err := o.reader.Skip(b.pos); err != nil {
-			o.log.Error().Err(err).Msg("cannot acknowledge spooled events")
-		}
-	}
-	if b.disk {
-		putBlock(b)
-		return
-	}
-	o.q.release(int64(b.Size()))
-	b.release()
-}
-
 // flush delivers the batch: whole, or in chunks of at most o.limit events
 // while the intake is too slow for the timeout (shrink). A chunk that fails
 // is retried with backoff until it is accepted or the send context ends.
@@ -253,7 +220,7 @@ func (o *output) releaseBlock(b *Block) {
 // the blocks the batch referenced.
 func (o *output) flush() {
 	n := o.batch.Len()
-	o.markHanded() // spool.go: before anything can reach the intake
+	o.src.sending() // before anything can reach the intake
 	attempt := 0
 	for lo := 0; lo < n; {
 		hi := n
@@ -286,7 +253,7 @@ func (o *output) flush() {
 	clear(o.refs)
 	o.refs = o.refs[:0]
 	for i, b := range o.pending {
-		o.releaseBlock(b)
+		o.src.delivered(b)
 		o.pending[i] = nil
 	}
 	o.pending = o.pending[:0]
@@ -300,7 +267,7 @@ func (o *output) chunk(lo, hi int) *Batch {
 		o.batch.rejects = o.batch.rejects[:0]
 		return &o.batch
 	}
-	start := batchStart(&o.batch, lo)
+	start := o.batch.Start(lo)
 	o.sub.Data = o.batch.Data[start:o.batch.Ends[hi-1]]
 	o.sub.Ends = o.sub.Ends[:0]
 	for _, e := range o.batch.Ends[lo:hi] {
@@ -330,40 +297,17 @@ func (o *output) accepted(b *Batch, lo int, took time.Duration, attempt int) {
 	}
 }
 
-// stopped handles the rem events left when the send context ended: with a
-// spool they stay in it for the next start; else they are lost, counted.
+// stopped handles the rem events left when the send context ended: the
+// source keeps what it can for the next start (the spool); the rest is
+// lost, counted.
 func (o *output) stopped(rem int) {
-	if o.reader != nil {
-		// Still in the spool: delivered after the restart.
-		// Acknowledge nothing more, so the cursor stays before it.
-		// Events the spool refused (in memory only) are lost.
-		o.noAck = true
-		mem := o.memOnlyFrom(o.batch.Len() - rem)
-		o.spooled += int64(rem - mem)
-		if mem > 0 {
-			o.undelivered += int64(mem)
-			o.dropped("shutdown").Add(mem)
-			o.log.Error().Int("events", mem).Msg("stopped before the intake accepted events that are not in the spool")
-		}
+	lost := o.src.stopped(o.refs[o.batch.Len()-rem:])
+	if lost == 0 {
 		return
 	}
-	o.undelivered += int64(rem)
-	o.dropped("shutdown").Add(rem)
-	o.log.Error().Int("events", rem).Msg("stopped before the intake accepted the batch")
-}
-
-// memOnlyFrom counts the events of the batch from lo on that the spool
-// refused (in memory only). Called once, at a stop.
-func (o *output) memOnlyFrom(lo int) int {
-	n := 0
-	var r Record
-	for _, ref := range o.refs[lo:] {
-		ref.b.readRecord(ref.off, &r)
-		if r.memOnly {
-			n++
-		}
-	}
-	return n
+	o.undelivered += int64(lost)
+	o.dropped("shutdown").Add(lost)
+	o.log.Error().Int("events", lost).Msg("stopped before the intake accepted the batch")
 }
 
 // retry waits before attempt+2 at delivering a chunk of events whose
@@ -414,4 +358,15 @@ func (o *output) grow(took time.Duration) {
 	if o.limit *= 2; o.limit >= o.MaxEvents {
 		o.limit = 0
 	}
+}
+
+// isSlowSend reports whether err is a timeout while sending or waiting for
+// the intake's answer, not while connecting: what a smaller request can
+// cure (the batcher halves the next one).
+func isSlowSend(err error) bool {
+	var ne net.Error
+	var op *net.OpError
+	timeout := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) ||
+		(errors.As(err, &ne) && ne.Timeout())
+	return timeout && !(errors.As(err, &op) && op.Op == "dial")
 }

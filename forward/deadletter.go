@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/valyala/fastjson"
+
+	"github.com/dtrelay/dtrelay/internal/jsonenc"
 )
 
 // DeadLetter is one output's dead-letter file, DIR/OUTPUT.ndjson: the
@@ -180,9 +182,9 @@ func appendDeadLine(dst []byte, output, reason string, at time.Time, r *Record) 
 	dst = append(dst, `{"time":"`...)
 	dst = at.UTC().AppendFormat(dst, time.RFC3339Nano)
 	dst = append(dst, `","output":`...)
-	dst = appendJSONString(dst, []byte(output))
+	dst = jsonenc.AppendString(dst, []byte(output))
 	dst = append(dst, `,"reason":`...)
-	dst = appendJSONString(dst, []byte(reason))
+	dst = jsonenc.AppendString(dst, []byte(reason))
 	if r.Received != 0 {
 		dst = append(dst, `,"received":"`...)
 		dst = time.Unix(0, r.Received).UTC().AppendFormat(dst, time.RFC3339Nano)
@@ -196,7 +198,7 @@ func appendDeadLine(dst []byte, output, reason string, at time.Time, r *Record) 
 		v   []byte
 	}{{`,"host":`, r.Host}, {`,"app":`, r.App}, {`,"timestamp":`, r.Timestamp}} {
 		if f.v != nil {
-			dst = appendJSONString(append(dst, f.key...), f.v)
+			dst = jsonenc.AppendString(append(dst, f.key...), f.v)
 		}
 	}
 	if r.NotJSON {
@@ -204,9 +206,9 @@ func appendDeadLine(dst []byte, output, reason string, at time.Time, r *Record) 
 	}
 	dst = append(dst, `,"payload":`...)
 	if isJSONObject(r) {
-		dst = appendNoLF(dst, r.Payload)
+		dst = jsonenc.AppendNoLF(dst, r.Payload)
 	} else {
-		dst = appendJSONString(dst, r.Payload)
+		dst = jsonenc.AppendString(dst, r.Payload)
 	}
 	return append(dst, "}\n"...)
 }

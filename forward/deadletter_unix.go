@@ -7,6 +7,9 @@ import (
 	"syscall"
 )
 
+// oNoFollow makes opening a symbolic link fail (ELOOP).
+const oNoFollow = syscall.O_NOFOLLOW
+
 // lockFile takes an exclusive advisory lock (flock) on f, waiting for it,
 // and returns its release.
 func lockFile(f *os.File) (unlock func(), err error) {

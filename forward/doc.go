@@ -4,7 +4,8 @@
 // they enter the pipeline. A Producer publishes its Block at the end of each
 // read (not per message), to every output queue; each output runs one
 // batcher goroutine that encodes its records with an Encoder and delivers
-// batches with a Sender, retrying with capped, jittered exponential backoff
+// batches with a Sender (the seams in seams.go; package output implements
+// them for each output type), retrying with capped, jittered exponential backoff
 // (smaller requests after a timeout). What an operator can fix (a rejected
 // key, a wrong url) is retried with the output reported down; an event the
 // intake refuses for its content, or too large for the output, goes to the

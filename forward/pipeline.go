@@ -56,9 +56,9 @@ type Pipeline struct {
 
 	// With a spool.
 	spool     *spool.Spool
-	pubMu     sync.Mutex // orders spool appends and queue pushes
-	recs      [][]byte   // scratch of publishSpooled, under pubMu
-	nowait    context.Context
+	pubMu     sync.Mutex     // orders spool appends and queue pushes
+	recs      [][]byte       // scratch of publishSpooled, under pubMu
+	sources   []*spoolSource // the outputs' sources, with a spool
 	stopping  atomic.Bool
 	spoolLost *metrics.Counter
 	abandoned atomic.Bool // Stop gave up on deliveries under way
@@ -83,21 +83,20 @@ func New(opts Options) (*Pipeline, error) {
 	sendCtx, cancel := context.WithCancel(context.Background())
 	p := &Pipeline{router: router, log: opts.Log, cancel: cancel, spool: opts.Spool,
 		sampled: opts.Log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second})}
-	nowait, cancelNow := context.WithCancel(context.Background())
-	cancelNow()
-	p.nowait = nowait
 	p.spoolLost = opts.Metrics.GetOrCreateCounter(`dtrelay_spool_unspooled_total`)
 	for i, spec := range opts.Outputs {
 		o := newOutput(spec, i, opts.Metrics, opts.Log)
-		o.send, o.p = sendCtx, p
+		o.send, o.src = sendCtx, memSource{o.q}
 		if p.spool != nil {
 			r, err := p.spool.Reader(spec.Name)
 			if err != nil {
 				cancel()
 				return nil, fmt.Errorf("cannot open the spool for output %q: %w", spec.Name, err)
 			}
-			o.reader = r
-			o.overflow.Store(true) // replay what the spool holds first
+			src := &spoolSource{output: o, p: p, reader: r}
+			src.overflow.Store(true) // replay what the spool holds first
+			o.src = src
+			p.sources = append(p.sources, src)
 		}
 		p.outputs = append(p.outputs, o)
 	}
@@ -174,11 +173,9 @@ wait:
 	}
 	var lost, spooled int64
 	for _, o := range p.outputs {
-		lost += o.undelivered + o.lostMemOnly.Load()
-		spooled += o.spooled
-		if o.reader != nil {
-			o.reader.Close()
-		}
+		kept, missed := o.src.close()
+		lost += o.undelivered + missed
+		spooled += kept
 		if err := o.Sender.Close(); err != nil {
 			p.log.Warn().Err(err).Str("output", o.Name).Msg("cannot close output")
 		}

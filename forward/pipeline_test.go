@@ -57,6 +57,29 @@ func (s *recSender) got() []string {
 	return append([]string(nil), s.events...)
 }
 
+// lineEncoder writes each JSON payload and LF, as output.NDJSONEncoder
+// does: the pipeline's tests need an encoder, not a wire format. Payloads
+// over max bytes (when > 0) are skipped as oversize.
+type lineEncoder struct{ max int }
+
+func (e lineEncoder) Append(dst []byte, r *Record) ([]byte, error) {
+	if r.NotJSON {
+		return dst, ErrSkipNotJSON
+	}
+	if e.max > 0 && len(r.Payload) > e.max {
+		return dst, ErrSkipOversize
+	}
+	return append(append(dst, r.Payload...), '\n'), nil
+}
+
+// stopWithin stops p, giving up on deliveries after d: a failed test must
+// not wait on an output retrying forever.
+func stopWithin(p *Pipeline, d time.Duration) int64 {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	return p.Stop(ctx)
+}
+
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
@@ -116,7 +139,7 @@ func metric(set *metrics.Set, name string) string {
 
 func TestPipelineDeliversEveryPayloadInOrder(t *testing.T) {
 	s := &recSender{}
-	p, set := newTestPipeline(t, OutputSpec{Name: "out", Encoder: NDJSONEncoder{}, Sender: s, QueueSize: 1 << 20, MaxEvents: 7})
+	p, set := newTestPipeline(t, OutputSpec{Name: "out", Encoder: lineEncoder{}, Sender: s, QueueSize: 1 << 20, MaxEvents: 7})
 	var frames, want []string
 	for i := range 500 {
 		frames = append(frames, line(i))
@@ -145,7 +168,7 @@ func TestPipelineDeliversEveryPayloadInOrder(t *testing.T) {
 
 func TestBatchFlushesOnMaxBytesAndMaxWait(t *testing.T) {
 	s := &recSender{}
-	p, _ := newTestPipeline(t, OutputSpec{Name: "out", Encoder: NDJSONEncoder{}, Sender: s, QueueSize: 1 << 20,
+	p, _ := newTestPipeline(t, OutputSpec{Name: "out", Encoder: lineEncoder{}, Sender: s, QueueSize: 1 << 20,
 		MaxEvents: 1000, MaxBytes: 3 * len(alert(100)), MaxWait: 50 * time.Millisecond})
 	defer p.Stop(context.Background())
 	var frames []string
@@ -180,7 +203,7 @@ func TestTransientFailuresAreRetriedAndPermanentOnesCounted(t *testing.T) {
 		}
 		return nil
 	}}
-	p, set := newTestPipeline(t, OutputSpec{Name: "out", Encoder: NDJSONEncoder{}, Sender: s, QueueSize: 1 << 20, MaxEvents: 1})
+	p, set := newTestPipeline(t, OutputSpec{Name: "out", Encoder: lineEncoder{}, Sender: s, QueueSize: 1 << 20, MaxEvents: 1})
 	feed(p, 0, []string{line(1)}, 1)
 	waitFor(t, "first event after retries", func() bool {
 		return len(s.got()) == 0 && metric(set, `dtrelay_output_dropped_total{output="out",reason="http_401"}`) == "1"
@@ -200,7 +223,7 @@ func TestTransientFailuresAreRetriedAndPermanentOnesCounted(t *testing.T) {
 func TestFullQueueBlocksProducerUntilDelivered(t *testing.T) {
 	s := &recSender{gate: make(chan struct{})}
 	// Queue holds one 16 KiB block: the second read's publish must wait.
-	p, set := newTestPipeline(t, OutputSpec{Name: "out", Encoder: NDJSONEncoder{}, Sender: s, QueueSize: firstBlockSize, MaxEvents: 1})
+	p, set := newTestPipeline(t, OutputSpec{Name: "out", Encoder: lineEncoder{}, Sender: s, QueueSize: firstBlockSize, MaxEvents: 1})
 	const blocked, seconds = `dtrelay_input_blocked{input="tcp"}`, `dtrelay_input_backpressure_seconds_total{input="tcp"}`
 	if v := metric(set, blocked); v != "0" {
 		t.Fatalf("blocked = %q before any stall", v)
@@ -255,7 +278,7 @@ func metricFloat(t *testing.T, set *metrics.Set, name string) float64 {
 func TestDatagramInputDropsWhenFullAndCounts(t *testing.T) {
 	const queue, sent = 64 << 10, 100
 	s := &recSender{gate: make(chan struct{})}
-	p, set := newTestPipeline(t, OutputSpec{Name: "out", Encoder: NDJSONEncoder{}, Sender: s, QueueSize: queue, MaxEvents: 1})
+	p, set := newTestPipeline(t, OutputSpec{Name: "out", Encoder: lineEncoder{}, Sender: s, QueueSize: queue, MaxEvents: 1})
 	var frames []string
 	for i := range sent {
 		f := line(i)
@@ -279,7 +302,7 @@ func TestDatagramInputDropsWhenFullAndCounts(t *testing.T) {
 
 func TestStopCountsWhatCouldNotBeDelivered(t *testing.T) {
 	s := &recSender{fail: func(int, *Batch) error { return errors.New("down") }}
-	p, set := newTestPipeline(t, OutputSpec{Name: "out", Encoder: NDJSONEncoder{}, Sender: s, QueueSize: 1 << 20, MaxEvents: 2})
+	p, set := newTestPipeline(t, OutputSpec{Name: "out", Encoder: lineEncoder{}, Sender: s, QueueSize: 1 << 20, MaxEvents: 2})
 	feed(p, 0, []string{line(1), line(2), line(3)}, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
@@ -294,7 +317,7 @@ func TestStopCountsWhatCouldNotBeDelivered(t *testing.T) {
 func TestNotJSONGoesOnlyToOutputsThatCarryIt(t *testing.T) {
 	js, orig := &recSender{}, &recSender{}
 	p, set := newTestPipeline(t,
-		OutputSpec{Name: "json", Encoder: NDJSONEncoder{}, Sender: js, QueueSize: 1 << 20},
+		OutputSpec{Name: "json", Encoder: lineEncoder{}, Sender: js, QueueSize: 1 << 20},
 		OutputSpec{Name: "orig", Encoder: rawEncoder{}, Sender: orig, QueueSize: 1 << 20, NotJSON: true})
 	feed(p, 0, []string{line(1), "<13>Aug  5 03:34:46 host darktrace not json at all", line(2)}, 3)
 	p.Stop(context.Background())
@@ -345,7 +368,7 @@ func TestRoutesFilterByKindPriorityAndInput(t *testing.T) {
 // the events, and reports ErrNotDelivered when the pipeline stops first.
 func TestFlushWaitReturnsOnceDelivered(t *testing.T) {
 	s := &recSender{gate: make(chan struct{})}
-	p, set := newTestPipeline(t, OutputSpec{Name: "out", Encoder: NDJSONEncoder{}, Sender: s, QueueSize: 1 << 20})
+	p, set := newTestPipeline(t, OutputSpec{Name: "out", Encoder: lineEncoder{}, Sender: s, QueueSize: 1 << 20})
 	pr := p.Pool(2).Get()
 	pr.Frame([]byte(line(1)))
 	res := make(chan error, 1)
@@ -385,8 +408,8 @@ func TestFlushWaitCoversEveryBlockOfTheRead(t *testing.T) {
 	p, err := New(Options{
 		Inputs: []InputSpec{{Name: "api", Track: true}},
 		Outputs: []OutputSpec{
-			{Name: "slow", Encoder: NDJSONEncoder{}, Sender: slow, QueueSize: 1 << 20},
-			{Name: "fast", Encoder: NDJSONEncoder{}, Sender: fast, QueueSize: 1 << 20},
+			{Name: "slow", Encoder: lineEncoder{}, Sender: slow, QueueSize: 1 << 20},
+			{Name: "fast", Encoder: lineEncoder{}, Sender: fast, QueueSize: 1 << 20},
 		},
 		Routes: r, MaxPayload: 256 << 10, Metrics: metrics.NewSet(), Log: zerolog.Nop(),
 	})

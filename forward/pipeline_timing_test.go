@@ -35,7 +35,7 @@ func benchPipeline(tb testing.TB, size int) (*Pipeline, *countSender, [][]byte) 
 		Inputs: []InputSpec{{Name: "tcp"}},
 		// A small queue bounds the blocks in flight, as a batcher that keeps
 		// up does: then every block comes from the free list.
-		Outputs:    []OutputSpec{{Name: "out", Encoder: NDJSONEncoder{}, Sender: s, QueueSize: 1 << 20}},
+		Outputs:    []OutputSpec{{Name: "out", Encoder: lineEncoder{}, Sender: s, QueueSize: 1 << 20}},
 		MaxPayload: 256 << 10,
 		Metrics:    metrics.NewSet(),
 		Log:        zerolog.Nop(),
@@ -63,7 +63,7 @@ func oneRead(pool *ProducerPool, frames [][]byte) {
 // block + publish, and the batcher's encode + send, allocate nothing per
 // message in steady state.
 func TestProducerHotPathDoesNotAllocate(t *testing.T) {
-	if outRaceEnabled {
+	if alloctest.Race {
 		t.Skip("allocation counts are not meaningful under the race detector")
 	}
 	for _, size := range []int{1500, 4000} {

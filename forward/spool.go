@@ -1,8 +1,8 @@
 package forward
 
 import (
-	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/dtrelay/dtrelay/spool"
@@ -41,6 +41,30 @@ const diskBlockSize = 32 << 10
 // SpoolRecordSize is the size of the spool record of a message of n bytes:
 // the record header and the message (spool.Options.MaxRecord).
 func SpoolRecordSize(n int) int { return recHeaderSize + n }
+
+// spoolSource is the source of an output with a spool: its memory queue,
+// and its spool reader for what it missed in memory (overflow) and what the
+// spool held at start. It embeds its output for the queue, the routing bit,
+// the send context, the log and the counters. Its fields are the batcher's,
+// except overflow and lostMemOnly (also set by producers, under pubMu).
+type spoolSource struct {
+	*output
+	p      *Pipeline // pubMu, stopping, sampled
+	reader *spool.Reader
+	// overflow is set when a block could not be queued for the output: it
+	// then reads from the spool until it has caught up.
+	overflow atomic.Bool
+	noAck    bool      // stopped: acknowledge nothing more
+	kept     int64     // undelivered events left in the spool at stop
+	carry    *Block    // read from the spool, not yet handed out
+	memPos   spool.Pos // of the last block taken from memory
+	hasMem   bool
+	handed   spool.Pos // of the last block taken, from memory or disk
+	marked   spool.Pos // handed, as last marked in the spool
+	// lostMemOnly counts events not in the spool that were missed while
+	// stopping (added by producers).
+	lostMemOnly atomic.Int64
+}
 
 // publishSpooled appends b's records to the spool and queues b for every
 // output that is not overflowed. It returns how long the spool made it wait.
@@ -98,10 +122,10 @@ func (p *Pipeline) publishSpooled(b *Block) time.Duration {
 		p.recs[i] = nil
 	}
 	waited := time.Since(start)
-	n := len(p.outputs)
+	n := len(p.sources)
 	b.refs.Store(int32(n + 1))
 	pushed := 0
-	for _, o := range p.outputs {
+	for _, o := range p.sources {
 		if !o.overflow.Load() {
 			if ok, _ := o.q.push(b, false); ok {
 				pushed++
@@ -128,7 +152,7 @@ func (p *Pipeline) publishSpooled(b *Block) time.Duration {
 
 // missedMemOnly counts the records of b that are in memory only and routed
 // to o, which does not get b from memory: o can never deliver them.
-func (o *output) missedMemOnly(b *Block) {
+func (o *spoolSource) missedMemOnly(b *Block) {
 	var r Record
 	n := 0
 	for off := 0; off < len(b.buf); {
@@ -154,10 +178,7 @@ func (o *output) missedMemOnly(b *Block) {
 // next returns the batcher's next block: from memory, or from the spool
 // while the output is overflowed. It returns nil, true when the output is
 // done (queue closed and drained, or stopped with the spool keeping the rest).
-func (o *output) next(wait time.Duration) (*Block, bool) {
-	if o.reader == nil {
-		return o.q.pop(wait)
-	}
+func (o *spoolSource) next(wait time.Duration) (*Block, bool) {
 	b, done := o.nextSpooled(wait)
 	if b != nil && b.hasPos {
 		o.handed = spoolMax(o.handed, b.pos)
@@ -172,12 +193,12 @@ func spoolMax(p, q spool.Pos) spool.Pos {
 	return p
 }
 
-// markHanded records in the spool, before a batch is sent, how far this
+// sending records in the spool, before a batch is sent, how far this
 // output has been handed records (from memory or disk), so that after a
 // kill -9 the next start counts what it may have delivered as redelivered
 // (spool.Reader.Mark: one small write per batch, not per event).
-func (o *output) markHanded() {
-	if o.reader == nil || !o.marked.Before(o.handed) {
+func (o *spoolSource) sending() {
+	if !o.marked.Before(o.handed) {
 		return
 	}
 	if err := o.reader.Mark(o.handed); err != nil {
@@ -186,7 +207,7 @@ func (o *output) markHanded() {
 	o.marked = o.handed
 }
 
-func (o *output) nextSpooled(wait time.Duration) (*Block, bool) {
+func (o *spoolSource) nextSpooled(wait time.Duration) (*Block, bool) {
 	for {
 		if b, _ := o.q.pop(0); b != nil {
 			o.taken(b)
@@ -228,26 +249,64 @@ func (o *output) nextSpooled(wait time.Duration) (*Block, bool) {
 // taken notes the spool position of a block taken from memory: the reader,
 // which moves only as blocks are delivered, must not hand out its records
 // again.
-func (o *output) taken(b *Block) {
+func (o *spoolSource) taken(b *Block) {
 	if b.hasPos {
-		o.memPos, o.hasMemPos = b.pos, true
+		o.memPos, o.hasMem = b.pos, true
 	}
+}
+
+// delivered acknowledges b's records in the spool (its cursor follows the
+// output) and releases b.
+func (o *spoolSource) delivered(b *Block) {
+	if b.hasPos && !o.noAck {
+		if err := o.reader.Skip(b.pos); err != nil {
+			o.log.Error().Err(err).Msg("cannot acknowledge spooled events")
+		}
+	}
+	if b.disk {
+		putBlock(b)
+		return
+	}
+	o.q.release(int64(b.Size()))
+	b.release()
+}
+
+// stopped keeps the undelivered records in the spool for the next start:
+// it acknowledges nothing more, so the cursor stays before them. Those the
+// spool refused (in memory only) are lost.
+func (o *spoolSource) stopped(refs []recRef) int {
+	o.noAck = true
+	lost := 0
+	var r Record
+	for _, ref := range refs {
+		ref.b.readRecord(ref.off, &r)
+		if r.memOnly {
+			lost++
+		}
+	}
+	o.kept += int64(len(refs) - lost)
+	return lost
+}
+
+func (o *spoolSource) close() (kept, lost int64) {
+	o.reader.Close()
+	return o.kept, o.lostMemOnly.Load()
 }
 
 // fromDisk fills a private block with the records the spool reader has
 // ready, without waiting; nil when there are none.
-func (o *output) fromDisk() *Block {
+func (o *spoolSource) fromDisk() *Block {
 	b := o.carry
 	o.carry = nil
 	for b == nil || len(b.buf) < diskBlockSize {
-		rec, pos, err := o.reader.Next(o.p.nowait)
+		rec, pos, err := o.reader.TryNext()
 		if err != nil {
-			if !errors.Is(err, context.Canceled) && !errors.Is(err, spool.ErrClosed) {
+			if !errors.Is(err, spool.ErrNotReady) && !errors.Is(err, spool.ErrClosed) {
 				o.log.Error().Err(err).Msg("cannot read the spool")
 			}
 			break
 		}
-		if o.hasMemPos && !o.memPos.Before(pos) {
+		if o.hasMem && !o.memPos.Before(pos) {
 			continue // taken from memory, not delivered yet
 		}
 		if why := recordProblem(rec); why != "" {
@@ -275,7 +334,7 @@ func (o *output) fromDisk() *Block {
 // decode, which is skipped: why is recordProblem's reason. A record of an
 // unknown version was written by a newer dtrelay: its segment is kept on
 // disk (spool.Reader.Keep), from which the newer build can deliver it.
-func (o *output) undecodable(rec []byte, pos spool.Pos, why string) {
+func (o *spoolSource) undecodable(rec []byte, pos spool.Pos, why string) {
 	o.dropped(why).Inc()
 	if why != "spool_unknown_version" {
 		o.p.sampled.Error().Str("output", o.Name).Str("position", pos.String()).Int("bytes", len(rec)).
@@ -295,7 +354,7 @@ func (o *output) undecodable(rec []byte, pos spool.Pos, why string) {
 // batcher: o.bit if it was routed to this output when appended, else 0.
 // The record's own mask refers to the outputs of the run that appended it,
 // which may have been renamed (spool.rename) or reordered since.
-func (o *output) diskMask(rec []byte, pos spool.Pos) uint64 {
+func (o *spoolSource) diskMask(rec []byte, pos spool.Pos) uint64 {
 	m := recordMask(rec)
 	idx, known := o.reader.Owner(pos)
 	if !known { // appended before the spool recorded its consumers

@@ -58,7 +58,7 @@ func TestSpoolSmallDiskKeepsReading(t *testing.T) {
 			opts := spool.Options{Dir: dir, MaxSize: 10 << 30, FsyncInterval: 100 * time.Millisecond, WhenFull: tc.whenFull,
 				MaxRecord: SpoolRecordSize(256 << 10)}
 			out := &recSender{}
-			spec := OutputSpec{Name: "out", Encoder: NDJSONEncoder{}, Sender: out, QueueSize: 1 << 20, MaxEvents: 200}
+			spec := OutputSpec{Name: "out", Encoder: lineEncoder{}, Sender: out, QueueSize: 1 << 20, MaxEvents: 200}
 			sp, p, set := spoolPipeline(t, opts, spec)
 			const n, perRead = 16000, 40 // 1.5 KB alerts: ~25 MiB on disk
 			var in []string

@@ -92,14 +92,14 @@ func TestSpoolTooLargeRecordRefusedOnce(t *testing.T) {
 	down.Store(true)
 	good, behind := &recSender{}, downSender(&down)
 	sp, p, set := spoolPipeline(t, spool.Options{Dir: t.TempDir(), MaxSize: 1 << 20, SegmentSize: 16 << 10, FsyncInterval: time.Hour},
-		OutputSpec{Name: "good", Encoder: NDJSONEncoder{}, Sender: good, QueueSize: 1 << 20},
-		OutputSpec{Name: "behind", Encoder: NDJSONEncoder{}, Sender: behind, QueueSize: 1 << 20, MaxEvents: 1})
+		OutputSpec{Name: "good", Encoder: lineEncoder{}, Sender: good, QueueSize: 1 << 20},
+		OutputSpec{Name: "behind", Encoder: lineEncoder{}, Sender: behind, QueueSize: 1 << 20, MaxEvents: 1})
 	defer sp.Close()
 	// behind takes the first block in memory, fails on it, and stays
 	// overflowed once its queue is full.
 	feedWithin(t, p, []string{line(0)}, 1, 5*time.Second)
 	waitFor(t, "behind failing", func() bool { return metricInt(t, set, `dtrelay_output_retries_total{output="behind"}`) > 0 })
-	p.outputs[1].overflow.Store(true)
+	p.sources[1].overflow.Store(true)
 
 	big := "<165>Aug  5 03:34:46 dt.example.com darktrace " + sizedAlert(1, 20<<10)
 	frames := []string{line(0), line(1), big, line(2), line(3)}
@@ -153,7 +153,7 @@ func TestSpoolDropOldestCountsWhatIsLost(t *testing.T) {
 	out := &heldSender{recSender: &recSender{}, held: map[int]bool{}, disk: map[int]bool{}}
 	sp, p, set := spoolPipeline(t, spool.Options{Dir: t.TempDir(), MaxSize: 256 << 10, SegmentSize: 16 << 10,
 		FsyncInterval: time.Hour, WhenFull: spool.WhenFullDropOldest},
-		OutputSpec{Name: "out", Encoder: NDJSONEncoder{}, Sender: out, QueueSize: 128 << 10, MaxEvents: 100})
+		OutputSpec{Name: "out", Encoder: lineEncoder{}, Sender: out, QueueSize: 128 << 10, MaxEvents: 100})
 	out.o.Store(p.outputs[0])
 	const n = 4000 // ~1 MiB on disk, 4 times the spool
 	in, _ := frames(0, n)
@@ -242,8 +242,8 @@ func (s *heldSender) Send(ctx context.Context, b *Batch) error {
 		for _, ref := range o.refs {
 			s.noteLocked(ref.b)
 		}
-		if o.carry != nil {
-			s.noteLocked(o.carry)
+		if ss, ok := o.src.(*spoolSource); ok && ss.carry != nil {
+			s.noteLocked(ss.carry)
 		}
 		o.q.mu.Lock()
 		for _, qb := range o.q.blocks[o.q.head:] {
@@ -319,7 +319,7 @@ func TestSpoolStopWhileFullCountsExactly(t *testing.T) {
 	down.Store(true)
 	dir := t.TempDir()
 	opts := spool.Options{Dir: dir, MaxSize: 64 << 10, SegmentSize: 16 << 10, FsyncInterval: time.Hour}
-	spec := OutputSpec{Name: "out", Encoder: NDJSONEncoder{}, Sender: downSender(&down), QueueSize: 16 << 10, MaxEvents: 10}
+	spec := OutputSpec{Name: "out", Encoder: lineEncoder{}, Sender: downSender(&down), QueueSize: 16 << 10, MaxEvents: 10}
 	sp, p, set := spoolPipeline(t, opts, spec)
 	const n = 2000 // ~500 KiB, several times the spool
 	in, _ := frames(0, n)

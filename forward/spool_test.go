@@ -66,8 +66,8 @@ func TestSpoolDeadOutputDoesNotStallOthers(t *testing.T) {
 		return nil
 	}}
 	p, _ := newSpooledPipeline(t, sp,
-		OutputSpec{Name: "good", Encoder: NDJSONEncoder{}, Sender: good, QueueSize: firstBlockSize, MaxEvents: 50},
-		OutputSpec{Name: "dead", Encoder: NDJSONEncoder{}, Sender: dead, QueueSize: firstBlockSize, MaxEvents: 50})
+		OutputSpec{Name: "good", Encoder: lineEncoder{}, Sender: good, QueueSize: firstBlockSize, MaxEvents: 50},
+		OutputSpec{Name: "dead", Encoder: lineEncoder{}, Sender: dead, QueueSize: firstBlockSize, MaxEvents: 50})
 	in, want := frames(0, 2000)
 	done := make(chan struct{})
 	go func() { feed(p, 0, in, 7); close(done) }()
@@ -104,7 +104,7 @@ func TestSpoolReplaysAfterRestart(t *testing.T) {
 		}
 		return nil
 	}
-	p, _ := newSpooledPipeline(t, sp, OutputSpec{Name: "out", Encoder: NDJSONEncoder{}, Sender: first, QueueSize: 1 << 20, MaxEvents: 100})
+	p, _ := newSpooledPipeline(t, sp, OutputSpec{Name: "out", Encoder: lineEncoder{}, Sender: first, QueueSize: 1 << 20, MaxEvents: 100})
 	in, want := frames(0, 1000)
 	feed(p, 0, in, 10)
 	waitFor(t, "200 events", func() bool { return len(first.got()) >= 200 })
@@ -124,7 +124,7 @@ func TestSpoolReplaysAfterRestart(t *testing.T) {
 	sp = openSpool(t, dir, "out")
 	defer sp.Close()
 	second := &recSender{}
-	p, _ = newSpooledPipeline(t, sp, OutputSpec{Name: "out", Encoder: NDJSONEncoder{}, Sender: second, QueueSize: 1 << 20, MaxEvents: 100})
+	p, _ = newSpooledPipeline(t, sp, OutputSpec{Name: "out", Encoder: lineEncoder{}, Sender: second, QueueSize: 1 << 20, MaxEvents: 100})
 	more, want2 := frames(1000, 1100)
 	feed(p, 0, more, 10)
 	waitFor(t, "replay and new events", func() bool { return len(first.got())+len(second.got()) >= 1100 })
@@ -161,7 +161,7 @@ func TestSpoolBacklogFollowsRenamedAndReorderedOutputs(t *testing.T) {
 	set := metrics.NewSet()
 	p, err := New(Options{
 		Inputs:  []InputSpec{{Name: "a"}, {Name: "b"}},
-		Outputs: []OutputSpec{{Name: "x", Encoder: NDJSONEncoder{}, Sender: &recSender{fail: down}, QueueSize: 1 << 20}, {Name: "y", Encoder: NDJSONEncoder{}, Sender: &recSender{fail: down}, QueueSize: 1 << 20}},
+		Outputs: []OutputSpec{{Name: "x", Encoder: lineEncoder{}, Sender: &recSender{fail: down}, QueueSize: 1 << 20}, {Name: "y", Encoder: lineEncoder{}, Sender: &recSender{fail: down}, QueueSize: 1 << 20}},
 		Routes:  []RouteSpec{{Inputs: []int{0}, Outputs: []int{0}}, {Inputs: []int{1}, Outputs: []int{1}}},
 		Spool:   sp, MaxPayload: 256 << 10, Metrics: set, Log: zerolog.Nop(),
 	})
@@ -188,7 +188,7 @@ func TestSpoolBacklogFollowsRenamedAndReorderedOutputs(t *testing.T) {
 	y, z := &recSender{}, &recSender{}
 	p, err = New(Options{
 		Inputs:  []InputSpec{{Name: "a"}, {Name: "b"}},
-		Outputs: []OutputSpec{{Name: "y", Encoder: NDJSONEncoder{}, Sender: y, QueueSize: 1 << 20}, {Name: "z", Encoder: NDJSONEncoder{}, Sender: z, QueueSize: 1 << 20}},
+		Outputs: []OutputSpec{{Name: "y", Encoder: lineEncoder{}, Sender: y, QueueSize: 1 << 20}, {Name: "z", Encoder: lineEncoder{}, Sender: z, QueueSize: 1 << 20}},
 		Routes:  []RouteSpec{{Inputs: []int{0}, Outputs: []int{1}}, {Inputs: []int{1}, Outputs: []int{0}}},
 		Spool:   sp, MaxPayload: 256 << 10, Metrics: metrics.NewSet(), Log: zerolog.Nop(),
 	})
@@ -214,9 +214,9 @@ func TestSpoolMarksBatchesBeforeSending(t *testing.T) {
 	sp := openSpool(t, dir, "out")
 	defer sp.Close()
 	out := &holdSender{gate: make(chan struct{})}
-	p, _ := newSpooledPipeline(t, sp, OutputSpec{Name: "out", Encoder: NDJSONEncoder{}, Sender: out, QueueSize: 1 << 20, MaxEvents: 100})
+	p, _ := newSpooledPipeline(t, sp, OutputSpec{Name: "out", Encoder: lineEncoder{}, Sender: out, QueueSize: 1 << 20, MaxEvents: 100})
 	in, _ := frames(0, 100)
-	waitFor(t, "the output on memory", func() bool { return !p.outputs[0].overflow.Load() })
+	waitFor(t, "the output on memory", func() bool { return !p.sources[0].overflow.Load() })
 	feed(p, 0, in, 100)
 	waitFor(t, "a Send under way", func() bool { return out.sending.Load() > 0 })
 	if err := sp.Sync(); err != nil {

@@ -8,6 +8,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
 
+	"github.com/dtrelay/dtrelay/internal/alloctest"
 	"github.com/dtrelay/dtrelay/spool"
 )
 
@@ -21,7 +22,7 @@ func benchSpooledPipeline(tb testing.TB, size int) (*Pipeline, *countSender, [][
 	s := &countSender{}
 	p, err := New(Options{
 		Inputs:     []InputSpec{{Name: "tcp"}},
-		Outputs:    []OutputSpec{{Name: "out", Encoder: NDJSONEncoder{}, Sender: s, QueueSize: 1 << 20}},
+		Outputs:    []OutputSpec{{Name: "out", Encoder: lineEncoder{}, Sender: s, QueueSize: 1 << 20}},
 		MaxPayload: 256 << 10,
 		Spool:      sp,
 		Metrics:    metrics.NewSet(),
@@ -41,7 +42,7 @@ func benchSpooledPipeline(tb testing.TB, size int) (*Pipeline, *countSender, [][
 // queue) and delivering from memory (encode, mark, send, acknowledge)
 // allocate nothing per message in steady state.
 func TestSpoolHotPathDoesNotAllocate(t *testing.T) {
-	if outRaceEnabled {
+	if alloctest.Race {
 		t.Skip("allocation counts are not meaningful under the race detector")
 	}
 	p, s, frames := benchSpooledPipeline(t, 1500)

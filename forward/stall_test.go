@@ -14,7 +14,7 @@ import (
 // waits as they go on.
 func TestStallShownPerProducer(t *testing.T) {
 	s := &recSender{gate: make(chan struct{})}
-	p, set := newTestPipeline(t, OutputSpec{Name: "out", Encoder: NDJSONEncoder{}, Sender: s, QueueSize: firstBlockSize, MaxEvents: 1})
+	p, set := newTestPipeline(t, OutputSpec{Name: "out", Encoder: lineEncoder{}, Sender: s, QueueSize: firstBlockSize, MaxEvents: 1})
 	const blocked, seconds = `dtrelay_input_blocked{input="tcp"}`, `dtrelay_input_backpressure_seconds_total{input="tcp"}`
 	feed(p, 0, []string{line(0)}, 1) // fills the queue
 	var wg sync.WaitGroup
@@ -43,7 +43,7 @@ func TestStallShownPerProducer(t *testing.T) {
 func TestSpoolFullShowsBlocked(t *testing.T) {
 	var down atomic.Bool
 	down.Store(true)
-	spec := OutputSpec{Name: "out", Encoder: NDJSONEncoder{}, Sender: downSender(&down), QueueSize: 16 << 10, MaxEvents: 100}
+	spec := OutputSpec{Name: "out", Encoder: lineEncoder{}, Sender: downSender(&down), QueueSize: 16 << 10, MaxEvents: 100}
 	sp, p, set := spoolPipeline(t, spool.Options{Dir: t.TempDir(), MaxSize: 64 << 10, SegmentSize: 16 << 10, FsyncInterval: time.Hour}, spec)
 	defer sp.Close()
 	const blocked, seconds = `dtrelay_input_blocked{input="tcp"}`, `dtrelay_input_backpressure_seconds_total{input="tcp"}`

@@ -4,19 +4,18 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/dtrelay/dtrelay/internal/retry"
 	"github.com/dtrelay/dtrelay/internal/secret"
+	"github.com/dtrelay/dtrelay/internal/tlsfiles"
 )
 
 // client makes signed GET requests to one Darktrace instance. It is used by
@@ -39,20 +38,11 @@ func newClient(cfg *Config) (*client, error) {
 		return nil, errors.New("poller: url must not carry a user, password or query")
 	}
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
-	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("cannot read ca_file: %w", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("poller: ca_file %q holds no PEM certificate", cfg.CAFile)
-		}
-		tlsConf.RootCAs = pool
+	pool, err := tlsfiles.RootCAs(cfg.CAFile, !cfg.NoSystemRoots)
+	if err != nil {
+		return nil, err
 	}
+	tlsConf.RootCAs = pool
 	dialer := &net.Dialer{Timeout: min(cfg.Timeout, 10*time.Second), KeepAlive: 30 * time.Second}
 	c := &client{
 		base:    url.URL{Scheme: u.Scheme, Host: u.Host, Path: strings.TrimRight(u.Path, "/")},
@@ -162,25 +152,11 @@ func (c *client) statusError(path, date string, resp *http.Response, body []byte
 	}
 	err := fmt.Errorf("%w %d from GET %s: %s", ErrStatus, code, path, snippet(body, 120, secrets))
 	if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
-		if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), c.now()); ok {
+		if d, ok := retry.ParseAfter(resp.Header.Get("Retry-After"), c.now()); ok {
 			return &retryAfterError{after: d, err: err}
 		}
 	}
 	return err
-}
-
-// parseRetryAfter reads a Retry-After value: seconds or an HTTP date.
-func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	if v == "" {
-		return 0, false
-	}
-	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(now), 0), true
-	}
-	return 0, false
 }
 
 func (c *client) close() { c.http.CloseIdleConnections() }

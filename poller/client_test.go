@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dtrelay/dtrelay/internal/retry"
 )
 
 func TestClientErrors(t *testing.T) {
@@ -103,6 +105,8 @@ func TestClientRetryAfter(t *testing.T) {
 	m := newMockAPI(t, testPublic, testPrivate)
 	m.failNext(1, mockFault{status: 429, retryAfter: "7"})
 	m.failNext(1, mockFault{status: 503, retryAfter: time.Now().Add(30 * time.Second).UTC().Format("Mon, 02 Jan 2006 15:04:05 GMT")})
+	// Seconds that overflow a time.Duration: capped, not wrapped negative.
+	m.failNext(1, mockFault{status: 429, retryAfter: "99999999999999"})
 	cfg := testConfig(m)
 	if err := cfg.complete(); err != nil {
 		t.Fatal(err)
@@ -112,7 +116,7 @@ func TestClientRetryAfter(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.close()
-	for i, want := range []time.Duration{7 * time.Second, 30 * time.Second} {
+	for i, want := range []time.Duration{7 * time.Second, 30 * time.Second, retry.MaxAfter} {
 		var buf bytes.Buffer
 		_, err := c.get(context.Background(), breachesEP, url.Values{"starttime": {"1"}, "endtime": {"2"}}, &buf)
 		var ra *retryAfterError
@@ -140,7 +144,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"query in the URL", func(c *Config) { c.URL = "https://dt.example.com/?a=b" }, "query"},
 		{"overlap not below max window", func(c *Config) { c.Overlap, c.MaxWindow = time.Hour, time.Hour }, "must exceed overlap"},
 		{"negative interval", func(c *Config) { c.Interval = -time.Second }, "positive"},
-		{"missing CA file", func(c *Config) { c.CAFile = "/nonexistent/ca.pem" }, "cannot read ca_file"},
+		{"missing CA file", func(c *Config) { c.CAFile = "/nonexistent/ca.pem" }, "cannot read CA file"},
 		{"CA file without PEM", func(c *Config) { c.CAFile = "testdata/README.md" }, "no PEM certificate"},
 	}
 	for _, tt := range tests {

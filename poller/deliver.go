@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/dtrelay/dtrelay/internal/retry"
 )
 
 // forward hands the new events of the response in p.body to the sink and,
@@ -157,13 +158,5 @@ func (p *Poller) failed(e *epState, err error) {
 // backoff returns the delay before attempt n+1 after n failures: from
 // min(Interval, 1s), doubling, capped at MaxBackoff, jittered down to half.
 func (p *Poller) backoff(n int) time.Duration {
-	d := min(p.cfg.Interval, time.Second)
-	for i := 1; i < n && d < p.cfg.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, p.cfg.MaxBackoff)
-	if half := int64(d / 2); half > 0 {
-		d = time.Duration(half + rand.Int64N(half+1))
-	}
-	return d
+	return retry.Backoff(n-1, min(p.cfg.Interval, time.Second), p.cfg.MaxBackoff)
 }

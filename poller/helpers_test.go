@@ -11,6 +11,8 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
+
+	"github.com/dtrelay/dtrelay/internal/logtest"
 )
 
 const (
@@ -20,24 +22,6 @@ const (
 	breachesEP  = "/modelbreaches"
 	incidentsEP = "/aianalyst/incidentevents"
 )
-
-// syncBuffer collects log output written by the poller's goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // testConfig is a fast configuration for m.
 func testConfig(m *mockAPI) Config {
@@ -52,7 +36,7 @@ func testConfig(m *mockAPI) Config {
 type running struct {
 	p    *Poller
 	set  *metrics.Set
-	logs *syncBuffer
+	logs *logtest.Buffer
 	stop func()
 }
 
@@ -60,7 +44,7 @@ type running struct {
 // ends, or by stop.
 func start(t *testing.T, cfg Config, sink Sink) *running {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	set := metrics.NewSet()
 	p, err := New(cfg, sink, set, zerolog.New(logs).Level(zerolog.DebugLevel))
 	if err != nil {

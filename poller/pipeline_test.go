@@ -10,7 +10,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/dtrelay/dtrelay/forward"
-	"github.com/dtrelay/dtrelay/forward/intaketest"
+	"github.com/dtrelay/dtrelay/internal/intaketest"
+	"github.com/dtrelay/dtrelay/output"
 )
 
 // TestThroughThePipeline runs the poller into a real forward pipeline whose
@@ -33,8 +34,8 @@ func TestThroughThePipeline(t *testing.T) {
 	intake.FailNext(2, intaketest.Fault{Status: 503})
 	set := metrics.NewSet()
 	log := zerolog.Nop()
-	sender, err := forward.NewSekoiaHTTPSender(forward.SekoiaHTTPConfig{URL: intake.URL(), IntakeKey: key,
-		TLSClientConfig: forward.TLSClientConfig{CAFile: intake.CAFile()}, Timeout: 5 * time.Second}, set, "sekoia", log)
+	sender, err := output.NewSekoiaHTTPSender(output.SekoiaHTTPConfig{URL: intake.URL(), IntakeKey: key,
+		TLSClientConfig: output.TLSClientConfig{CAFile: intake.CAFile()}, Timeout: 5 * time.Second}, set, "sekoia", log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,6 +42,9 @@ type Config struct {
 	Interval time.Duration
 	// CAFile is an extra CA bundle (PEM) trusted besides the system's.
 	CAFile string
+	// NoSystemRoots trusts CAFile's CAs alone (system_roots: false); it
+	// requires CAFile.
+	NoSystemRoots bool
 	// StateDir, when set, is where the checkpoints are saved
 	// (poller-<name>.json); the relay passes spool.dir.
 	StateDir string

@@ -1,11 +1,12 @@
 package receiver
 
 import (
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/dtrelay/dtrelay/internal/promlabel"
 )
 
 // Metrics are the counters of one input, registered in a metrics.Set under
@@ -62,7 +63,7 @@ type Metrics struct {
 // proxy_local counts connections from a trusted proxy that sent a LOCAL
 // header (its health checks), accepted whatever allow says.
 func NewMetrics(set *metrics.Set, input string) *Metrics {
-	l := `input="` + escapeLabel(input) + `"`
+	l := `input="` + promlabel.Escape(input) + `"`
 	name := func(base string) string { return base + "{" + l + "}" }
 	reason := func(base, r string) string { return base + "{" + l + `,reason="` + r + `"}` }
 	const errs = "dtrelay_input_errors_total"
@@ -134,12 +135,3 @@ func (m *Metrics) opened() {
 }
 
 func (m *Metrics) closed() { m.connections.Dec() }
-
-// escapeLabel escapes a Prometheus label value.
-func escapeLabel(s string) string {
-	if !strings.ContainsAny(s, "\\\"\n") {
-		return s
-	}
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
-	return r.Replace(s)
-}

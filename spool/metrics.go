@@ -1,9 +1,9 @@
 package spool
 
 import (
-	"strings"
-
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/dtrelay/dtrelay/internal/promlabel"
 )
 
 // spoolMetrics are the spool's counters; gauges read the Spool on scrape.
@@ -33,7 +33,7 @@ func newMetrics(set *metrics.Set, consumers []string) *spoolMetrics {
 		redelivered:      make(map[string]*metrics.Counter, len(consumers)),
 	}
 	for _, c := range consumers {
-		label := `{consumer="` + escapeLabel(c) + `"}`
+		label := `{consumer="` + promlabel.Escape(c) + `"}`
 		m.replayed[c] = set.GetOrCreateCounter("dtrelay_spool_replayed_total" + label)
 		m.redelivered[c] = set.GetOrCreateCounter("dtrelay_spool_redelivered_total" + label)
 	}
@@ -59,8 +59,4 @@ func (m *spoolMetrics) unregister() {
 		m.set.UnregisterMetric(name)
 	}
 	m.gauges = nil
-}
-
-func escapeLabel(v string) string {
-	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(v)
 }

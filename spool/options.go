@@ -51,6 +51,7 @@ var (
 	ErrUnknownConsumer = errors.New("spool: unknown consumer")
 	ErrReaderInUse     = errors.New("spool: consumer already has an open reader")
 	ErrAckAhead        = errors.New("spool: ack beyond the last record read")
+	ErrNotReady        = errors.New("spool: no record ready")
 )
 
 // Options configure a Spool. Dir and Consumers are required; zero values of

@@ -67,7 +67,7 @@ func (s *Spool) Reader(name string) (*Reader, error) {
 // Next returns the next record and its position, waiting until one exists,
 // ctx is done (ctx.Err() is returned) or the spool or reader is closed
 // (ErrClosed). rec aliases the reader's buffer: it is valid until the next
-// call of Next and must not be modified. Records are returned in append
+// call of Next or TryNext and must not be modified. Records are returned in append
 // order; corrupt regions met on the way are skipped and counted.
 func (r *Reader) Next(ctx context.Context) (rec []byte, pos Pos, err error) {
 	for {
@@ -83,6 +83,21 @@ func (r *Reader) Next(ctx context.Context) (rec []byte, pos Pos, err error) {
 		case <-wait:
 		}
 	}
+}
+
+// TryNext is Next without waiting: it returns the next record when one is
+// ready, ErrNotReady when none is (yet), ErrClosed once the spool or the
+// reader is closed. rec has Next's lifetime. It is for a consumer that has
+// other work while the spool has nothing for it (forward's batchers, which
+// then look at their memory queue).
+func (r *Reader) TryNext() (rec []byte, pos Pos, err error) {
+	r.mu.Lock()
+	rec, pos, wait, err := r.step()
+	r.mu.Unlock()
+	if wait != nil {
+		return nil, Pos{}, ErrNotReady
+	}
+	return rec, pos, err
 }
 
 // step returns a record, an error, or a channel to wait on.

@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -199,8 +200,25 @@ func TestReaderAPI(t *testing.T) {
 		t.Fatalf("Next on empty spool: %v", err)
 	}
 	cancel()
+	if _, _, err := r.TryNext(); !errors.Is(err, ErrNotReady) {
+		t.Fatalf("TryNext on empty spool: %v", err)
+	}
 	appendAll(t, s, records(t, 2))
 	got := readN(t, r, 1, false)
+	if rec, _, err := r.TryNext(); err != nil || !bytes.Equal(rec, records(t, 2)[1]) {
+		t.Fatalf("TryNext with a record ready = %q, %v", rec, err)
+	}
+	if _, _, err := r.TryNext(); !errors.Is(err, ErrNotReady) {
+		t.Fatalf("TryNext after the last record: %v", err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.TryNext(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("TryNext on a closed reader: %v", err)
+	}
+	r = mustReader(t, s, "a")
+	sameSequence(t, readN(t, r, 1, false), got)
 	if err := r.Ack(Pos{seg: r.seg, off: r.off + 1}); !errors.Is(err, ErrAckAhead) {
 		t.Fatalf("ack ahead: %v", err)
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"flag"
 	"fmt"
 	"io"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dtrelay/dtrelay/bench"
+	"github.com/dtrelay/dtrelay/internal/tlsfiles"
 )
 
 func sendCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -167,13 +167,9 @@ func clientTLS(file string) (*tls.Config, error) {
 	if file == "" {
 		return &tls.Config{InsecureSkipVerify: true}, nil //nolint:gosec // explicit manual mode
 	}
-	pem, err := os.ReadFile(file)
+	pool, err := tlsfiles.CAPool(file)
 	if err != nil {
-		return nil, fmt.Errorf("cannot read CA file: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("cannot use CA file %s: no PEM certificate", file)
+		return nil, err
 	}
 	return &tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS12}, nil
 }

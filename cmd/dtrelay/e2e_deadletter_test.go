@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dtrelay/dtrelay/forward/intaketest"
+	"github.com/dtrelay/dtrelay/internal/intaketest"
 )
 
 // runBin runs the binary to completion and returns its exit code and output.

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dtrelay/dtrelay/forward/intaketest"
+	"github.com/dtrelay/dtrelay/internal/intaketest"
 )
 
 const intakeKey = "e2e-intake-key-0123456789abcdef"

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dtrelay/dtrelay/forward/intaketest"
+	"github.com/dtrelay/dtrelay/internal/intaketest"
 )
 
 // intakeCounter is what the kill -9 test needs of an intake mock.

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dtrelay/dtrelay/forward/intaketest"
+	"github.com/dtrelay/dtrelay/internal/intaketest"
 )
 
 // metricSum adds every sample of the relay's /metrics whose name and labels

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dtrelay/dtrelay/forward/intaketest"
+	"github.com/dtrelay/dtrelay/internal/intaketest"
 	"github.com/dtrelay/dtrelay/spool"
 )
 

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dtrelay/dtrelay/forward/intaketest"
+	"github.com/dtrelay/dtrelay/internal/intaketest"
 )
 
 // spoolConfig writes a config with a TCP input on port, a syslog output to

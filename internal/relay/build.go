@@ -8,6 +8,7 @@ import (
 
 	"github.com/dtrelay/dtrelay/config"
 	"github.com/dtrelay/dtrelay/forward"
+	"github.com/dtrelay/dtrelay/output"
 	"github.com/dtrelay/dtrelay/parser"
 )
 
@@ -23,11 +24,11 @@ func buildOutput(oc config.Output, dl config.DeadLetter, set *metrics.Set, log z
 		Timeout:    oc.Timeout,
 		DeadLetter: forward.NewDeadLetter(dl.Dir, oc.Name, int64(dl.MaxSize)),
 	}
-	tc := forward.TLSClientConfig{CAFile: oc.CAFile, ServerName: oc.ServerName,
+	tc := output.TLSClientConfig{CAFile: oc.CAFile, NoSystemRoots: oc.NoSystemRoots, ServerName: oc.ServerName,
 		ClientCertFile: oc.ClientCertFile, ClientKeyFile: oc.ClientKeyFile}
 	switch oc.Type {
 	case "sekoia-http":
-		s, err := forward.NewSekoiaHTTPSender(forward.SekoiaHTTPConfig{
+		s, err := output.NewSekoiaHTTPSender(output.SekoiaHTTPConfig{
 			URL: oc.URL, IntakeKey: oc.IntakeKey, Endpoint: oc.Endpoint, Compression: oc.Compression,
 			TLSClientConfig: tc, Timeout: oc.Timeout,
 		}, set, oc.Name, log)
@@ -37,7 +38,7 @@ func buildOutput(oc config.Output, dl config.DeadLetter, set *metrics.Set, log z
 		spec.Encoder, spec.Sender = s.Encoder(), s
 		return spec, nil
 	case "http":
-		s, err := forward.NewHTTPSender(forward.HTTPConfig{
+		s, err := output.NewHTTPSender(output.HTTPConfig{
 			URL: oc.URL, Headers: oc.Headers, Compression: oc.Compression,
 			TLSClientConfig: tc, Timeout: oc.Timeout,
 		}, set, oc.Name, log)
@@ -47,23 +48,23 @@ func buildOutput(oc config.Output, dl config.DeadLetter, set *metrics.Set, log z
 		spec.Encoder, spec.Sender = s.Encoder(), s
 		return spec, nil
 	case "syslog":
-		s, err := forward.NewSyslogSender(forward.SyslogConfig{
+		s, err := output.NewSyslogSender(output.SyslogConfig{
 			Address: oc.Address, TLS: oc.TLS, TLSClientConfig: tc,
-			SyslogEncoderConfig: forward.SyslogEncoderConfig{Format: oc.Format, Framing: oc.Framing, IntakeKey: oc.IntakeKey},
+			SyslogEncoderConfig: output.SyslogEncoderConfig{Format: oc.Format, Framing: oc.Framing, IntakeKey: oc.IntakeKey},
 			DialTimeout:         oc.Timeout, WriteTimeout: oc.Timeout, AckTimeout: oc.Timeout,
 		}, set, oc.Name, log)
 		if err != nil {
 			return spec, err
 		}
 		spec.Encoder, spec.Sender = s.Encoder(), s
-		spec.NotJSON = oc.Format == forward.FormatOriginal
+		spec.NotJSON = oc.Format == output.FormatOriginal
 		return spec, nil
 	case "file":
-		s, err := forward.NewFileSender(oc.Path)
+		s, err := output.NewFileSender(oc.Path)
 		if err != nil {
 			return spec, err
 		}
-		spec.Encoder, spec.Sender = forward.NDJSONEncoder{}, s
+		spec.Encoder, spec.Sender = output.NDJSONEncoder{}, s
 		return spec, nil
 	}
 	return spec, fmt.Errorf("output type %q is not supported", oc.Type)

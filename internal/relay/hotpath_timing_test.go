@@ -12,6 +12,7 @@ import (
 
 	"github.com/dtrelay/dtrelay/forward"
 	"github.com/dtrelay/dtrelay/internal/alloctest"
+	"github.com/dtrelay/dtrelay/output"
 	"github.com/dtrelay/dtrelay/parser"
 	"github.com/dtrelay/dtrelay/parser/parsertest"
 	"github.com/dtrelay/dtrelay/receiver"
@@ -53,7 +54,7 @@ func newHotPathSpool(tb testing.TB, size int, sp *spool.Spool) *hotPath {
 		Inputs: []forward.InputSpec{{Name: "tcp"}},
 		// A small queue bounds the blocks in flight, as a busy relay's
 		// batcher keeping up does: then every block comes from the free list.
-		Outputs:    []forward.OutputSpec{{Name: "out", Encoder: forward.NDJSONEncoder{}, Sender: s, QueueSize: 1 << 20}},
+		Outputs:    []forward.OutputSpec{{Name: "out", Encoder: output.NDJSONEncoder{}, Sender: s, QueueSize: 1 << 20}},
 		MaxPayload: 256 << 10,
 		Metrics:    metrics.NewSet(),
 		Log:        zerolog.Nop(),
@@ -83,7 +84,7 @@ func (h *hotPath) oneRead() {
 // TestHotPathAllocations: framing + scan + classification + routing + ring
 // push (and the batcher behind it) allocate nothing per message.
 func TestHotPathAllocations(t *testing.T) {
-	if raceEnabled {
+	if alloctest.Race {
 		t.Skip("allocation counts are not meaningful under the race detector")
 	}
 	for _, size := range []int{1500, 4000} {

@@ -3,13 +3,11 @@ package relay
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"sync"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 	"github.com/dtrelay/dtrelay/config"
 	"github.com/dtrelay/dtrelay/forward"
 	"github.com/dtrelay/dtrelay/internal/secret"
+	"github.com/dtrelay/dtrelay/internal/tlsfiles"
 	"github.com/dtrelay/dtrelay/poller"
 	"github.com/dtrelay/dtrelay/receiver"
 	"github.com/dtrelay/dtrelay/spool"
@@ -205,7 +204,7 @@ func (r *Relay) startPoller(ctx context.Context, ic config.Input, i int) error {
 	}
 	p, err := poller.New(poller.Config{
 		Name: ic.Name, URL: ic.URL, PublicToken: ic.PublicToken, PrivateToken: ic.PrivateToken,
-		Interval: ic.Interval, CAFile: ic.CAFile, StateDir: stateDir, MaxEventSize: int(ic.MaxMessageSize),
+		Interval: ic.Interval, CAFile: ic.CAFile, NoSystemRoots: ic.NoSystemRoots, StateDir: stateDir, MaxEventSize: int(ic.MaxMessageSize),
 	}, poller.PoolSink(r.pipe.Pool(i)), r.set, r.log)
 	if err != nil {
 		return err
@@ -262,7 +261,7 @@ func receiverConfig(ic config.Input, partial *receiver.PartialBudget) (receiver.
 		}
 		tc := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 		if ic.TLS.ClientCAFile != "" {
-			pool, err := loadCA(ic.TLS.ClientCAFile)
+			pool, err := tlsfiles.CAPool(ic.TLS.ClientCAFile)
 			if err != nil {
 				return rc, err
 			}
@@ -271,17 +270,4 @@ func receiverConfig(ic config.Input, partial *receiver.PartialBudget) (receiver.
 		rc.TLS = tc
 	}
 	return rc, nil
-}
-
-// loadCA reads a PEM bundle into a new pool.
-func loadCA(path string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("cannot read CA file: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("cannot use CA file %s: no PEM certificate in it", path)
-	}
-	return pool, nil
 }

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dtrelay/dtrelay/forward/intaketest"
+	"github.com/dtrelay/dtrelay/internal/intaketest"
 )
 
 // TestRelayInProcess runs the assembled relay on a port-0 input to a TLS

@@ -1,8 +1,0 @@
-//go:build unix
-
-package forward
-
-import "syscall"
-
-// oNoFollow makes opening a symbolic link fail (ELOOP).
-const oNoFollow = syscall.O_NOFOLLOW

@@ -1,0 +1,178 @@
+package forward
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dtrelay/dtrelay/parser"
+)
+
+// Record is one received message as an output sees it. Its slices point into
+// a Block owned by the pipeline and stay valid until the Sender.Send call of
+// the batch that holds the record's encoding has returned; an Encoder must not
+// keep them.
+type Record struct {
+	Raw       []byte // the syslog message as received, without framing
+	Payload   []byte // the JSON alert, byte for byte (the MSG part when NotJSON)
+	Timestamp []byte // RFC 5424 TIMESTAMP as received; nil for other styles
+	Host      []byte // HOSTNAME from the header; nil when absent
+	App       []byte // APP-NAME / TAG from the header; nil when absent
+	Pri       int16  // syslog PRI, or -1 when absent
+	Received  int64  // reception time, Unix nanoseconds
+	Kind      parser.Kind
+	Priority  parser.Priority
+	Input     uint16 // index of the input in the configuration
+	NotJSON   bool   // the payload is not a JSON object
+
+	memOnly bool // with a spool: not in it (refused), in memory only
+}
+
+// Encoder writes records in one output's wire format. An Encoder is used by
+// one goroutine (its output's batcher) and may keep scratch state.
+type Encoder interface {
+	// Append appends the encoding of r to dst and returns the extended
+	// slice. When r must not go to this output it returns dst unchanged and
+	// a skip reason: ErrSkipOversize or ErrSkipNotJSON.
+	Append(dst []byte, r *Record) ([]byte, error)
+}
+
+// Skip reasons returned by Encoder.Append. A message that is not JSON is
+// not for the output (counted dropped, reason "not_json"); an event too
+// large for it is kept in the output's dead-letter file (reason
+// "oversize"). Neither is sent.
+var (
+	ErrSkipOversize = errors.New("forward: event too large for this output")
+	ErrSkipNotJSON  = errors.New("forward: not a JSON alert")
+)
+
+// Batch is a run of encoded events ready to deliver. Data holds the events
+// back to back; event i is Data[Ends[i-1]:Ends[i]] (Data[:Ends[0]] for i=0).
+// A Sender may frame or wrap the events further (e.g. a JSON array) but
+// must not modify Data or keep it after Send returns.
+type Batch struct {
+	Data []byte
+	Ends []int
+
+	rejects []Rejection // marked by the Sender during one Send
+}
+
+// Rejection is an event of a Batch that the intake refused for its content
+// (Sender.Send, Batch.Reject). Index is the event's index in the batch;
+// Reason a short metric label such as "rejected_413".
+type Rejection struct {
+	Index  int
+	Reason string
+}
+
+// Reject marks event i as refused by the intake for its content: retrying
+// it cannot succeed. A Sender calls it during Send, which then returns nil
+// once every other event is accepted; the batcher keeps the marked events
+// in the output's dead-letter file. Marks made during a Send that returns
+// an error are discarded (the batch is sent again).
+func (b *Batch) Reject(i int, reason string) {
+	b.rejects = append(b.rejects, Rejection{Index: i, Reason: reason})
+}
+
+// Rejected returns the events marked with Reject, in the order marked.
+// The slice is valid until the next Reset or Send.
+func (b *Batch) Rejected() []Rejection { return b.rejects }
+
+// Len returns the number of events in b.
+func (b *Batch) Len() int { return len(b.Ends) }
+
+// Event returns event i of b.
+func (b *Batch) Event(i int) []byte {
+	start := 0
+	if i > 0 {
+		start = b.Ends[i-1]
+	}
+	return b.Data[start:b.Ends[i]]
+}
+
+// Start returns the offset in Data where event i begins.
+func (b *Batch) Start(i int) int {
+	if i == 0 {
+		return 0
+	}
+	return b.Ends[i-1]
+}
+
+// Reset empties b, keeping its storage.
+func (b *Batch) Reset() { b.Data, b.Ends, b.rejects = b.Data[:0], b.Ends[:0], b.rejects[:0] }
+
+// Sender delivers batches to one intake. Send is called by one goroutine at
+// a time (the output's batcher).
+type Sender interface {
+	// Send returns nil once the intake has accepted every event of the
+	// batch (HTTP 2xx; for syslog, the peer's TCP stack acknowledged every
+	// byte) except those it marked with b.Reject: events the intake refused
+	// for their content (an event too large, a per-event status), which the
+	// batcher keeps in the dead-letter file. Any error is retried with
+	// capped backoff: one wrapped by RetryAfter no earlier than its delay;
+	// one wrapped by Fixable (a rejected key, a wrong url) likewise, with
+	// its retries logged at debug level only, as the Sender logged the fix.
+	// An error wrapped by Permanent is not retried: the events are kept in
+	// the dead-letter file. Send must return promptly when ctx is done.
+	// Errors must never contain secrets (intake keys, tokens).
+	Send(ctx context.Context, b *Batch) error
+	// Close releases connections. Send is not called after Close.
+	Close() error
+}
+
+// PermanentError marks a delivery failure of the whole batch that retrying
+// cannot fix. The senders of this package do not return it: what an
+// operator can fix (HTTP 401/403/404, a redirect, a rejected certificate)
+// is retried, and a refusal of one event's content is marked with
+// Batch.Reject. A batch failed with it is kept in the dead-letter file.
+// Reason is a short metric label.
+type PermanentError struct {
+	Reason string
+	Err    error
+}
+
+func (e *PermanentError) Error() string { return e.Err.Error() }
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// Permanent wraps err as a PermanentError with the given metric reason.
+func Permanent(reason string, err error) error {
+	return &PermanentError{Reason: reason, Err: err}
+}
+
+// FixableError marks a failure that lasts until the operator changes
+// something (an intake key the intake rejects, a url that is wrong): the
+// batcher retries it with capped backoff like any failure and keeps the
+// events (queue, backpressure or spool), and the output reports itself
+// down. The Sender that returns it has logged, once per episode, what to
+// fix; the batcher logs its retries at debug level only. Reason is the
+// failure's metric label ("http_401").
+type FixableError struct {
+	Reason string
+	Err    error
+}
+
+func (e *FixableError) Error() string { return e.Err.Error() }
+func (e *FixableError) Unwrap() error { return e.Err }
+
+// Fixable wraps err as a FixableError with the given metric reason.
+func Fixable(reason string, err error) error {
+	return &FixableError{Reason: reason, Err: err}
+}
+
+// RetryAfterError asks for the batch to be retried no earlier than After
+// (HTTP 429/503 with Retry-After).
+type RetryAfterError struct {
+	After time.Duration
+	Err   error
+}
+
+func (e *RetryAfterError) Error() string {
+	return fmt.Sprintf("%v (retry after %v)", e.Err, e.After)
+}
+func (e *RetryAfterError) Unwrap() error { return e.Err }
+
+// RetryAfter wraps err as a RetryAfterError.
+func RetryAfter(d time.Duration, err error) error {
+	return &RetryAfterError{After: d, Err: err}
+}

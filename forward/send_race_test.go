@@ -1,6 +1,0 @@
-//go:build race
-
-package forward
-
-// outRaceEnabled: the race detector is on; allocation counts differ.
-const outRaceEnabled = true

@@ -1,0 +1,13 @@
+//go:build !linux
+
+package output
+
+import "syscall"
+
+// peekAlive: without Linux's MSG_PEEK semantics at hand, the reader
+// goroutine alone notices a closed connection.
+func peekAlive(syscall.RawConn) error { return nil }
+
+// unackedBytes: SIOCOUTQ is Linux-only. Elsewhere a batch counts as
+// delivered once written to the socket (dtrelay's appliance runs Linux).
+func unackedBytes(syscall.RawConn) (int, bool, error) { return 0, false, nil }
