@@ -6,11 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
+
+	"github.com/dtrelay/dtrelay/internal/logtest"
 )
 
 // TestRecordVersion0ReadsAsBefore: the records of a spool written before
@@ -76,24 +77,6 @@ func (fieldsEncoder) Append(dst []byte, r *Record) ([]byte, error) {
 	return append(dst, describeRecord(r)...), nil
 }
 
-// logBuffer is a log sink safe for the batcher's and the test's goroutines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestSpoolReadsVersion0Records: version-0 records, as a spool of an older
 // build holds them, reach an output field for field as they were received,
 // through the spool reader and fromDisk.
@@ -150,7 +133,7 @@ func TestSpoolUnknownVersionIsCountedLoggedAndKept(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var logs logBuffer
+	var logs logtest.Buffer
 	s := &recSender{}
 	set := metrics.NewSet()
 	p, err := New(Options{Inputs: []InputSpec{{Name: "tcp"}},

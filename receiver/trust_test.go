@@ -1,44 +1,26 @@
 package receiver
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
+
+	"github.com/dtrelay/dtrelay/internal/logtest"
 )
 
-// lockedBuffer collects log lines from several goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // startLogged starts cfg like startInput, logging into the returned buffer.
-func startLogged(t *testing.T, cfg Config, pool SinkPool) (*Listener, *Metrics, *lockedBuffer) {
+func startLogged(t *testing.T, cfg Config, pool SinkPool) (*Listener, *Metrics, *logtest.Buffer) {
 	t.Helper()
 	cfg.Address, cfg.Name, cfg.EventLoops = "127.0.0.1:0", "lb", 2
-	logs := &lockedBuffer{}
+	logs := &logtest.Buffer{}
 	m := NewMetrics(metrics.NewSet(), cfg.Name)
 	l, err := Start(cfg, pool, m, zerolog.New(logs))
 	if err != nil {

@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -20,6 +19,8 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
+
+	"github.com/dtrelay/dtrelay/internal/logtest"
 )
 
 // TestMetricsPprofOptIn: /debug/pprof/ answers 404 unless metrics.pprof is
@@ -190,24 +191,6 @@ func TestMetricsIdleReaped(t *testing.T) {
 	t.Logf("idle and silent connections closed %v after the cap filled (timeouts %v)", reaped.Round(time.Millisecond), idle)
 }
 
-// syncBuf is a bytes.Buffer for a logger written from other goroutines.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // emfileListener fails its first n Accepts with "too many open files", as
 // a process out of descriptors does.
 type emfileListener struct {
@@ -226,7 +209,7 @@ func (l *emfileListener) Accept() (net.Conn, error) {
 // error of a process out of descriptors) come out as JSON log events, and
 // the server carries on.
 func TestMetricsErrorLogIsJSON(t *testing.T) {
-	var logs syncBuf
+	var logs logtest.Buffer
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
