@@ -3,33 +3,13 @@ package forward
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/dtrelay/dtrelay/internal/testdisk"
 	"github.com/dtrelay/dtrelay/spool"
 )
-
-// smallDisk mounts an 8 MiB tmpfs on a new directory, unmounted (detached)
-// when the test ends. It skips the test when not root or mounting fails.
-func smallDisk(t *testing.T) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount an 8 MiB tmpfs")
-	}
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=8m"); err != nil {
-		t.Skipf("cannot mount a tmpfs: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
-			t.Errorf("cannot unmount %s: %v", dir, err)
-		}
-	})
-	return dir
-}
 
 // TestSpoolSmallDiskKeepsReading is issue 10 item 1 as the pipeline met it:
 // a spool with the default 10 GiB max_size (64 MiB segments) on an 8 MiB
@@ -54,7 +34,7 @@ func TestSpoolSmallDiskKeepsReading(t *testing.T) {
 			name = tc.whenFull + "/keep_up"
 		}
 		t.Run(name, func(t *testing.T) {
-			dir := filepath.Join(smallDisk(t), "spool")
+			dir := filepath.Join(testdisk.Small(t), "spool")
 			opts := spool.Options{Dir: dir, MaxSize: 10 << 30, FsyncInterval: 100 * time.Millisecond, WhenFull: tc.whenFull,
 				MaxRecord: SpoolRecordSize(256 << 10)}
 			out := &recSender{}

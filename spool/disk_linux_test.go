@@ -7,30 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
-)
 
-// smallDisk mounts an 8 MiB tmpfs on a new directory, unmounted when the
-// test ends. It skips the test when not root or when mounting fails.
-func smallDisk(t *testing.T) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount an 8 MiB tmpfs")
-	}
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=8m"); err != nil {
-		t.Skipf("cannot mount a tmpfs: %v", err)
-	}
-	t.Cleanup(func() {
-		// Detached: a file a failed test left open does not keep it busy.
-		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
-			t.Errorf("cannot unmount %s: %v", dir, err)
-		}
-	})
-	return dir
-}
+	"github.com/dtrelay/dtrelay/internal/testdisk"
+)
 
 // diskRecords returns n distinct records of about 1.5 KB, a full-size
 // Darktrace alert.
@@ -78,7 +59,7 @@ func appendBlocks(s *Spool, recs [][]byte) <-chan error {
 func TestSmallDiskDeliveredSpoolShrinks(t *testing.T) {
 	for _, whenFull := range []string{WhenFullBlock, WhenFullDropOldest} {
 		t.Run(whenFull, func(t *testing.T) {
-			disk := smallDisk(t)
+			disk := testdisk.Small(t)
 			opts := diskOptions(disk, whenFull)
 			s := mustOpen(t, opts)
 			recs := diskRecords(t, 16000) // ~24 MiB, three times the disk
@@ -197,7 +178,7 @@ func fillDisk(t *testing.T, s *Spool) [][]byte {
 func TestFullDiskStartup(t *testing.T) {
 	for _, whenFull := range []string{WhenFullBlock, WhenFullDropOldest} {
 		t.Run(whenFull, func(t *testing.T) {
-			disk := smallDisk(t)
+			disk := testdisk.Small(t)
 			opts := diskOptions(disk, WhenFullBlock)
 			s := mustOpen(t, opts)
 			kept := fillDisk(t, s)
@@ -241,7 +222,7 @@ func TestFullDiskStartup(t *testing.T) {
 // Space freed from outside (another file deleted) lets a waiting Append go
 // on without any acknowledgement.
 func TestFullDiskRecoversWhenSpaceFrees(t *testing.T) {
-	disk := smallDisk(t)
+	disk := testdisk.Small(t)
 	filler := filepath.Join(disk, "filler")
 	f, err := os.Create(filler)
 	if err != nil {
