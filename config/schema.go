@@ -271,22 +271,29 @@ func (d *decoder) decodeOutput(n *yaml.Node, path string, out *Output) bool {
 // headers decodes an http output's extra headers. Values are secrets as far
 // as messages go: they are never quoted.
 func (d *decoder) headers(n *yaml.Node, path string, out *Output) {
+	out.Headers = d.stringMap(n, path, "a mapping of header names to values")
+}
+
+// stringMap decodes a mapping of strings to strings; want describes it in
+// the problem reported for anything else. Null or absent gives nil.
+func (d *decoder) stringMap(n *yaml.Node, path, want string) map[string]string {
 	n = resolve(n)
 	if n == nil || isNull(n) {
-		return
+		return nil
 	}
 	if n.Kind != yaml.MappingNode {
-		d.problemf(path, "must be a mapping of header names to values, not %s", describe(n))
-		return
+		d.problemf(path, "must be %s, not %s", want, describe(n))
+		return nil
 	}
-	out.Headers = map[string]string{}
+	m := map[string]string{}
 	for _, kv := range d.pairs(n, path, 0) {
 		p := join(path, kv.key)
 		d.lines[p] = kv.line
 		if s, ok := d.scalar(kv.v, p); ok {
-			out.Headers[kv.key] = s
+			m[kv.key] = s
 		}
 	}
+	return m
 }
 
 func (d *decoder) decodeRoute(n *yaml.Node, path string, r *Route) bool {

@@ -11,22 +11,7 @@ import (
 // spoolRename decodes spool.rename, a mapping of old output names to new
 // ones: {old: new}.
 func (d *decoder) spoolRename(n *yaml.Node, path string, s *Spool) {
-	n = resolve(n)
-	if n == nil || isNull(n) {
-		return
-	}
-	if n.Kind != yaml.MappingNode {
-		d.problemf(path, "must be a mapping of old output names to new ones, such as {sekoia: sekoia-eu}, not %s", describe(n))
-		return
-	}
-	s.Rename = map[string]string{}
-	for _, kv := range d.pairs(n, path, 0) {
-		p := join(path, kv.key)
-		d.lines[p] = kv.line
-		if v, ok := d.scalar(kv.v, p); ok {
-			s.Rename[kv.key] = v
-		}
-	}
+	s.Rename = d.stringMap(n, path, "a mapping of old output names to new ones, such as {sekoia: sekoia-eu}")
 }
 
 // validateSpoolRename checks each {old: new} of spool.rename: new is an
