@@ -236,7 +236,7 @@ func (c *httpCore) sendRange(ctx context.Context, b *forward.Batch, lo, hi int, 
 		// reason to drop events. Retried with backoff or after Retry-After.
 		c.logRedirect(status)
 		err = forward.Fixable(reason, fmt.Errorf("cannot deliver batch to %s: HTTP %d, a redirect, not followed: fix the output's url", c.where, status))
-		if d, ok := parseRetryAfter(retryAfter, time.Now()); ok {
+		if d, ok := retry.ParseAfter(retryAfter, time.Now()); ok {
 			return forward.RetryAfter(d, err)
 		}
 		return err
@@ -244,7 +244,7 @@ func (c *httpCore) sendRange(ctx context.Context, b *forward.Batch, lo, hi int, 
 	err = fmt.Errorf("cannot deliver batch to %s: HTTP %d%s", c.where, status, c.snippet())
 	switch status {
 	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
-		if d, ok := parseRetryAfter(retryAfter, time.Now()); ok {
+		if d, ok := retry.ParseAfter(retryAfter, time.Now()); ok {
 			return forward.RetryAfter(d, err)
 		}
 	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
@@ -459,10 +459,6 @@ func (c *httpCore) checkEventIDs(b *forward.Batch, lo, hi int) {
 			Msg("intake accepted fewer events than sent without saying which; the others are dropped")
 	}
 }
-
-// parseRetryAfter parses a Retry-After value: delay-seconds or an HTTP date,
-// capped at maxRetryAfter (retry.ParseAfter).
-func parseRetryAfter(v string, now time.Time) (time.Duration, bool) { return retry.ParseAfter(v, now) }
 
 // close releases idle connections.
 func (c *httpCore) close() {

@@ -145,8 +145,8 @@ func TestHTTPRetryAfterIsCappedAt10Minutes(t *testing.T) {
 		in   string
 		want time.Duration
 	}{{"3600", retry.MaxAfter}, {inAnHour, retry.MaxAfter}, {"599", 599 * time.Second}} {
-		if got, ok := parseRetryAfter(tc.in, now); !ok || got != tc.want {
-			t.Errorf("parseRetryAfter(%q) = %v, %v; want %v", tc.in, got, ok, tc.want)
+		if got, ok := retry.ParseAfter(tc.in, now); !ok || got != tc.want {
+			t.Errorf("retry.ParseAfter(%q) = %v, %v; want %v", tc.in, got, ok, tc.want)
 		}
 	}
 	in := intaketest.NewSekoiaHTTP(t, testKey)

@@ -170,9 +170,9 @@ func TestParseRetryAfter(t *testing.T) {
 		{"Monday, 02-Jan-25 03:05:05 GMT", time.Minute, true}, // RFC 850, still allowed
 	}
 	for _, tc := range cases {
-		got, ok := parseRetryAfter(tc.in, now)
+		got, ok := retry.ParseAfter(tc.in, now)
 		if got != tc.want || ok != tc.ok {
-			t.Errorf("parseRetryAfter(%q) = %v, %v; want %v, %v", tc.in, got, ok, tc.want, tc.ok)
+			t.Errorf("retry.ParseAfter(%q) = %v, %v; want %v, %v", tc.in, got, ok, tc.want, tc.ok)
 		}
 	}
 }
