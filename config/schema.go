@@ -86,7 +86,7 @@ func (d *decoder) decodeConfig(root *yaml.Node) *Config {
 				case "when_full":
 					d.str(v, p, &s.WhenFull)
 				case "rename":
-					d.spoolRename(v, p, s)
+					s.Rename = d.stringMap(v, p, "a mapping of old output names to new ones, such as {sekoia: sekoia-eu}")
 				}
 			}) {
 				c.Spool = s

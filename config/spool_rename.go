@@ -4,15 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-
-	"go.yaml.in/yaml/v3"
 )
-
-// spoolRename decodes spool.rename, a mapping of old output names to new
-// ones: {old: new}.
-func (d *decoder) spoolRename(n *yaml.Node, path string, s *Spool) {
-	s.Rename = d.stringMap(n, path, "a mapping of old output names to new ones, such as {sekoia: sekoia-eu}")
-}
 
 // validateSpoolRename checks each {old: new} of spool.rename: new is an
 // output, old is not one any more, and no output takes two backlogs.
