@@ -252,10 +252,8 @@ func (o *output) flush() {
 	o.batch.Reset()
 	clear(o.refs)
 	o.refs = o.refs[:0]
-	for i, b := range o.pending {
-		o.src.delivered(b)
-		o.pending[i] = nil
-	}
+	o.src.deliveredAll(o.pending)
+	clear(o.pending)
 	o.pending = o.pending[:0]
 }
 

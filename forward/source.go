@@ -18,6 +18,9 @@ type source interface {
 	// delivered is called once b's records for this output are delivered
 	// or given up for good; it releases b.
 	delivered(b *Block)
+	// deliveredAll is delivered for each block of a delivered batch, in
+	// the order they were taken.
+	deliveredAll(bs []*Block)
 	// stopped is given the records of the batch that were not delivered
 	// when the send context ended and returns how many of them are lost;
 	// the others are kept for the next start.
@@ -39,4 +42,10 @@ func (memSource) close() (kept, lost int64)                { return 0, 0 }
 func (m memSource) delivered(b *Block) {
 	m.q.release(int64(b.Size()))
 	b.release()
+}
+
+func (m memSource) deliveredAll(bs []*Block) {
+	for _, b := range bs {
+		m.delivered(b)
+	}
 }

@@ -258,11 +258,37 @@ func (o *spoolSource) taken(b *Block) {
 // delivered acknowledges b's records in the spool (its cursor follows the
 // output) and releases b.
 func (o *spoolSource) delivered(b *Block) {
-	if b.hasPos && !o.noAck {
-		if err := o.reader.Skip(b.pos); err != nil {
-			o.log.Error().Err(err).Msg("cannot acknowledge spooled events")
+	if b.hasPos {
+		o.ack(b.pos)
+	}
+	o.release(b)
+}
+
+// deliveredAll is delivered for the blocks of a batch, in the order they
+// were taken: their spool positions only grow, so one acknowledgement of
+// the last one (one write to the marks file per batch) covers them all.
+func (o *spoolSource) deliveredAll(bs []*Block) {
+	for i := len(bs) - 1; i >= 0; i-- {
+		if bs[i].hasPos {
+			o.ack(bs[i].pos)
+			break
 		}
 	}
+	for _, b := range bs {
+		o.release(b)
+	}
+}
+
+func (o *spoolSource) ack(pos spool.Pos) {
+	if o.noAck {
+		return
+	}
+	if err := o.reader.Skip(pos); err != nil {
+		o.log.Error().Err(err).Msg("cannot acknowledge spooled events")
+	}
+}
+
+func (o *spoolSource) release(b *Block) {
 	if b.disk {
 		putBlock(b)
 		return
