@@ -221,7 +221,8 @@ func (o *output) skipped(err error) {
 // the blocks the batch referenced.
 func (o *output) flush() {
 	n := o.batch.Len()
-	o.batch.acked = slices.Grow(o.batch.acked[:0], n)[:n] // cleared by Reset
+	// Ack marks, one per event, kept across the retries of this batch.
+	o.batch.acked = slices.Grow(o.batch.acked[:0], n)[:n]
 	o.src.sending() // before anything can reach the intake
 	attempt := 0
 	for lo := 0; lo < n; {
