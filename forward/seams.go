@@ -56,7 +56,7 @@ type Batch struct {
 	Ends []int
 
 	rejects []Rejection // marked by the Sender during one Send
-	acked   []bool      // acked[i]: event i acknowledged (Ack); nil until a flush sizes it
+	acked   []bool      // acked[i]: event i acknowledged (Ack)
 }
 
 // Rejection is an event of a Batch that the intake refused for its content
@@ -85,12 +85,15 @@ func (b *Batch) Rejected() []Rejection { return b.rejects }
 // acknowledgement arrives. Unlike Reject's, Ack's marks outlive a Send that
 // returns an error: the batcher sends the same events again, and the
 // Sender skips those that Acked reports, so that a broken session costs
-// duplicates of only what was unacknowledged on it. A Batch that its
-// batcher did not size for marks (one built by hand) ignores Ack.
+// duplicates of only what was unacknowledged on it.
 func (b *Batch) Ack(i int) {
-	if i >= 0 && i < len(b.acked) {
-		b.acked[i] = true
+	if i < 0 || i >= len(b.Ends) {
+		return
 	}
+	if len(b.acked) < len(b.Ends) { // a Batch built by hand; the batcher sizes its own
+		b.acked = append(b.acked, make([]bool, len(b.Ends)-len(b.acked))...)
+	}
+	b.acked[i] = true
 }
 
 // Acked reports whether event i was marked with Ack, in this Send or an
