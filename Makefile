@@ -18,8 +18,10 @@ build: ## build bin/dtrelay and bin/dtbench
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/dtrelay ./cmd/dtrelay
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/dtbench ./cmd/dtbench
 
-run: build ## the relay on its embedded default: TCP+UDP 127.0.0.1:1514 -> stdout
-	$(BIN)/dtrelay run
+# stdout carries the alerts only: the build's command lines go to stderr.
+run: ## the relay on its embedded default: TCP+UDP 127.0.0.1:1514 -> stdout
+	@$(MAKE) --no-print-directory build >&2
+	@exec $(BIN)/dtrelay run
 
 test: ## unit, golden, corpus, fuzz-seed and end-to-end tests (< 10 min)
 	$(GO) test -count=1 -timeout 8m $(PKGS)
