@@ -2,7 +2,6 @@ package poller
 
 import (
 	"bytes"
-	"context"
 	"crypto/hmac"
 	"crypto/sha1"
 	"crypto/tls"
@@ -266,8 +265,8 @@ func (m *mockAPI) answer(r *http.Request, req *mockReq) (int, []byte) {
 }
 
 // fakeSink records what a poller forwards. Frames count as delivered only
-// when FlushWait succeeds; failNext makes the next FlushWait calls fail
-// with the given error.
+// when their Publish's Delivery succeeds (at once); failNext makes the next
+// Deliveries fail with the given errors.
 type fakeSink struct {
 	mu        sync.Mutex
 	delivered [][]byte
@@ -298,17 +297,27 @@ func (s *fakeSink) events() [][]byte {
 
 func (p *fakeProducer) Frame(f []byte) { p.frames = append(p.frames, bytes.Clone(f)) }
 
-func (p *fakeProducer) FlushWait(ctx context.Context) error {
+func (p *fakeProducer) Publish() Delivery {
 	s := p.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.flushes++
+	frames := p.frames
+	p.frames = nil
 	if len(s.fails) > 0 {
 		err := s.fails[0]
 		s.fails = s.fails[1:]
-		s.lost += len(p.frames)
-		return err
+		s.lost += len(frames)
+		return doneDelivery{err}
 	}
-	s.delivered = append(s.delivered, p.frames...)
-	return nil
+	s.delivered = append(s.delivered, frames...)
+	return doneDelivery{}
 }
+
+// doneDelivery is a Delivery already settled with err.
+type doneDelivery struct{ err error }
+
+var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+func (doneDelivery) Done() <-chan struct{} { return closed }
+func (d doneDelivery) Err() error          { return d.err }
