@@ -27,9 +27,10 @@ import (
 // recorded as a problem, which fails the test unless allowProblems was
 // called. Faults queued with failNext are answered first. Otherwise
 // GET /modelbreaches and /aianalyst/incidentevents answer the events whose
-// time is within [starttime, endtime], as a JSON
-// array, in the order added (a late event is left out of the first answer
-// that covers its time); or the static body set for the path.
+// time (with creationtime=true: creation time) is within [starttime,
+// endtime], as a JSON array, in the order added (a late event is left out
+// of the first answer that covers its time); or the static body set for
+// the path.
 type mockAPI struct {
 	tb              testing.TB
 	srv             *httptest.Server
@@ -48,9 +49,10 @@ type mockAPI struct {
 const dateSkew = 5 * time.Minute
 
 type mockEvent struct {
-	time int64 // ms: what starttime/endtime select on
-	late bool  // left out of the first answer whose window covers it
-	body []byte
+	time    int64 // ms: what starttime/endtime select on
+	created int64 // ms: what they select on with creationtime=true; 0: time
+	late    bool  // left out of the first answer whose window covers it
+	body    []byte
 }
 
 // mockFault is an answer instead of the normal one.
@@ -61,6 +63,7 @@ type mockFault struct {
 	retryAfter string
 	hang       bool // never answer (until the client gives up)
 	echoSig    bool // append the request's DTAPI-Signature to body
+	path       string // only for requests to this path; "": any
 }
 
 type mockReq struct {
@@ -157,10 +160,14 @@ func (m *mockAPI) serve(w http.ResponseWriter, r *http.Request) {
 	req := mockReq{path: r.URL.Path, query: r.URL.RawQuery, signature: r.Header.Get("DTAPI-Signature")}
 	status, body := m.check(r)
 	var fault *mockFault
-	if status == 0 && len(m.faults) > 0 {
-		f := m.faults[0]
-		m.faults = m.faults[1:]
-		fault = &f
+	if status == 0 {
+		for i, f := range m.faults {
+			if f.path == "" || f.path == r.URL.Path {
+				m.faults = append(m.faults[:i:i], m.faults[i+1:]...)
+				fault = &f
+				break
+			}
+		}
 	}
 	if status == 0 && fault == nil {
 		status, body = m.answer(r, &req)
@@ -243,11 +250,16 @@ func (m *mockAPI) answer(r *http.Request, req *mockReq) (int, []byte) {
 	if !ok && r.URL.Path != "/modelbreaches" && r.URL.Path != "/aianalyst/incidentevents" {
 		return http.StatusFound, nil // Darktrace sends unknown paths to /login
 	}
+	byCreation := q.Get("creationtime") == "true"
 	var b bytes.Buffer
 	b.WriteByte('[')
 	n := 0
 	for i, e := range evs {
-		if e.time < req.start || e.time > req.end {
+		t := e.time
+		if byCreation && e.created != 0 {
+			t = e.created
+		}
+		if t < req.start || t > req.end {
 			continue
 		}
 		if e.late {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -26,6 +27,9 @@ type dtDouble struct {
 	events []dtEvent
 	stop   chan struct{}
 	done   chan struct{}
+	// polls and served count the /modelbreaches requests and the breaches
+	// returned.
+	polls, served atomic.Int64
 }
 
 type dtEvent struct {
@@ -33,10 +37,14 @@ type dtEvent struct {
 	body    string
 }
 
-func newDTDouble(t *testing.T) *dtDouble {
+func newDTDouble(t *testing.T, create bool) *dtDouble {
 	d := &dtDouble{stop: make(chan struct{}), done: make(chan struct{})}
 	d.srv = httptest.NewTLSServer(http.HandlerFunc(d.serve))
 	t.Cleanup(d.srv.Close)
+	if !create {
+		close(d.done)
+		return d
+	}
 	go func() {
 		defer close(d.done)
 		tick := time.NewTicker(10 * time.Millisecond)
@@ -55,6 +63,17 @@ func newDTDouble(t *testing.T) *dtDouble {
 		}
 	}()
 	return d
+}
+
+// burst creates n breaches in one millisecond, pbids from first.
+func (d *dtDouble) burst(first, n int) {
+	now := time.Now().UnixMilli()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for pbid := first; pbid < first+n; pbid++ {
+		d.events = append(d.events, dtEvent{now, fmt.Sprintf(`{"pbid":%d,"time":%d,"creationTime":%d,"score":0.5,"model":{"name":"E2E::Burst","priority":2},"triggeredComponents":[]}`,
+			pbid, now, now)})
+	}
 }
 
 // stopCreating stops creating breaches and returns those created.
@@ -87,6 +106,7 @@ func (d *dtDouble) serve(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("[]"))
 	case "/modelbreaches":
 		byCreation := q.Get("creationtime") == "true"
+		d.polls.Add(1)
 		var b bytes.Buffer
 		b.WriteByte('[')
 		d.mu.Lock()
@@ -100,6 +120,7 @@ func (d *dtDouble) serve(w http.ResponseWriter, r *http.Request) {
 					b.WriteByte(',')
 				}
 				b.WriteString(e.body)
+				d.served.Add(1)
 			}
 		}
 		d.mu.Unlock()
@@ -115,7 +136,7 @@ func (d *dtDouble) serve(w http.ResponseWriter, r *http.Request) {
 // breaches keep being created, neither lose nor re-send a breach. Every
 // breach is created 10 minutes after its time (only found by creation time).
 func TestPollerRestartWithoutSpool(t *testing.T) {
-	dt := newDTDouble(t)
+	dt := newDTDouble(t, true)
 	dir := t.TempDir()
 	ca := writeFile(t, dir, "api-ca.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: dt.srv.Certificate().Raw})))
 	out := filepath.Join(dir, "out.ndjson")
