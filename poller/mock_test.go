@@ -61,8 +61,8 @@ type mockFault struct {
 	body       string
 	location   string
 	retryAfter string
-	hang       bool // never answer (until the client gives up)
-	echoSig    bool // append the request's DTAPI-Signature to body
+	hang       bool   // never answer (until the client gives up)
+	echoSig    bool   // append the request's DTAPI-Signature to body
 	path       string // only for requests to this path; "": any
 }
 
