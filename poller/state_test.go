@@ -112,7 +112,7 @@ func TestCatchUpInSteps(t *testing.T) {
 	r := start(t, cfg, sink)
 	waitFor(t, 5*time.Second, "catching up", func() bool {
 		reqs := m.requestsTo(breachesEP, 200)
-		return len(reqs) > 0 && reqs[len(reqs)-1].end >= now
+		return len(reqs) > 0 && reqs[len(reqs)-1].end >= now && len(sink.events()) >= want
 	})
 	took := time.Since(began)
 	r.stop()

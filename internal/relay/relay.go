@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"sync"
 	"time"
 
@@ -16,7 +15,6 @@ import (
 
 	"github.com/dtrelay/dtrelay/config"
 	"github.com/dtrelay/dtrelay/forward"
-	"github.com/dtrelay/dtrelay/internal/secret"
 	"github.com/dtrelay/dtrelay/internal/tlsfiles"
 	"github.com/dtrelay/dtrelay/poller"
 	"github.com/dtrelay/dtrelay/receiver"
@@ -219,16 +217,6 @@ func (r *Relay) startPoller(ctx context.Context, ic config.Input, i int) error {
 		}
 	}()
 	return nil
-}
-
-// redactURL shows a URL for logs: no user info or query, path tokens
-// masked (secret.ShowURL).
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return secret.ShowURL(u)
 }
 
 // sinkPool adapts a forward.ProducerPool to the receiver's SinkPool.
