@@ -61,9 +61,9 @@ type Pipeline struct {
 	stateDir   string
 	stopSaving chan struct{}
 	saverDone  chan struct{}
-	pools   []*ProducerPool
-	log     zerolog.Logger
-	cancel  context.CancelFunc
+	pools      []*ProducerPool
+	log        zerolog.Logger
+	cancel     context.CancelFunc
 
 	// With a spool.
 	spool     *spool.Spool
