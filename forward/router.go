@@ -252,10 +252,28 @@ func (r *Router) NeedsFields() bool { return r.fields }
 
 // Route returns the mask of outputs a record goes to; 0 means none. When a
 // drop route decided, it counts the record in that route's counter.
-func (r *Router) Route(in *RouteInput) uint64 {
+func (r *Router) Route(in *RouteInput) uint64 { return r.route(in, nil) }
+
+// RouteTrace says how Explain decided: the routes taken, the drop route
+// that dropped the alert, and the routes and outputs that found it a
+// duplicate.
+type RouteTrace struct {
+	Routes       []string
+	Dropped      string
+	Deduplicated []string
+}
+
+// Explain is Route that also fills t (dtrelay check --route: the dry run).
+// It counts and remembers as Route does.
+func (r *Router) Explain(in *RouteInput, t *RouteTrace) uint64 {
+	*t = RouteTrace{}
+	return r.route(in, t)
+}
+
+func (r *Router) route(in *RouteInput, t *RouteTrace) uint64 {
 	mask := r.all
 	if len(r.routes) > 0 {
-		mask = r.routeMask(in)
+		mask = r.routeMask(in, t)
 	}
 	if in.NotJSON {
 		mask &= r.notJSON
@@ -271,13 +289,16 @@ func (r *Router) Route(in *RouteInput) uint64 {
 			}
 			if d.seen(key, in.Now) {
 				mask &^= 1 << uint(i)
+				if t != nil {
+					t.Deduplicated = append(t.Deduplicated, d.name)
+				}
 			}
 		}
 	}
 	return mask
 }
 
-func (r *Router) routeMask(in *RouteInput) uint64 {
+func (r *Router) routeMask(in *RouteInput, t *RouteTrace) uint64 {
 	var mask uint64
 	var key uint64
 	for i := range r.routes {
@@ -290,7 +311,13 @@ func (r *Router) routeMask(in *RouteInput) uint64 {
 			// other route would take; in mode first, what no earlier route
 			// took.
 			rt.dropped.Inc()
+			if t != nil {
+				t.Dropped, t.Routes = rt.name, nil
+			}
 			return 0
+		}
+		if t != nil {
+			t.Routes = append(t.Routes, rt.name)
 		}
 		out := rt.outputs
 		if rt.dedup != nil {
@@ -299,6 +326,9 @@ func (r *Router) routeMask(in *RouteInput) uint64 {
 			}
 			if rt.dedup.seen(key, in.Now) {
 				out = 0
+				if t != nil {
+					t.Deduplicated = append(t.Deduplicated, rt.dedup.name)
+				}
 			}
 		}
 		mask |= out
