@@ -63,6 +63,11 @@ func (r *DTRelay) Config(spec *RelaySpec) string {
 		fmt.Fprintf(&b, "    type: sekoia-http\n    url: %s\n    intake_key: %s\n    ca_file: %s\n"+
 			"    compression: none\n    batch: {max_events: 1000, max_wait: 100ms}\n",
 			q(spec.SinkURL), q(spec.IntakeKey), q(spec.Cert.CAFile()))
+	case OutputRELP:
+		// RELP's defaults (window 128, like omrelp's), TLS checked by name
+		// like rsyslog's tls.authMode="name".
+		fmt.Fprintf(&b, "    type: relp\n    address: %s\n    tls: true\n    ca_file: %s\n    server_name: localhost\n"+
+			"    format: sekoia\n    intake_key: %s\n", spec.SinkAddr, q(spec.Cert.CAFile()), q(spec.IntakeKey))
 	default:
 		fmt.Fprintf(&b, "    type: syslog\n    address: %s\n    format: sekoia\n    framing: octet-counting\n    intake_key: %s\n",
 			spec.SinkAddr, q(spec.IntakeKey))

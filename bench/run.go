@@ -5,15 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/dtrelay/dtrelay/internal/rsyslogpeer"
 )
 
 // Scenario is one load: what is sent, how, and where the relay forwards it.
 type Scenario struct {
 	Input    string // "tcp", "udp" or "tls"
-	Output   string // OutputSyslog, OutputTLSSyslog or OutputHTTPS
+	Output   string // OutputSyslog, OutputTLSSyslog, OutputHTTPS or OutputRELP
 	Size     int    // alert size in bytes of JSON
 	MaxSize  int    // > Size: sizes spread over Size..MaxSize
 	Mix      Mix    // nil: DefaultMix
@@ -86,6 +89,9 @@ type RunOptions struct {
 	SampleEvery time.Duration
 	// OnSample, when set, is called with each sample (progress display).
 	OnSample func(Point)
+	// RELPPeer is the rsyslog that plays the intake of OutputRELP
+	// (RELPSink); empty finds it (rsyslogpeer.Find).
+	RELPPeer rsyslogpeer.Install
 	Log      zerolog.Logger
 }
 
@@ -119,7 +125,7 @@ func RunOnce(ctx context.Context, relay Relay, sc Scenario, dir string, cert *Ce
 	tally := new(Tally)
 	spec := &RelaySpec{Dir: dir, Input: sc.Input, Output: sc.Output, Cert: cert, IntakeKey: IntakeKey, Conns: sc.Conns,
 		Framing: sc.Framing, Header: sc.Header}
-	closeSink, err := startSink(spec, tally, opts.Log)
+	closeSink, err := startSink(spec, tally, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -246,8 +252,16 @@ wait:
 }
 
 // startSink starts the sink spec.Output needs and fills spec's sink fields.
-func startSink(spec *RelaySpec, tally *Tally, log zerolog.Logger) (func() error, error) {
+func startSink(spec *RelaySpec, tally *Tally, opts RunOptions) (func() error, error) {
+	log := opts.Log
 	switch spec.Output {
+	case OutputRELP:
+		s, err := NewRELPSink(opts.RELPPeer, filepath.Join(spec.Dir, "relp-sink"), spec.Cert, tally, log)
+		if err != nil {
+			return nil, err
+		}
+		spec.SinkAddr = s.Addr()
+		return once(s.Close), nil
 	case OutputHTTPS:
 		s, err := NewHTTPSink("127.0.0.1:0", spec.Cert.ServerConfig(), spec.IntakeKey, tally, log)
 		if err != nil {
@@ -267,7 +281,7 @@ func startSink(spec *RelaySpec, tally *Tally, log zerolog.Logger) (func() error,
 		spec.SinkAddr = s.Addr()
 		return once(s.Close), nil
 	}
-	return nil, fmt.Errorf("bench: unknown output %q (want syslog, tls-syslog or https)", spec.Output)
+	return nil, fmt.Errorf("bench: unknown output %q (want syslog, tls-syslog, https or relp)", spec.Output)
 }
 
 func once(f func() error) func() error {

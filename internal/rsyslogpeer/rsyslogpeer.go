@@ -261,7 +261,7 @@ func (s *Server) Config() string {
 		fh, fp, _ := net.SplitHostPort(f.Addr)
 		fmt.Fprintf(&b, "  action(type=\"omfwd\" target=%q port=%q protocol=\"tcp\" TCP_Framing=\"octet-counted\" template=\"peer.fwd\" action.resumeRetryCount=\"-1\")\n", fh, fp)
 	default:
-		b.WriteString("  " + OmrelpAction(f.Addr, f.TLS, f.Window, "peer.fwd") + "\n")
+		b.WriteString("  " + OmrelpAction(f.Addr, f.TLS, f.Window, "peer.fwd", "") + "\n")
 	}
 	b.WriteString("}\n")
 	return b.String()
@@ -270,11 +270,15 @@ func (s *Server) Config() string {
 // OmrelpAction returns an rsyslog omrelp action forwarding to addr with
 // template, over TLS (OpenSSL; the module must be loaded with
 // tls.tlslib="openssl") when tls is not nil, with window transactions in
-// flight (0: omrelp's default). It retries for ever (resumeRetryCount -1).
-func OmrelpAction(addr string, tls *TLS, window int, template string) string {
+// flight (0: omrelp's default, 128), and the parameters in extra (such as
+// its queue's). It retries for ever (resumeRetryCount -1).
+func OmrelpAction(addr string, tls *TLS, window int, template, extra string) string {
 	host, port, _ := net.SplitHostPort(addr)
 	var b strings.Builder
 	fmt.Fprintf(&b, "action(type=\"omrelp\" target=%q port=%q template=%q action.resumeRetryCount=\"-1\"", host, port, template)
+	if extra != "" {
+		b.WriteString(" " + extra)
+	}
 	if window > 0 {
 		fmt.Fprintf(&b, " windowSize=\"%d\"", window)
 	}
