@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -220,6 +221,8 @@ func (o *output) skipped(err error) {
 // the blocks the batch referenced.
 func (o *output) flush() {
 	n := o.batch.Len()
+	// Ack marks, one per event, kept across the retries of this batch.
+	o.batch.acked = slices.Grow(o.batch.acked[:0], n)[:n]
 	o.src.sending() // before anything can reach the intake
 	attempt := 0
 	for lo := 0; lo < n; {
@@ -272,6 +275,7 @@ func (o *output) chunk(lo, hi int) *Batch {
 		o.sub.Ends = append(o.sub.Ends, e-start)
 	}
 	o.sub.rejects = o.sub.rejects[:0]
+	o.sub.acked = o.batch.acked[lo:hi] // marks on the chunk are the batch's
 	return &o.sub
 }
 

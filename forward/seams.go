@@ -56,6 +56,7 @@ type Batch struct {
 	Ends []int
 
 	rejects []Rejection // marked by the Sender during one Send
+	acked   []bool      // acked[i]: event i acknowledged (Ack)
 }
 
 // Rejection is an event of a Batch that the intake refused for its content
@@ -79,6 +80,26 @@ func (b *Batch) Reject(i int, reason string) {
 // The slice is valid until the next Reset or Send.
 func (b *Batch) Rejected() []Rejection { return b.rejects }
 
+// Ack marks event i as taken by the intake, on its own: a Sender whose
+// intake acknowledges events one at a time (RELP) calls it as each
+// acknowledgement arrives. Unlike Reject's, Ack's marks outlive a Send that
+// returns an error: the batcher sends the same events again, and the
+// Sender skips those that Acked reports, so that a broken session costs
+// duplicates of only what was unacknowledged on it.
+func (b *Batch) Ack(i int) {
+	if i < 0 || i >= len(b.Ends) {
+		return
+	}
+	if len(b.acked) < len(b.Ends) { // a Batch built by hand; the batcher sizes its own
+		b.acked = append(b.acked, make([]bool, len(b.Ends)-len(b.acked))...)
+	}
+	b.acked[i] = true
+}
+
+// Acked reports whether event i was marked with Ack, in this Send or an
+// earlier attempt at the same events.
+func (b *Batch) Acked(i int) bool { return i >= 0 && i < len(b.acked) && b.acked[i] }
+
 // Len returns the number of events in b.
 func (b *Batch) Len() int { return len(b.Ends) }
 
@@ -100,7 +121,11 @@ func (b *Batch) Start(i int) int {
 }
 
 // Reset empties b, keeping its storage.
-func (b *Batch) Reset() { b.Data, b.Ends, b.rejects = b.Data[:0], b.Ends[:0], b.rejects[:0] }
+func (b *Batch) Reset() {
+	b.Data, b.Ends, b.rejects = b.Data[:0], b.Ends[:0], b.rejects[:0]
+	clear(b.acked)
+	b.acked = b.acked[:0]
+}
 
 // Sender delivers batches to one intake. Send is called by one goroutine at
 // a time (the output's batcher).

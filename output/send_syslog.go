@@ -167,52 +167,22 @@ func (s *SyslogSender) Send(ctx context.Context, b *forward.Batch) error {
 
 // connect dials the intake (and shakes hands).
 func (s *SyslogSender) connect(ctx context.Context) error {
-	d := net.Dialer{Timeout: s.cfg.DialTimeout, KeepAlive: -1}
-	nc, err := d.DialContext(ctx, "tcp", s.cfg.Address)
-	if err != nil {
-		if ctx.Err() == nil {
-			s.m.failure("connect")
-		}
-		return fmt.Errorf("cannot connect to %s: %w", s.cfg.Address, err)
-	}
-	tcp := nc.(*net.TCPConn)
-	raw, err := tcp.SyscallConn()
-	if err != nil {
-		tcp.Close()
-		return fmt.Errorf("cannot reach socket of %s: %w", s.cfg.Address, err)
-	}
-	var conn net.Conn = tcp
 	var verdict *ticketSignal
 	if s.tls != nil {
-		var asked bool // the server asked for a client certificate
 		verdict = &ticketSignal{ch: make(chan struct{})}
-		cfg := s.tls.Clone()
-		cfg.ClientSessionCache = verdict
-		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			asked = true
-			if len(s.tls.Certificates) > 0 {
-				return &s.tls.Certificates[0], nil
-			}
-			return &tls.Certificate{}, nil // none: the server decides
-		}
-		tc := tls.Client(tcp, cfg)
-		hctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
-		err := tc.HandshakeContext(hctx)
-		cancel()
-		if err != nil {
-			tcp.Close()
-			return s.tlsFailure(ctx, err)
-		}
-		if !asked || tc.ConnectionState().Version != tls.VersionTLS13 {
-			verdict = nil // nothing left to check (TLS 1.2: the server's Finished was the verdict)
-		}
-		conn = tc
 	}
-	c := newSyslogConn(conn, tcp, raw)
+	d, err := dialIntake(ctx, s.cfg.Address, s.tls, s.cfg.DialTimeout, verdict, s.m)
+	if err != nil {
+		return err
+	}
+	if !d.asked || d.version != tls.VersionTLS13 {
+		verdict = nil // nothing left to check (TLS 1.2: the server's Finished was the verdict)
+	}
+	c := newSyslogConn(d.conn, d.tcp, d.raw)
 	if verdict != nil {
 		if err := c.awaitVerdict(ctx, verdict.ch, min(s.cfg.DialTimeout, maxVerdictWait)); err != nil {
 			c.close(false)
-			return s.tlsFailure(ctx, err)
+			return s.m.tlsFailure(ctx, s.cfg.Address, err)
 		}
 	}
 	s.conn = c
@@ -222,23 +192,6 @@ func (s *SyslogSender) connect(ctx context.Context) error {
 	}
 	s.ever = true
 	return nil
-}
-
-// tlsFailure counts and wraps a failed TLS handshake.
-func (s *SyslogSender) tlsFailure(ctx context.Context, err error) error {
-	err = fmt.Errorf("cannot establish TLS with %s: %w", s.cfg.Address, err)
-	if isCertError(err) || isCertAlert(err) {
-		// Retried like any failure (and logged at each backoff step): a
-		// certificate gets fixed or renewed, and dropping alerts meanwhile
-		// would lose them. Without a spool this stalls intake once the queue
-		// is full; with one, the spool holds them.
-		s.m.failure("tls_certificate")
-		return err
-	}
-	if ctx.Err() == nil {
-		s.m.failure("tls_handshake")
-	}
-	return err
 }
 
 // isCertAlert reports whether err is a TLS alert from the peer rejecting

@@ -12,25 +12,32 @@ import (
 // peer closed) or a pending error (reset) means the connection is dead;
 // nothing to read, or data, means it is alive.
 func peekAlive(raw syscall.RawConn) error {
+	_, err := peekPending(raw)
+	return err
+}
+
+// peekPending is peekAlive that also tells whether the peer sent bytes
+// not yet read.
+func peekPending(raw syscall.RawConn) (pending bool, err error) {
 	var (
-		n   int
-		err error
-		buf [1]byte
+		n    int
+		rerr error
+		buf  [1]byte
 	)
 	if cerr := raw.Control(func(fd uintptr) {
-		n, _, err = unix.Recvfrom(int(fd), buf[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		n, _, rerr = unix.Recvfrom(int(fd), buf[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
 	}); cerr != nil {
-		return cerr
+		return false, cerr
 	}
 	switch {
-	case errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR):
-		return nil
-	case err != nil:
-		return fmt.Errorf("%w: %w", errPeerClosed, err)
+	case errors.Is(rerr, unix.EAGAIN) || errors.Is(rerr, unix.EINTR):
+		return false, nil
+	case rerr != nil:
+		return false, fmt.Errorf("%w: %w", errPeerClosed, rerr)
 	case n == 0:
-		return errPeerClosed
+		return false, errPeerClosed
 	}
-	return nil
+	return true, nil
 }
 
 // unackedBytes returns the socket's count of bytes sent but not yet

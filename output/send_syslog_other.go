@@ -8,6 +8,9 @@ import "syscall"
 // goroutine alone notices a closed connection.
 func peekAlive(syscall.RawConn) error { return nil }
 
+// peekPending: likewise, nothing is known to be pending.
+func peekPending(syscall.RawConn) (bool, error) { return false, nil }
+
 // unackedBytes: SIOCOUTQ is Linux-only. Elsewhere a batch counts as
 // delivered once written to the socket (dtrelay's appliance runs Linux).
 func unackedBytes(syscall.RawConn) (int, bool, error) { return 0, false, nil }

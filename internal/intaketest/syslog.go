@@ -63,6 +63,8 @@ type SyslogIntake struct {
 	stalled chan struct{} // non-nil while reads are stalled; closed by Resume
 	caFile  string
 	wg      sync.WaitGroup
+
+	relp *relpState // non-nil: a RELP intake (NewRELP)
 }
 
 type mockConn struct {
@@ -70,6 +72,7 @@ type mockConn struct {
 	done chan struct{} // closed when the mock closes the connection
 	s    *SyslogIntake
 	once sync.Once
+	wmu  sync.Mutex // serialises writes (RELP answers and hints)
 }
 
 // NewSyslog starts a syslog mock intake (TLS when tls is true) expecting
@@ -83,14 +86,7 @@ func NewSyslog(tb testing.TB, key string, tls bool) *SyslogIntake {
 func NewSyslogWith(tb testing.TB, opts SyslogOptions) *SyslogIntake {
 	tb.Helper()
 	s := &SyslogIntake{recorder: newRecorder(tb, "syslog"), tb: tb, opts: opts, live: map[*mockConn]struct{}{}}
-	if opts.TLS || opts.ClientAuth {
-		s.pki = newPKI(tb)
-		s.tlsCfg = &tls.Config{Certificates: []tls.Certificate{s.pki.server}}
-		if opts.ClientAuth {
-			s.tlsCfg.ClientAuth = tls.RequireAndVerifyClientCert
-			s.tlsCfg.ClientCAs = s.pki.pool
-		}
-	}
+	s.setupTLS()
 	s.addr = "127.0.0.1:0"
 	if err := s.listen(); err != nil {
 		tb.Fatalf("cannot listen: %v", err)
@@ -98,6 +94,19 @@ func NewSyslogWith(tb testing.TB, opts SyslogOptions) *SyslogIntake {
 	s.addr = s.ln.Addr().String()
 	tb.Cleanup(s.Stop)
 	return s
+}
+
+// setupTLS makes the mock's certificates when its options ask for TLS.
+func (s *SyslogIntake) setupTLS() {
+	if !s.opts.TLS && !s.opts.ClientAuth {
+		return
+	}
+	s.pki = newPKI(s.tb)
+	s.tlsCfg = &tls.Config{Certificates: []tls.Certificate{s.pki.server}}
+	if s.opts.ClientAuth {
+		s.tlsCfg.ClientAuth = tls.RequireAndVerifyClientCert
+		s.tlsCfg.ClientCAs = s.pki.pool
+	}
 }
 
 // Addr returns the listening address, "127.0.0.1:PORT" (the same after
@@ -215,6 +224,10 @@ func (s *SyslogIntake) serve(c *mockConn) {
 		s.mu.Unlock()
 		c.close()
 	}()
+	if s.relp != nil {
+		s.serveRELP(c)
+		return
+	}
 	if s.opts.Discard {
 		buf := make([]byte, 256<<10)
 		for {
