@@ -117,6 +117,7 @@ type InputTLS struct {
 const (
 	TypeSekoiaHTTP = "sekoia-http"
 	TypeSyslog     = "syslog"
+	TypeRELP       = "relp"
 	TypeHTTP       = "http"
 	TypeFile       = "file"
 )
@@ -124,14 +125,14 @@ const (
 // Output is one destination. Fields that the type does not use are zero.
 type Output struct {
 	Name string
-	Type string // sekoia-http | syslog | http | file
+	Type string // sekoia-http | syslog | relp | http | file
 
 	// URL: sekoia-http, the intake base URL (default
 	// https://intake.sekoia.io; the sender appends /plain/batch or /batch);
 	// http, the URL batches are POSTed to.
 	URL string
-	// IntakeKey is the Sekoia intake key (sekoia-http; syslog with format
-	// sekoia). Secret: never log it.
+	// IntakeKey is the Sekoia intake key (sekoia-http; syslog and relp with
+	// format sekoia). Secret: never log it.
 	IntakeKey string
 	// CAFile is a CA bundle (PEM) trusted besides the system roots
 	// (https, TLS syslog), as an input's is; empty: the system roots.
@@ -149,21 +150,30 @@ type Output struct {
 	Headers map[string]string
 	Batch   Batch
 
-	// Address is host:port to dial (syslog).
+	// Address is host:port to dial (syslog, relp).
 	Address string
-	// TLS (syslog) dials with TLS; default true.
+	// TLS (syslog, relp) dials with TLS; default true.
 	TLS bool
 	// ServerName is the name checked in the server's certificate (syslog
-	// with TLS, http); for syslog it defaults to the host of Address.
+	// and relp with TLS, http); for syslog and relp it defaults to the host
+	// of Address.
 	ServerName string
 	// ClientCertFile and ClientKeyFile present a client certificate (syslog
-	// with TLS, http); both or neither.
+	// and relp with TLS, http); both or neither.
 	ClientCertFile, ClientKeyFile string
-	// Format (syslog): "sekoia" (default; RFC 5424 with the intake key as
-	// structured data), "rfc5424" or "original" (the line as received).
+	// Format (syslog, relp): "sekoia" (default; RFC 5424 with the intake
+	// key as structured data), "rfc5424" or "original" (the line as
+	// received).
 	Format string
 	// Framing (syslog): "octet-counting" (default) or "newline".
 	Framing string
+	// Window (relp) is the number of messages sent and not yet
+	// acknowledged, at most; default 128, as rsyslog's omrelp.
+	Window int
+	// MaxMessageSize (relp) is the largest message sent; larger events go
+	// to the dead-letter file. Default 256KiB; the intake's own limit
+	// (imrelp's maxDataSize) must not be smaller, or it ends the session.
+	MaxMessageSize Size
 
 	// QueueSize is the output's in-memory queue in bytes; default 64MiB, at
 	// least the largest input max_message_size.

@@ -76,6 +76,9 @@ func TestFull(t *testing.T) {
 			{Name: "sekoia-syslog", Type: "syslog", Address: "intake.sekoia.io:10514", TLS: true, ServerName: "intake.sekoia.io",
 				CAFile: cert, Format: "sekoia", Framing: "octet-counting", IntakeKey: "sekoia-intake-key-0123456789",
 				Batch: stream, QueueSize: 64 * MiB, Timeout: 30 * time.Second},
+			{Name: "sekoia-relp", Type: "relp", Address: "relp.intake.sekoia.io:11514", TLS: true, ServerName: "relp.intake.sekoia.io",
+				CAFile: cert, Format: "sekoia", IntakeKey: "sekoia-intake-key-0123456789", Window: 128, MaxMessageSize: MiB,
+				Batch: stream, QueueSize: 64 * MiB, Timeout: 30 * time.Second},
 			{Name: "insightidr", Type: "syslog", Address: "collector.example.net:5514", TLS: false, Format: "original", Framing: "newline",
 				Batch: stream, QueueSize: 64 * MiB, Timeout: 30 * time.Second},
 			{Name: "archive-http", Type: "http", URL: "https://archive.example.net/ingest?stream=darktrace", Compression: "none",
@@ -87,7 +90,7 @@ func TestFull(t *testing.T) {
 		},
 		Routes: []Route{
 			{Match: Match{Kinds: []string{"model_breach", "ai_analyst"}, MinPriority: "medium", Inputs: []string{"darktrace", "cloud"}},
-				Outputs: []string{"sekoia", "sekoia-syslog"}},
+				Outputs: []string{"sekoia", "sekoia-syslog", "sekoia-relp"}},
 			{Match: Match{Inputs: []string{"darktrace-udp", "darktrace-tls"}}, Outputs: []string{"insightidr"}},
 			{Outputs: []string{"archive", "archive-http"}},
 		},

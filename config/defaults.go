@@ -23,6 +23,9 @@ const (
 	DefaultSpoolMaxSize     = 10 * GiB
 	DefaultFsyncInterval    = time.Second
 	DefaultShutdownTimeout  = 10 * time.Second
+	DefaultRELPWindow       = 128       // rsyslog omrelp's
+	DefaultRELPMaxMessage   = 256 * KiB // relp outputs' max_message_size
+	MaxRELPWindow           = 65536
 )
 
 // Defaults of dead_letter.
@@ -92,7 +95,7 @@ func (d *decoder) completeInput(in *Input, p string) {
 
 func (d *decoder) completeOutput(o *Output, p string) {
 	switch o.Type {
-	case TypeSekoiaHTTP, TypeHTTP, TypeSyslog, TypeFile:
+	case TypeSekoiaHTTP, TypeHTTP, TypeSyslog, TypeRELP, TypeFile:
 	default:
 		return // reported by validate
 	}
@@ -121,12 +124,21 @@ func (d *decoder) completeOutput(o *Output, p string) {
 		defaultString(&o.Compression, "gzip")
 	case TypeHTTP:
 		defaultString(&o.Compression, "gzip")
-	case TypeSyslog:
+	case TypeSyslog, TypeRELP:
 		if !d.isSet(p + ".tls") {
 			o.TLS = true
 		}
 		defaultString(&o.Format, "sekoia")
-		defaultString(&o.Framing, "octet-counting")
+		if o.Type == TypeSyslog {
+			defaultString(&o.Framing, "octet-counting")
+		} else {
+			if !d.isSet(p + ".window") {
+				o.Window = DefaultRELPWindow
+			}
+			if !d.isSet(p + ".max_message_size") {
+				o.MaxMessageSize = DefaultRELPMaxMessage
+			}
+		}
 		if o.TLS && o.ServerName == "" {
 			if host, _, err := net.SplitHostPort(o.Address); err == nil {
 				o.ServerName = host

@@ -104,7 +104,7 @@ func TestProblems(t *testing.T) {
 	f("inputs:\n  - name: in\n  - {name: in2, protocol: tcp}\noutputs:\n  - name: out\n  - {name: s, type: syslog, format: original, tls: false}\n",
 		"2: inputs[0].protocol: is required (tcp, udp, tls or darktrace-api)",
 		"3: inputs[1].address: is required for protocol tcp",
-		"5: outputs[0].type: is required (sekoia-http, syslog, http or file)",
+		"5: outputs[0].type: is required (sekoia-http, syslog, relp, http or file)",
 		"6: outputs[1].address: is required for type syslog (host:port, e.g. intake.sekoia.io:10514)")
 	// URLs.
 	f("inputs: [{name: in, protocol: tcp, address: \"127.0.0.1:1514\"}]\noutputs:\n"+
@@ -195,6 +195,11 @@ func TestOutputDefaults(t *testing.T) {
 		IntakeKey: key, Batch: stream, QueueSize: 64 * MiB, Timeout: 30 * time.Second})
 	f("{name: r, type: syslog, address: \"collector:5514\", tls: false, format: original, framing: newline}", Output{Name: "r", Type: "syslog",
 		Address: "collector:5514", Format: "original", Framing: "newline", Batch: stream, QueueSize: 64 * MiB, Timeout: 30 * time.Second})
+	f("{name: s, type: relp, address: \"relp.intake.sekoia.io:11514\", intake_key: "+key+"}", Output{Name: "s", Type: "relp",
+		Address: "relp.intake.sekoia.io:11514", TLS: true, ServerName: "relp.intake.sekoia.io", Format: "sekoia",
+		Window: 128, MaxMessageSize: 256 * KiB, IntakeKey: key, Batch: stream, QueueSize: 64 * MiB, Timeout: 30 * time.Second})
+	f("{name: r, type: relp, address: \"10.0.0.5:2514\", tls: false, format: original, window: 16, max_message_size: 1MiB}", Output{Name: "r", Type: "relp",
+		Address: "10.0.0.5:2514", Format: "original", Window: 16, MaxMessageSize: MiB, Batch: stream, QueueSize: 64 * MiB, Timeout: 30 * time.Second})
 	f("{name: f, type: file, path: \"-\"}", Output{Name: "f", Type: "file", Path: "-",
 		Batch: Batch{MaxEvents: 1000, MaxBytes: 4 * MiB}, QueueSize: 64 * MiB})
 	f("{name: f, type: file, path: \"-\", batch: {max_wait: 2s, max_events: 1, max_bytes: 2KB}, queue_size: 1GiB}", Output{Name: "f", Type: "file", Path: "-",
@@ -265,6 +270,29 @@ func TestWarnings(t *testing.T) {
 	f("  - {name: s, type: syslog, address: \"203.0.113.9:5514\", tls: false, format: original}\n") // Rapid7: nothing unusual
 	f("  - {name: h, type: http, url: \"http://siem.example/in\"}\n",
 		"3: outputs[0].url: plain http: events (and headers) travel in clear")
+	f("  - {name: r, type: relp, address: \"relp.intake.sekoia.io:11514\", intake_key: " + key + "}\n")
+	f("  - {name: r, type: relp, address: \"relp.intake.sekoia.io:11514\", tls: false, intake_key: "+key+", max_message_size: 8KiB}\n",
+		"3: outputs[0].tls: is false with format sekoia: the intake key and the events travel in clear",
+		"3: outputs[0].max_message_size: is 8KiB, less than an input's max_message_size (256KiB): larger events go to the dead-letter file, not to this output")
+}
+
+func TestRELPProblems(t *testing.T) {
+	f := func(output string, want ...string) {
+		t.Helper()
+		doc := "inputs: [{name: in, protocol: tcp, address: \"127.0.0.1:1514\"}]\noutputs:\n  - " + output + "\n"
+		got, _ := lines(t, doc)
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s\nproblems:\n  %s\nwant:\n  %s", output, strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+		}
+	}
+	f("{name: r, type: relp, format: rfc5424}", "3: outputs[0].address: is required for type relp (host:port, e.g. relp.intake.sekoia.io:11514)")
+	f("{name: r, type: relp, address: \"h:1\", format: rfc5424, window: 0}", "3: outputs[0].window: must be 1 to 65536, got 0")
+	f("{name: r, type: relp, address: \"h:1\", format: rfc5424, window: 70000}", "3: outputs[0].window: must be 1 to 65536, got 70000")
+	f("{name: r, type: relp, address: \"h:1\", format: rfc5424, max_message_size: 100}", "3: outputs[0].max_message_size: must be from 1KiB to 16MiB, got 100")
+	f("{name: r, type: relp, address: \"h:1\", format: sekoia}", "3: outputs[0].intake_key: is required with format sekoia")
+	f("{name: r, type: relp, address: \"h:1\", format: rfc5424, framing: newline}", "3: outputs[0].framing: not used with type relp; remove it")
+	f("{name: r, type: syslog, address: \"h:1\", format: rfc5424, window: 8}", "3: outputs[0].window: not used with type syslog; remove it")
+	f("{name: r, type: relp, address: \"h:1\", tls: false, format: rfc5424, ca_file: x}", "3: outputs[0].ca_file: is used only with tls: true; remove it")
 }
 
 func TestEnvExpansion(t *testing.T) {

@@ -22,7 +22,7 @@ func inputKeys() []string {
 func outputKeys() []string {
 	return []string{"name", "type", "url", "intake_key", "ca_file", "system_roots", "endpoint", "compression", "headers", "batch",
 		"address", "tls", "server_name", "client_cert_file", "client_key_file", "format", "framing", "queue_size",
-		"path", "timeout"}
+		"path", "timeout", "window", "max_message_size"}
 }
 
 func tlsKeys() []string   { return []string{"cert_file", "key_file", "client_ca_file"} }
@@ -258,6 +258,10 @@ func (d *decoder) decodeOutput(n *yaml.Node, path string, out *Output) bool {
 			d.str(v, p, &out.Format)
 		case "framing":
 			d.str(v, p, &out.Framing)
+		case "window":
+			d.integer(v, p, &out.Window)
+		case "max_message_size":
+			d.size(v, p, &out.MaxMessageSize)
 		case "queue_size":
 			d.size(v, p, &out.QueueSize)
 		case "path":

@@ -134,6 +134,15 @@ func outputSummary(o *Output) string {
 		if o.Format == "sekoia" {
 			parts = append(parts, "intake_key "+setOrNot(o.IntakeKey != ""))
 		}
+	case TypeRELP:
+		transport := "plain TCP"
+		if o.TLS {
+			transport = "TLS (server name " + o.ServerName + ")"
+		}
+		parts = append(parts, fmt.Sprintf("relp to %s over %s, format %s, window %d, messages up to %s", o.Address, transport, o.Format, o.Window, o.MaxMessageSize))
+		if o.Format == "sekoia" {
+			parts = append(parts, "intake_key "+setOrNot(o.IntakeKey != ""))
+		}
 	case TypeFile:
 		dst := o.Path
 		if dst == "-" {

@@ -18,15 +18,19 @@ func outputKeyUse(typ, key string) bool {
 	case "ca_file", "system_roots":
 		return typ != TypeFile
 	case "intake_key":
-		return typ == TypeSekoiaHTTP || typ == TypeSyslog
+		return typ == TypeSekoiaHTTP || typ == TypeSyslog || typ == TypeRELP
 	case "endpoint":
 		return typ == TypeSekoiaHTTP
 	case "headers":
 		return typ == TypeHTTP
 	case "server_name", "client_cert_file", "client_key_file":
-		return typ == TypeHTTP || typ == TypeSyslog
-	case "address", "tls", "format", "framing":
+		return typ == TypeHTTP || typ == TypeSyslog || typ == TypeRELP
+	case "address", "tls", "format":
+		return typ == TypeSyslog || typ == TypeRELP
+	case "framing":
 		return typ == TypeSyslog
+	case "window", "max_message_size":
+		return typ == TypeRELP
 	case "path":
 		return typ == TypeFile
 	}
@@ -40,10 +44,10 @@ func (d *decoder) validateOutputs(c *Config) {
 		o, p := &c.Outputs[i], d.outputPaths[i]
 		d.name(p+".name", o.Name, names)
 		if o.Type == "" {
-			d.problemf(p+".type", "is required (sekoia-http, syslog, http or file)")
+			d.problemf(p+".type", "is required (sekoia-http, syslog, relp, http or file)")
 			continue
 		}
-		if !d.oneOf(p+".type", "type", o.Type, TypeSekoiaHTTP, TypeSyslog, TypeHTTP, TypeFile) {
+		if !d.oneOf(p+".type", "type", o.Type, TypeSekoiaHTTP, TypeSyslog, TypeRELP, TypeHTTP, TypeFile) {
 			continue
 		}
 		d.applicable(p, outputKeys(), "type "+o.Type, func(k string) bool { return outputKeyUse(o.Type, k) })
@@ -57,7 +61,11 @@ func (d *decoder) validateOutputs(c *Config) {
 		case TypeHTTP:
 			d.validateHTTP(o, p)
 		case TypeSyslog:
-			d.validateSyslog(o, p)
+			d.validateStream(o, p, "intake.sekoia.io:10514")
+			d.oneOf(p+".framing", "framing", o.Framing, "octet-counting", "newline")
+		case TypeRELP:
+			d.validateStream(o, p, "relp.intake.sekoia.io:11514")
+			d.validateRELP(o, p, maxMsg)
 		case TypeFile:
 			if o.Path == "" {
 				d.problemf(p+".path", "is required for type file (\"-\" is standard output)")
@@ -153,14 +161,15 @@ func validToken(s string) bool {
 	return true
 }
 
-func (d *decoder) validateSyslog(o *Output, p string) {
+// validateStream checks what syslog and relp outputs share: the address
+// (example: a sample for the problem's text), format and intake key, TLS.
+func (d *decoder) validateStream(o *Output, p, example string) {
 	host, hostOK := "", false
 	if o.Address == "" {
-		d.problemf(p+".address", "is required for type syslog (host:port, e.g. intake.sekoia.io:10514)")
+		d.problemf(p+".address", "is required for type %s (host:port, e.g. %s)", o.Type, example)
 	} else {
 		host, hostOK = d.dialAddress(p+".address", o.Address)
 	}
-	d.oneOf(p+".framing", "framing", o.Framing, "octet-counting", "newline")
 	if d.oneOf(p+".format", "format", o.Format, "sekoia", "rfc5424", "original") {
 		if o.Format == "sekoia" {
 			if o.IntakeKey == "" {
@@ -189,4 +198,19 @@ func (d *decoder) validateSyslog(o *Output, p string) {
 	d.caFile(p+".ca_file", o.CAFile)
 	d.trustRoots(p, o.CAFile, o.NoSystemRoots)
 	d.keyPair(p+".client_cert_file", p+".client_key_file", o.ClientCertFile, o.ClientKeyFile)
+}
+
+// validateRELP checks a relp output's window and message size; maxMsg is
+// the largest input max_message_size.
+func (d *decoder) validateRELP(o *Output, p string, maxMsg Size) {
+	if o.Window < 1 || o.Window > MaxRELPWindow {
+		d.problemf(p+".window", "must be 1 to %d, got %d", MaxRELPWindow, o.Window)
+	}
+	switch {
+	case o.MaxMessageSize < MinMessageSize || o.MaxMessageSize > MaxMessageSize:
+		d.problemf(p+".max_message_size", "must be from %s to %s, got %s", MinMessageSize, MaxMessageSize, o.MaxMessageSize)
+	case o.MaxMessageSize < maxMsg:
+		d.warnf(p+".max_message_size", "is %s, less than an input's max_message_size (%s): larger events go to the dead-letter file, not to this output",
+			o.MaxMessageSize, maxMsg)
+	}
 }

@@ -59,6 +59,19 @@ func buildOutput(oc config.Output, dl config.DeadLetter, set *metrics.Set, log z
 		spec.Encoder, spec.Sender = s.Encoder(), s
 		spec.NotJSON = oc.Format == output.FormatOriginal
 		return spec, nil
+	case "relp":
+		s, err := output.NewRelpSender(output.RelpConfig{
+			Address: oc.Address, TLS: oc.TLS, TLSClientConfig: tc,
+			SyslogEncoderConfig: output.SyslogEncoderConfig{Format: oc.Format, IntakeKey: oc.IntakeKey},
+			Window:              oc.Window, MaxMessage: int(oc.MaxMessageSize),
+			DialTimeout: oc.Timeout, Timeout: oc.Timeout,
+		}, set, oc.Name, log)
+		if err != nil {
+			return spec, err
+		}
+		spec.Encoder, spec.Sender = s.Encoder(), s
+		spec.NotJSON = oc.Format == output.FormatOriginal
+		return spec, nil
 	case "file":
 		s, err := output.NewFileSender(oc.Path)
 		if err != nil {
