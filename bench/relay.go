@@ -48,6 +48,10 @@ type RelaySpec struct {
 	Conns     int         // sender connections the relay will see (sizes per-connection windows)
 	Framing   Framing     // input framing (for relays that must be told)
 	Header    HeaderStyle // input header style (likewise)
+	// RELPWindow, for OutputRELP, is every relay's window (transactions
+	// in flight); 0 leaves each at its own (dtrelay's default, 128;
+	// rsyslog's fastest, rsyslogRELPWindow).
+	RELPWindow int
 }
 
 // Relay is one relay under test. Implementations are stateless and safe for

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net"
@@ -141,7 +142,7 @@ func (r *Rsyslog) Config(spec *RelaySpec) string {
 		// omrelp's own TLS (librelp with OpenSSL), the name checked as
 		// Sekoia's documentation has it.
 		fmt.Fprintf(&b, "  %s\n", rsyslogpeer.OmrelpAction(spec.SinkAddr, &rsyslogpeer.TLS{CAFile: spec.Cert.CAFile(), PeerName: "localhost"},
-			rsyslogRELPWindow, "sekoia", rsyslogQueue))
+			cmp.Or(spec.RELPWindow, rsyslogRELPWindow), "sekoia", rsyslogQueue))
 	default:
 		fmt.Fprintf(&b, "  action(type=\"omfwd\" target=%q port=%q protocol=\"tcp\" TCP_Framing=\"octet-counted\" template=\"sekoia\"", sinkHost, sinkPort)
 		if spec.Output == OutputTLSSyslog {

@@ -78,6 +78,17 @@ func TestPeerConfigs(t *testing.T) {
 			t.Errorf("rsyslog RELP config lacks %s:\n%s", want, rs)
 		}
 	}
+	if !strings.Contains(rs, `windowSize="1024"`) {
+		t.Errorf("rsyslog RELP config not at its fastest window, 1024:\n%s", rs)
+	}
+	w := testSpec(t, "tcp", OutputRELP)
+	w.RELPWindow = 300
+	if rs := (&Rsyslog{}).Config(w); !strings.Contains(rs, `windowSize="300"`) {
+		t.Errorf("rsyslog RELP config ignores the spec's window:\n%s", rs)
+	}
+	if dt := (&DTRelay{}).Config(w); !strings.Contains(dt, "window: 300\n    batch: {max_events: 1200}") {
+		t.Errorf("dtrelay RELP config ignores the spec's window:\n%s", dt)
+	}
 	if rs := (&Rsyslog{}).Config(testSpec(t, "tls", OutputSyslog)); !strings.Contains(rs, `load="imtcp" streamDriver.name="ossl"`) {
 		t.Errorf("rsyslog TLS input not imtcp+ossl:\n%s", rs)
 	}

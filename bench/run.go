@@ -26,6 +26,8 @@ type Scenario struct {
 	Rate     float64 // alerts/s in all; 0: as fast as the relay takes them
 	Count    uint64  // alerts per run (0: bounded by Duration)
 	Duration time.Duration
+	// RELPWindow, for OutputRELP: see RelaySpec.RELPWindow.
+	RELPWindow int
 }
 
 // Name is a short label such as "tcp->tls-syslog 1.5KB c4" (size, then connections).
@@ -34,7 +36,11 @@ func (s Scenario) Name() string {
 	if s.MaxSize > s.Size {
 		size += "-" + fmtSize(s.MaxSize)
 	}
-	return fmt.Sprintf("%s->%s %s c%d", s.Input, s.Output, size, s.Conns)
+	name := fmt.Sprintf("%s->%s %s c%d", s.Input, s.Output, size, s.Conns)
+	if s.Output == OutputRELP && s.RELPWindow > 0 {
+		name += fmt.Sprintf(" w%d", s.RELPWindow)
+	}
+	return name
 }
 
 func fmtSize(n int) string {
@@ -124,7 +130,7 @@ func RunOnce(ctx context.Context, relay Relay, sc Scenario, dir string, cert *Ce
 	}
 	tally := new(Tally)
 	spec := &RelaySpec{Dir: dir, Input: sc.Input, Output: sc.Output, Cert: cert, IntakeKey: IntakeKey, Conns: sc.Conns,
-		Framing: sc.Framing, Header: sc.Header}
+		Framing: sc.Framing, Header: sc.Header, RELPWindow: sc.RELPWindow}
 	closeSink, err := startSink(spec, tally, opts)
 	if err != nil {
 		return nil, err

@@ -93,6 +93,7 @@ func newLogger(w io.Writer, verbose bool) zerolog.Logger {
 type loadFlags struct {
 	sizes, conns, mix, input, framing, header string
 	rate                                      float64
+	relpWindow                                int
 	count                                     uint64
 	duration                                  time.Duration
 }
@@ -106,6 +107,8 @@ func (l *loadFlags) register(fs *flag.FlagSet, defDuration time.Duration) {
 	fs.StringVar(&l.header, "header", "rfc3164", "syslog header: rfc3164 (Darktrace's default) or rfc5424")
 	fs.Float64Var(&l.rate, "rate", 0, "alerts per second over all connections (0: as fast as the relay takes them)")
 	fs.Uint64Var(&l.count, "count", 0, "alerts per run, or fewer if --duration ends first (0: no count limit)")
+	fs.IntVar(&l.relpWindow, "relp-window", 0, "--output relp: every relay's RELP window `N` (dtrelay: window N, batches of max(1000, 4N)); "+
+		"0: dtrelay's default (128), rsyslog omrelp's fastest (1024)")
 	fs.DurationVar(&l.duration, "duration", defDuration, "length of each run's load (0: no time limit; then give --count)")
 }
 
@@ -149,7 +152,7 @@ func (l *loadFlags) scenarios(outputs []string) ([]bench.Scenario, error) {
 					return nil, fmt.Errorf("bad --conns value %q (want 1..10000)", c)
 				}
 				out = append(out, bench.Scenario{Input: l.input, Output: o, Size: lo, MaxSize: hi, Mix: mix, Conns: n,
-					Framing: framing, Header: header, Rate: l.rate, Count: l.count, Duration: l.duration})
+					Framing: framing, Header: header, Rate: l.rate, Count: l.count, Duration: l.duration, RELPWindow: l.relpWindow})
 			}
 		}
 	}
