@@ -105,6 +105,30 @@ type Input struct {
 	// NoSystemRoots is system_roots: false: trust CAFile's CAs alone
 	// (darktrace-api; requires ca_file).
 	NoSystemRoots bool
+	// StateDir is where the poller keeps its checkpoint (darktrace-api);
+	// empty: the spool directory, else DefaultStateDir (see PollerStateDir).
+	StateDir string
+	// Overlap is how far back before the end of the last window each poll
+	// starts (darktrace-api); default 5m: AI Analyst events written later
+	// than that after their time are missed (model breaches are polled by
+	// creation time).
+	Overlap time.Duration
+	// Timeout bounds one API request, body included (darktrace-api);
+	// default 60s.
+	Timeout time.Duration
+}
+
+// PollerStateDir returns where the darktrace-api input in keeps its
+// checkpoint: its state_dir, else the spool directory, else
+// DefaultStateDir.
+func (c *Config) PollerStateDir(in *Input) string {
+	switch {
+	case in.StateDir != "":
+		return in.StateDir
+	case c.Spool != nil && c.Spool.Dir != "":
+		return c.Spool.Dir
+	}
+	return DefaultStateDir
 }
 
 // InputTLS is the server side of a tls input. ClientCAFile, when set,

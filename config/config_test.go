@@ -68,7 +68,8 @@ func TestFull(t *testing.T) {
 				ProxyProtocol: true, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.5/32"), netip.MustParsePrefix("10.0.1.0/28")},
 				MaxConnections: 50, MaxConnectionsPerSource: 10, IdleTimeout: 0, HandshakeTimeout: 2 * time.Second},
 			{Name: "cloud", Protocol: "darktrace-api", MaxMessageSize: 256 * KiB, URL: "https://example.cloud.darktrace.com",
-				PublicToken: "dt-public-token-0123456789", PrivateToken: "dt-private-token-0123456789", Interval: time.Minute},
+				PublicToken: "dt-public-token-0123456789", PrivateToken: "dt-private-token-0123456789", Interval: time.Minute,
+				Overlap: 5 * time.Minute, Timeout: time.Minute},
 		},
 		Outputs: []Output{
 			{Name: "sekoia", Type: "sekoia-http", URL: "https://intake.sekoia.io", IntakeKey: "sekoia-intake-key-0123456789",

@@ -14,6 +14,9 @@ const (
 	DefaultHandshakeTimeout = 5 * time.Second
 	DefaultMaxPartialBytes  = 256 * MiB
 	DefaultPollInterval     = 60 * time.Second
+	DefaultPollOverlap      = 5 * time.Minute
+	DefaultPollTimeout      = 60 * time.Second
+	DefaultStateDir         = "/var/lib/dtrelay"
 	DefaultSekoiaURL        = "https://intake.sekoia.io"
 	DefaultBatchMaxEvents   = 1000
 	DefaultBatchMaxBytes    = 4 * MiB
@@ -89,6 +92,12 @@ func (d *decoder) completeInput(in *Input, p string) {
 	case ProtocolDarktraceAPI:
 		if !d.isSet(p + ".interval") {
 			in.Interval = DefaultPollInterval
+		}
+		if !d.isSet(p + ".overlap") {
+			in.Overlap = DefaultPollOverlap
+		}
+		if !d.isSet(p + ".timeout") {
+			in.Timeout = DefaultPollTimeout
 		}
 	}
 }

@@ -231,7 +231,8 @@ spool: {dir: "${D}"}
 		{Name: "t", Protocol: "tls", Address: ":6514", MaxMessageSize: KiB, MaxConnections: 1000, IdleTimeout: 5 * time.Minute,
 			HandshakeTimeout: 5 * time.Second,
 			TLS:              &InputTLS{CertFile: dir + "/server.pem", KeyFile: dir + "/server-key.pem"}},
-		{Name: "c", Protocol: "darktrace-api", URL: "https://dt.example", PublicToken: "p", PrivateToken: "q", Interval: time.Second, MaxMessageSize: 256 * KiB},
+		{Name: "c", Protocol: "darktrace-api", URL: "https://dt.example", PublicToken: "p", PrivateToken: "q", Interval: time.Second, MaxMessageSize: 256 * KiB,
+			Overlap: 5 * time.Minute, Timeout: time.Minute},
 	}
 	if !reflect.DeepEqual(c.Inputs, want) {
 		t.Errorf("inputs:\n got %+v\nwant %+v", c.Inputs, want)

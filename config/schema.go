@@ -16,7 +16,8 @@ func rootKeys() []string {
 func inputKeys() []string {
 	return []string{"name", "protocol", "address", "max_message_size", "tls", "allow", "proxy_protocol",
 		"trusted_proxies", "max_connections", "max_connections_per_source", "idle_timeout", "handshake_timeout",
-		"strict", "url", "public_token", "private_token", "interval", "ca_file", "system_roots"}
+		"strict", "url", "public_token", "private_token", "interval", "ca_file", "system_roots",
+		"state_dir", "overlap", "timeout"}
 }
 
 func outputKeys() []string {
@@ -171,6 +172,12 @@ func (d *decoder) decodeInput(n *yaml.Node, path string, in *Input) bool {
 			d.filePath(v, p, &in.CAFile)
 		case "system_roots":
 			d.systemRoots(v, p, &in.NoSystemRoots)
+		case "state_dir":
+			d.filePath(v, p, &in.StateDir)
+		case "overlap":
+			d.duration(v, p, &in.Overlap)
+		case "timeout":
+			d.duration(v, p, &in.Timeout)
 		}
 	})
 }

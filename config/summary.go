@@ -15,7 +15,7 @@ func (c *Config) Summary() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "inputs (%d):\n", len(c.Inputs))
 	for _, in := range c.Inputs {
-		fmt.Fprintf(&b, "  %s: %s\n", in.Name, inputSummary(&in))
+		fmt.Fprintf(&b, "  %s: %s\n", in.Name, c.inputSummary(&in))
 	}
 	for _, in := range c.Inputs {
 		if in.Protocol == ProtocolTCP || in.Protocol == ProtocolTLS {
@@ -62,12 +62,14 @@ func (c *Config) Summary() string {
 	return b.String()
 }
 
-func inputSummary(in *Input) string {
+func (c *Config) inputSummary(in *Input) string {
 	var parts []string
 	if in.Protocol == ProtocolDarktraceAPI {
 		parts = append(parts, fmt.Sprintf("darktrace-api polling %s every %s", showURL(in.URL), formatDuration(in.Interval)),
 			"tokens "+setOrNot(in.PublicToken != "" && in.PrivateToken != ""))
 		parts = append(parts, trustSummary(in.CAFile, in.NoSystemRoots)...)
+		parts = append(parts, "overlap "+formatDuration(in.Overlap), "timeout "+formatDuration(in.Timeout),
+			"checkpoint in "+c.PollerStateDir(in))
 		return strings.Join(append(parts, "max_message_size "+in.MaxMessageSize.String()), "; ")
 	}
 	parts = append(parts, fmt.Sprintf("%s on %s", in.Protocol, in.Address), "max_message_size "+in.MaxMessageSize.String())

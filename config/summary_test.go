@@ -36,7 +36,7 @@ func TestSummaryFull(t *testing.T) {
 		"  darktrace-udp: udp on 0.0.0.0:1514; max_message_size 64KiB; strict RFC 5424\n",
 		"  darktrace-tls: tls on [::]:6514; max_message_size 1MiB; max_connections 50; max_connections_per_source 10; idle_timeout none; handshake_timeout 2s; cert " + dir + "/server.pem, client certificates required (CA " + dir + "/server.pem); PROXY protocol from 10.0.0.5/32, 10.0.1.0/28\n",
 		"max_partial_bytes: 512MiB held in partial frames across all tcp/tls connections\n",
-		"  cloud: darktrace-api polling https://example.cloud.darktrace.com every 1m; tokens set; max_message_size 256KiB\n",
+		"  cloud: darktrace-api polling https://example.cloud.darktrace.com every 1m; tokens set; overlap 5m; timeout 1m; checkpoint in " + dir + "/spool; max_message_size 256KiB\n",
 		"outputs (6):\n",
 		"  sekoia: sekoia-http to https://intake.sekoia.io (endpoint batch, compression gzip); intake_key set; batch 1000 events / 4MiB / 1s; queue 64MiB; timeout 20s\n",
 		"  sekoia-syslog: syslog to intake.sekoia.io:10514 over TLS (server name intake.sekoia.io), format sekoia, framing octet-counting; intake_key set; ca_file " + dir + "/server.pem;",

@@ -99,7 +99,7 @@ func inputKeyUse(protocol, key string) bool {
 	case "tls":
 		return protocol == ProtocolTLS
 	}
-	return protocol == ProtocolDarktraceAPI // url, tokens, interval, ca_file, system_roots
+	return protocol == ProtocolDarktraceAPI // url, tokens, interval, ca_file, system_roots, state_dir, overlap, timeout
 }
 
 // listener identifies a listening socket: "tcp" or "udp" and a port.
@@ -195,7 +195,17 @@ func (d *decoder) validatePoller(in *Input, p string) {
 	}
 	d.caFile(p+".ca_file", in.CAFile)
 	d.trustRoots(p, in.CAFile, in.NoSystemRoots)
+	if in.Overlap < time.Second || in.Overlap > MaxPollOverlap {
+		d.problemf(p+".overlap", "must be from 1s to %s, got %s", formatDuration(MaxPollOverlap), formatDuration(in.Overlap))
+	}
+	if in.Timeout < time.Second {
+		d.problemf(p+".timeout", "must be at least 1s, got %s", formatDuration(in.Timeout))
+	}
 }
+
+// MaxPollOverlap is the longest overlap: below the poller's one-hour
+// window cap.
+const MaxPollOverlap = 30 * time.Minute
 
 func (d *decoder) validateRoutes(c *Config) {
 	inputs, outputs := map[string]bool{}, map[string]bool{}

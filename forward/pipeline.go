@@ -61,7 +61,6 @@ type Pipeline struct {
 	sources   []*spoolSource // the outputs' sources, with a spool
 	stopping  atomic.Bool
 	spoolLost *metrics.Counter
-	abandoned atomic.Bool // Stop gave up on deliveries under way
 	sampled   zerolog.Logger
 }
 
@@ -159,13 +158,9 @@ wait:
 		}
 		select {
 		case <-ctx.Done():
-			p.abandoned.Store(true)
 			break wait
 		case <-tick.C:
 		}
-	}
-	if p.spool != nil {
-		p.abandoned.Store(true) // a failing output's events stay in the spool
 	}
 	p.cancel() // abandon deliveries still under way
 	for _, o := range p.outputs {
@@ -207,9 +202,7 @@ func (p *Pipeline) publish(b *Block, datagram bool, dropped *metrics.Counter, cl
 			n := b.count(o.bit)
 			dropped.Add(n)
 			p.sampled.Warn().Str("output", o.Name).Int("events", n).Msg("queue full (UDP input) or stopping: events dropped, counted dropped_full")
-			if !datagram {
-				p.abandoned.Store(true)
-			}
+			b.fail() // a tracked block's events did not reach o
 			b.release()
 		}
 	}

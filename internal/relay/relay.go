@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"sync"
 	"time"
 
@@ -16,7 +15,6 @@ import (
 
 	"github.com/dtrelay/dtrelay/config"
 	"github.com/dtrelay/dtrelay/forward"
-	"github.com/dtrelay/dtrelay/internal/secret"
 	"github.com/dtrelay/dtrelay/internal/tlsfiles"
 	"github.com/dtrelay/dtrelay/poller"
 	"github.com/dtrelay/dtrelay/receiver"
@@ -33,6 +31,7 @@ type Relay struct {
 
 	pollers     sync.WaitGroup
 	stopPolling context.CancelFunc
+	settled     chan struct{} // closed once the pipeline stopped: pollers commit what it delivered
 	listeners   []*receiver.Listener
 	httpSrv     *http.Server
 	metricsLn   net.Listener
@@ -98,7 +97,7 @@ func Start(cfg *config.Config, set *metrics.Set, log zerolog.Logger) (*Relay, er
 		return nil, err
 	}
 	pollCtx, stopPolling := context.WithCancel(context.Background())
-	r.stopPolling = stopPolling
+	r.stopPolling, r.settled = stopPolling, make(chan struct{})
 	partial := receiver.NewPartialBudget(int64(cfg.MaxPartialBytes))
 	set.GetOrCreateGauge("dtrelay_partial_frame_bytes", func() float64 { return float64(partial.Held()) })
 	for i, ic := range inputs {
@@ -152,8 +151,7 @@ func (r *Relay) Stop(ctx context.Context) int64 {
 		r.pipe.Unblock()
 	}
 	if r.stopPolling != nil {
-		r.stopPolling()
-		r.pollers.Wait()
+		r.stopPolling() // no more polls; the pollers settle what is in flight (below)
 	}
 	for _, l := range r.listeners {
 		if err := l.Stop(ctx); err != nil {
@@ -170,6 +168,10 @@ func (r *Relay) Stop(ctx context.Context) int64 {
 			ev = r.log.Error().Int64("undelivered", lost)
 		}
 		ev.Dur("took", time.Since(t)).Msg("outputs drained")
+	}
+	if r.stopPolling != nil {
+		close(r.settled) // every delivery is over: the pollers save their checkpoints
+		r.pollers.Wait()
 	}
 	if r.spool != nil {
 		if err := r.spool.Close(); err != nil {
@@ -195,16 +197,14 @@ func closeSenders(specs []forward.OutputSpec) {
 }
 
 // startPoller starts the Darktrace API poller of input ic, the pipeline's
-// input i. Its checkpoint state lives in the spool directory when there is
-// one (else it starts one interval back).
+// input i. Its checkpoint lives in the input's state directory (state_dir,
+// else the spool's, else /var/lib/dtrelay); a directory where it cannot be
+// written is an error.
 func (r *Relay) startPoller(ctx context.Context, ic config.Input, i int) error {
-	stateDir := ""
-	if r.cfg.Spool != nil {
-		stateDir = r.cfg.Spool.Dir
-	}
 	p, err := poller.New(poller.Config{
 		Name: ic.Name, URL: ic.URL, PublicToken: ic.PublicToken, PrivateToken: ic.PrivateToken,
-		Interval: ic.Interval, CAFile: ic.CAFile, NoSystemRoots: ic.NoSystemRoots, StateDir: stateDir, MaxEventSize: int(ic.MaxMessageSize),
+		Interval: ic.Interval, CAFile: ic.CAFile, NoSystemRoots: ic.NoSystemRoots, StateDir: r.cfg.PollerStateDir(&ic),
+		Overlap: ic.Overlap, Timeout: ic.Timeout, MaxEventSize: int(ic.MaxMessageSize),
 	}, poller.PoolSink(r.pipe.Pool(i)), r.set, r.log)
 	if err != nil {
 		return err
@@ -212,22 +212,11 @@ func (r *Relay) startPoller(ctx context.Context, ic config.Input, i int) error {
 	r.pollers.Add(1)
 	go func() {
 		defer r.pollers.Done()
-		if err := p.Run(ctx); err != nil {
+		if err := p.RunSettle(ctx, r.settled); err != nil {
 			r.log.Error().Err(err).Str("input", ic.Name).Msg("poller stopped")
 		}
 	}()
-	r.log.Info().Str("input", ic.Name).Str("url", redactURL(ic.URL)).Dur("interval", ic.Interval).Msg("polling the Darktrace API")
 	return nil
-}
-
-// redactURL shows a URL for logs: no user info or query, path tokens
-// masked (secret.ShowURL).
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return secret.ShowURL(u)
 }
 
 // sinkPool adapts a forward.ProducerPool to the receiver's SinkPool.
