@@ -45,7 +45,6 @@ type dedupSet struct {
 	at     map[uint64]int64 // key → when it was sent, Unix ns
 	order  []dedupEntry     // the keys in the order sent; order[head:] are live
 	head   int
-	warned bool // forgot keys early once (logged by the pipeline)
 	early  int64
 }
 
