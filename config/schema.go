@@ -10,7 +10,7 @@ import (
 // The keys each mapping knows. Whether a key applies to an input's protocol
 // or an output's type is checked later (inputKeyUse, outputKeyUse).
 func rootKeys() []string {
-	return []string{"inputs", "outputs", "routes", "spool", "dead_letter", "metrics", "shutdown_timeout", "max_partial_bytes"}
+	return []string{"inputs", "outputs", "routes", "spool", "dead_letter", "metrics", "shutdown_timeout", "shutdown_delay", "max_partial_bytes"}
 }
 
 func inputKeys() []string {
@@ -36,7 +36,7 @@ func spoolKeys() []string {
 func deadLetterKeys() []string { return []string{"dir", "max_size"} }
 
 func metricsKeys() []string {
-	return []string{"address", "pprof"}
+	return []string{"address", "pprof", "unready_after"}
 }
 
 // decodeConfig decodes the document root into a Config, recording lines and
@@ -107,10 +107,14 @@ func (d *decoder) decodeConfig(root *yaml.Node) *Config {
 					d.str(v, p, &c.Metrics.Address)
 				case "pprof":
 					d.boolean(v, p, &c.Metrics.Pprof)
+				case "unready_after":
+					d.duration(v, p, &c.Metrics.UnreadyAfter)
 				}
 			})
 		case "shutdown_timeout":
 			d.duration(v, p, &c.ShutdownTimeout)
+		case "shutdown_delay":
+			d.duration(v, p, &c.ShutdownDelay)
 		case "max_partial_bytes":
 			d.size(v, p, &c.MaxPartialBytes)
 		}
