@@ -248,7 +248,7 @@ func (s *gnetServer) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		return nil, gnet.Close
 	}
 	if ka := s.cfg.KeepAlive; ka > 0 {
-		if err := c.SetKeepAlive(true, ka, ka, 9); err != nil {
+		if err := c.SetKeepAlive(true, ka, keepAliveInterval(ka), KeepAliveProbes); err != nil {
 			s.sampled(logSocket).Warn().Err(err).Msg("cannot set TCP keep-alive")
 		}
 	}

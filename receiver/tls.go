@@ -42,7 +42,7 @@ type tlsServer struct {
 func startTLS(cm *common) (*tlsServer, error) {
 	lc := net.ListenConfig{Control: reuseAddrControl}
 	if ka := cm.cfg.KeepAlive; ka > 0 {
-		lc.KeepAliveConfig = net.KeepAliveConfig{Enable: true, Idle: ka, Interval: ka, Count: 9}
+		lc.KeepAliveConfig = net.KeepAliveConfig{Enable: true, Idle: ka, Interval: keepAliveInterval(ka), Count: KeepAliveProbes}
 	} else {
 		lc.KeepAlive = -1
 	}
