@@ -56,6 +56,16 @@ func startTLS(cm *common) (*tlsServer, error) {
 	return s, nil
 }
 
+// running reports whether the accept loop runs (Listener.Running).
+func (s *tlsServer) running() bool {
+	select {
+	case <-s.done:
+		return false
+	default:
+		return true
+	}
+}
+
 // reuseAddrControl sets SO_REUSEADDR so that a restart binds at once while
 // old connections linger.
 func reuseAddrControl(_, _ string, rc syscall.RawConn) error {

@@ -71,6 +71,7 @@ func runRelay(path, level string, stderr io.Writer) int {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	s := <-sig
+	beginShutdown(r, cfg.ShutdownDelay, sig, log)
 	signal.Stop(sig)
 	log.Info().Str("signal", s.String()).Dur("timeout", cfg.ShutdownTimeout).Msg("stopping")
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
@@ -82,6 +83,26 @@ func runRelay(path, level string, stderr io.Writer) int {
 		return exitFailure
 	}
 	return exitOK
+}
+
+// beginShutdown turns /readyz to 503 and, for shutdown_delay, keeps the
+// inputs accepting while a load balancer takes the relay out of rotation;
+// another signal on sig cuts the delay short.
+func beginShutdown(r *relay.Relay, delay time.Duration, sig <-chan os.Signal, log zerolog.Logger) {
+	if delay > 0 {
+		log.Info().Dur("shutdown_delay", delay).Msg("not ready (/readyz 503); inputs accept until the delay ends")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case s := <-sig:
+			log.Info().Str("signal", s.String()).Msg("shutdown_delay cut short")
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	r.BeginShutdown(ctx, delay)
 }
 
 func loadConfig(path string) (*config.Config, []config.Warning, error) {
