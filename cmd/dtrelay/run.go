@@ -63,13 +63,15 @@ func runRelay(path, level string, stderr io.Writer) int {
 	}
 	log.Info().Str("version", versionString()).Str("config", source).Msg("dtrelay starting")
 
+	// Before Start: a SIGTERM while the stages start (the metrics listener
+	// may already answer) waits for them, then stops them gracefully.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	r, err := relay.Start(cfg, metrics.NewSet(), log)
 	if err != nil {
 		log.Error().Err(err).Msg("cannot start")
 		return exitFailure
 	}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	s := <-sig
 	beginShutdown(r, cfg.ShutdownDelay, sig, log)
 	signal.Stop(sig)
