@@ -33,10 +33,11 @@ const secretKeys = "intake_key, public_token, private_token and headers values"
 const maxSecretFile = 64 << 10
 
 // secretRef splits expr, the text between "${" and "}", into "file" or
-// "credential" and what follows the colon.
+// "credential" and what follows the colon. "${file:-x}" stays what it was
+// before files: the variable file, with a default.
 func secretRef(expr string) (kind, ref string, ok bool) {
 	for _, k := range []string{"file", "credential"} {
-		if r, ok := strings.CutPrefix(expr, k+":"); ok {
+		if r, ok := strings.CutPrefix(expr, k+":"); ok && !strings.HasPrefix(r, "-") {
 			return k, r, true
 		}
 	}

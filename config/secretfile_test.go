@@ -141,6 +141,8 @@ func TestSecretFileProblems(t *testing.T) {
 	f("", "  - name: s\n    type: sekoia-http\n\n    intake_key: ${file:/nonexistent/dtrelay/key}\n",
 		[]string{`7: outputs[0].intake_key: cannot read secret file: open /nonexistent/dtrelay/key: no such file or directory`}, nil)
 	f("", key("${file:}"), []string{`4: outputs[0].intake_key: ${file:} names no file (write ${file:/etc/dtrelay/intake-key})`}, nil)
+	// ${file:-x} is the variable "file" with a default, as before.
+	f("", key("${file:-k0123456789abcdef0}"), nil, nil)
 	f("", key("${file:empty}"), []string{fmt.Sprintf(`4: outputs[0].intake_key: secret file %q is empty`, d("empty"))}, nil)
 	f("", key("${file:big}"), []string{fmt.Sprintf(`4: outputs[0].intake_key: secret file %q is larger than 64KiB: not a key or token`, d("big"))}, nil)
 	f("", key("${file:adir}"), []string{fmt.Sprintf(`4: outputs[0].intake_key: secret file %q is not a regular file`, d("adir"))}, nil)
