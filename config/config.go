@@ -34,6 +34,10 @@ type Config struct {
 	// ShutdownTimeout bounds the drain on SIGTERM; 0 stops at once.
 	// Default 10s.
 	ShutdownTimeout time.Duration
+	// ShutdownDelay is how long, on SIGTERM, /readyz answers 503 while the
+	// inputs keep accepting, before the drain begins: time for a load
+	// balancer to take the relay out of rotation. Default 0.
+	ShutdownDelay time.Duration
 	// MaxPartialBytes caps the bytes held in partial frames (frames split
 	// across reads) across every tcp and tls connection of the process;
 	// above it the connection holding the largest is closed. Default
@@ -87,7 +91,9 @@ type Input struct {
 	// positive.
 	HandshakeTimeout time.Duration
 	// IdleTimeout closes a silent connection or one stuck in a partial frame
-	// (tcp, tls); default 5m, 0 never.
+	// (tcp, tls); default 0, never: TCP keep-alive reaps dead peers
+	// (receiver.DefaultKeepAlive), and a sender that sends one alert an
+	// hour keeps its connection.
 	IdleTimeout time.Duration
 	// Strict additionally rejects payloads that are not valid UTF-8 (the
 	// JSON grammar is always checked in full); a payload that fails is
@@ -292,6 +298,10 @@ type Metrics struct {
 	// Pprof also serves the Go profiler under /debug/pprof/ (default
 	// false): profiles show the program's memory, which holds the secrets.
 	Pprof bool
+	// UnreadyAfter is how long an output must have failed continuously
+	// (every delivery attempt since, none accepted) before /readyz answers
+	// 503. Default 60s; 0: from the first failed attempt.
+	UnreadyAfter time.Duration
 }
 
 // defaultYAML is the configuration used without a file: TCP and UDP on

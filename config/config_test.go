@@ -16,7 +16,7 @@ func TestDefault(t *testing.T) {
 	c := Default()
 	want := &Config{
 		Inputs: []Input{
-			{Name: "tcp", Protocol: "tcp", Address: "127.0.0.1:1514", MaxMessageSize: 256 * KiB, MaxConnections: 1000, IdleTimeout: 5 * time.Minute,
+			{Name: "tcp", Protocol: "tcp", Address: "127.0.0.1:1514", MaxMessageSize: 256 * KiB, MaxConnections: 1000, IdleTimeout: 0,
 				HandshakeTimeout: 5 * time.Second},
 			{Name: "udp", Protocol: "udp", Address: "127.0.0.1:1514", MaxMessageSize: 256 * KiB},
 		},
@@ -24,7 +24,7 @@ func TestDefault(t *testing.T) {
 			Name: "stdout", Type: "file", Path: "-", QueueSize: 64 * MiB,
 			Batch: Batch{MaxEvents: 1000, MaxBytes: 4 * MiB, MaxWait: 0},
 		}},
-		Metrics:         Metrics{Address: "127.0.0.1:9514"},
+		Metrics:         Metrics{Address: "127.0.0.1:9514", UnreadyAfter: time.Minute},
 		ShutdownTimeout: 10 * time.Second,
 		MaxPartialBytes: 256 * MiB,
 		DeadLetter:      DeadLetter{Dir: DefaultDeadLetterDir, MaxSize: GiB},
@@ -96,9 +96,10 @@ func TestFull(t *testing.T) {
 			{Name: "route3", Outputs: []string{"archive", "archive-http"}},
 		},
 		Spool:           &Spool{Dir: filepath.Join(dir, "spool"), MaxSize: 10 * GiB, FsyncInterval: time.Second, WhenFull: "drop_oldest"},
-		Metrics:         Metrics{Address: "127.0.0.1:9514"},
+		Metrics:         Metrics{Address: "127.0.0.1:9514", UnreadyAfter: 30 * time.Second},
 		DeadLetter:      DeadLetter{Dir: filepath.Join(dir, "spool", "dead-letter"), MaxSize: GiB},
 		ShutdownTimeout: 15 * time.Second,
+		ShutdownDelay:   5 * time.Second,
 		MaxPartialBytes: 512 * MiB,
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -118,6 +119,7 @@ func TestMinimal(t *testing.T) {
 		Outputs: []Output{{Name: "sekoia", Type: "sekoia-http", URL: DefaultSekoiaURL, IntakeKey: "minimal-intake-key-0123456789",
 			Endpoint: "plain", Compression: "gzip", Batch: Batch{MaxEvents: 1000, MaxBytes: 4 * MiB, MaxWait: time.Second},
 			QueueSize: 64 * MiB, Timeout: 30 * time.Second}},
+		Metrics:         Metrics{UnreadyAfter: DefaultUnreadyAfter},
 		ShutdownTimeout: 10 * time.Second,
 		MaxPartialBytes: 256 * MiB,
 		DeadLetter:      DeadLetter{Dir: DefaultDeadLetterDir, MaxSize: GiB},

@@ -306,6 +306,16 @@ func (d *decoder) sequence(n *yaml.Node, path string, f func(item *yaml.Node, p 
 // a node that is not a scalar or does not expand (a problem, which never
 // quotes the value).
 func (d *decoder) scalar(n *yaml.Node, path string) (string, bool) {
+	return d.expandScalar(n, path, false)
+}
+
+// secretScalar is scalar for a secret key: "${file:PATH}" and
+// "${credential:NAME}" are expanded too (secretfile.go).
+func (d *decoder) secretScalar(n *yaml.Node, path string) (string, bool) {
+	return d.expandScalar(n, path, true)
+}
+
+func (d *decoder) expandScalar(n *yaml.Node, path string, secretKey bool) (string, bool) {
 	n = resolve(n)
 	if n == nil || !d.spend() || isNull(n) {
 		return "", false
@@ -314,7 +324,11 @@ func (d *decoder) scalar(n *yaml.Node, path string) (string, bool) {
 		d.problemf(path, "must be a single value, not %s", describe(n))
 		return "", false
 	}
-	s, vars, err := expandEnvVars(n.Value, d.lookup)
+	var refs func(kind, ref string) (string, error)
+	if secretKey {
+		refs = func(kind, ref string) (string, error) { return d.readSecretRef(path, kind, ref) }
+	}
+	s, vars, err := expandEnvVars(n.Value, d.lookup, refs)
 	if err != nil {
 		d.problemf(path, "%v", err)
 		return "", false
@@ -328,6 +342,14 @@ func (d *decoder) scalar(n *yaml.Node, path string) (string, bool) {
 
 func (d *decoder) str(n *yaml.Node, path string, dst *string) {
 	if s, ok := d.scalar(n, path); ok {
+		*dst = s
+	}
+}
+
+// secretStr is str for a secret key (intake_key, public_token,
+// private_token), which may also read files.
+func (d *decoder) secretStr(n *yaml.Node, path string, dst *string) {
+	if s, ok := d.secretScalar(n, path); ok {
 		*dst = s
 	}
 }

@@ -11,7 +11,7 @@ import (
 const (
 	DefaultMaxMessageSize   = 256 * KiB
 	DefaultMaxConnections   = 1000
-	DefaultIdleTimeout      = 5 * time.Minute
+	DefaultIdleTimeout      = 0 // never: TCP keep-alive reaps dead peers
 	DefaultHandshakeTimeout = 5 * time.Second
 	DefaultMaxPartialBytes  = 256 * MiB
 	DefaultPollInterval     = 60 * time.Second
@@ -27,6 +27,8 @@ const (
 	DefaultSpoolMaxSize     = 10 * GiB
 	DefaultFsyncInterval    = time.Second
 	DefaultShutdownTimeout  = 10 * time.Second
+	DefaultShutdownDelay    = 0
+	DefaultUnreadyAfter     = 60 * time.Second
 	DefaultRELPWindow       = 128       // rsyslog omrelp's
 	DefaultRELPMaxMessage   = 256 * KiB // relp outputs' max_message_size
 	MaxRELPWindow           = 65536
@@ -46,6 +48,12 @@ const (
 func (d *decoder) complete(c *Config) {
 	if !d.isSet("shutdown_timeout") {
 		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if !d.isSet("shutdown_delay") {
+		c.ShutdownDelay = DefaultShutdownDelay
+	}
+	if !d.isSet("metrics.unready_after") {
+		c.Metrics.UnreadyAfter = DefaultUnreadyAfter
 	}
 	if !d.isSet("max_partial_bytes") {
 		c.MaxPartialBytes = DefaultMaxPartialBytes

@@ -12,13 +12,15 @@ import (
 // lookup, and "$$" with "$". Any other "$" is kept. The error names the
 // variable, never a value.
 func expandEnv(s string, lookup func(string) (string, bool)) (string, error) {
-	v, _, err := expandEnvVars(s, lookup)
+	v, _, err := expandEnvVars(s, lookup, nil)
 	return v, err
 }
 
 // expandEnvVars is expandEnv that also returns the variables used, as
-// "${NAME}" each, and the values they gave.
-func expandEnvVars(s string, lookup func(string) (string, bool)) (string, []envVar, error) {
+// "${NAME}" each, and the values they gave. With refs it also expands
+// "${file:PATH}" and "${credential:NAME}" (secretfile.go) with
+// refs(kind, ref); without, they are an error.
+func expandEnvVars(s string, lookup func(string) (string, bool), refs func(kind, ref string) (string, error)) (string, []envVar, error) {
 	if !strings.Contains(s, "$") {
 		return s, nil, nil
 	}
@@ -48,6 +50,19 @@ func expandEnvVars(s string, lookup func(string) (string, bool)) (string, []envV
 			return "", nil, errors.New(`unterminated "${" (write "$$" for a literal "$")`)
 		}
 		expr := s[i+2 : i+2+end]
+		if kind, ref, ok := secretRef(expr); ok {
+			if refs == nil {
+				return "", nil, errors.New("${" + kind + ":...} is allowed only in secret keys (" + secretKeys + ")")
+			}
+			v, err := refs(kind, ref)
+			if err != nil {
+				return "", nil, err
+			}
+			vars = append(vars, envVar{expr, v})
+			b.WriteString(v)
+			i += 2 + end + 1
+			continue
+		}
 		name, def, hasDef := strings.Cut(expr, ":-")
 		if !validEnvName(name) {
 			return "", nil, errors.New("invalid environment variable name in ${...} (want letters, digits and _)")
@@ -66,7 +81,8 @@ func expandEnvVars(s string, lookup func(string) (string, bool)) (string, []envV
 	return b.String(), vars, nil
 }
 
-// envVar is one variable a value was expanded with.
+// envVar is one variable a value was expanded with, or one secret file
+// reference (its name then "file:PATH" or "credential:NAME").
 type envVar struct{ name, value string }
 
 // fromEnv is what the decoder remembers of a value expanded from the
@@ -111,17 +127,23 @@ func (d *decoder) hideEnv(path, msg string) string {
 		s.Add(e.value)
 	}
 	names := make([]string, len(e.vars))
+	fromFiles := false
 	for i, v := range e.vars {
 		if len(v.value) >= secret.MinPart {
 			s.Add(v.value)
 		}
 		names[i] = "${" + v.name + "}"
+		_, _, isRef := secretRef(v.name)
+		fromFiles = fromFiles || isRef
 	}
 	if r := s.Redact(msg); r != msg {
 		msg, hidden = r, true
 	}
 	if !hidden {
 		return msg
+	}
+	if fromFiles {
+		return msg + " (the value comes from " + strings.Join(names, ", ") + ", and is not shown)"
 	}
 	return msg + " (the value comes from the environment, " + strings.Join(names, ", ") + ", and is not shown)"
 }

@@ -228,7 +228,7 @@ spool: {dir: "${D}"}
 	}
 	want := []Input{
 		{Name: "u", Protocol: "udp", Address: ":1514", MaxMessageSize: 256 * KiB},
-		{Name: "t", Protocol: "tls", Address: ":6514", MaxMessageSize: KiB, MaxConnections: 1000, IdleTimeout: 5 * time.Minute,
+		{Name: "t", Protocol: "tls", Address: ":6514", MaxMessageSize: KiB, MaxConnections: 1000, IdleTimeout: 0,
 			HandshakeTimeout: 5 * time.Second,
 			TLS:              &InputTLS{CertFile: dir + "/server.pem", KeyFile: dir + "/server-key.pem"}},
 		{Name: "c", Protocol: "darktrace-api", URL: "https://dt.example", PublicToken: "p", PrivateToken: "q", Interval: time.Second, MaxMessageSize: 256 * KiB,

@@ -10,7 +10,7 @@ import (
 // The keys each mapping knows. Whether a key applies to an input's protocol
 // or an output's type is checked later (inputKeyUse, outputKeyUse).
 func rootKeys() []string {
-	return []string{"inputs", "outputs", "routes", "route_mode", "spool", "dead_letter", "metrics", "shutdown_timeout", "max_partial_bytes"}
+	return []string{"inputs", "outputs", "routes", "route_mode", "spool", "dead_letter", "metrics", "shutdown_timeout", "shutdown_delay", "max_partial_bytes"}
 }
 
 func inputKeys() []string {
@@ -40,7 +40,7 @@ func spoolKeys() []string {
 func deadLetterKeys() []string { return []string{"dir", "max_size"} }
 
 func metricsKeys() []string {
-	return []string{"address", "pprof"}
+	return []string{"address", "pprof", "unready_after"}
 }
 
 // decodeConfig decodes the document root into a Config, recording lines and
@@ -90,7 +90,7 @@ func (d *decoder) decodeConfig(root *yaml.Node) *Config {
 				case "when_full":
 					d.str(v, p, &s.WhenFull)
 				case "rename":
-					s.Rename = d.stringMap(v, p, "a mapping of old output names to new ones, such as {sekoia: sekoia-eu}")
+					s.Rename = d.stringMap(v, p, "a mapping of old output names to new ones, such as {sekoia: sekoia-eu}", false)
 				}
 			}) {
 				c.Spool = s
@@ -111,12 +111,16 @@ func (d *decoder) decodeConfig(root *yaml.Node) *Config {
 					d.str(v, p, &c.Metrics.Address)
 				case "pprof":
 					d.boolean(v, p, &c.Metrics.Pprof)
+				case "unready_after":
+					d.duration(v, p, &c.Metrics.UnreadyAfter)
 				}
 			})
 		case "route_mode":
 			d.str(v, p, &c.RouteMode)
 		case "shutdown_timeout":
 			d.duration(v, p, &c.ShutdownTimeout)
+		case "shutdown_delay":
+			d.duration(v, p, &c.ShutdownDelay)
 		case "max_partial_bytes":
 			d.size(v, p, &c.MaxPartialBytes)
 		}
@@ -168,9 +172,9 @@ func (d *decoder) decodeInput(n *yaml.Node, path string, in *Input) bool {
 		case "url":
 			d.str(v, p, &in.URL)
 		case "public_token":
-			d.str(v, p, &in.PublicToken)
+			d.secretStr(v, p, &in.PublicToken)
 		case "private_token":
-			d.str(v, p, &in.PrivateToken)
+			d.secretStr(v, p, &in.PrivateToken)
 		case "interval":
 			d.duration(v, p, &in.Interval)
 		case "ca_file":
@@ -234,7 +238,7 @@ func (d *decoder) decodeOutput(n *yaml.Node, path string, out *Output) bool {
 		case "url":
 			d.str(v, p, &out.URL)
 		case "intake_key":
-			d.str(v, p, &out.IntakeKey)
+			d.secretStr(v, p, &out.IntakeKey)
 		case "ca_file":
 			d.filePath(v, p, &out.CAFile)
 		case "system_roots":
@@ -289,12 +293,13 @@ func (d *decoder) decodeOutput(n *yaml.Node, path string, out *Output) bool {
 // headers decodes an http output's extra headers. Values are secrets as far
 // as messages go: they are never quoted.
 func (d *decoder) headers(n *yaml.Node, path string, out *Output) {
-	out.Headers = d.stringMap(n, path, "a mapping of header names to values")
+	out.Headers = d.stringMap(n, path, "a mapping of header names to values", true)
 }
 
 // stringMap decodes a mapping of strings to strings; want describes it in
-// the problem reported for anything else. Null or absent gives nil.
-func (d *decoder) stringMap(n *yaml.Node, path, want string) map[string]string {
+// the problem reported for anything else; with secrets its values are
+// secrets (they may read files). Null or absent gives nil.
+func (d *decoder) stringMap(n *yaml.Node, path, want string, secrets bool) map[string]string {
 	n = resolve(n)
 	if n == nil || isNull(n) {
 		return nil
@@ -307,7 +312,7 @@ func (d *decoder) stringMap(n *yaml.Node, path, want string) map[string]string {
 	for _, kv := range d.pairs(n, path, 0) {
 		p := join(path, kv.key)
 		d.lines[p] = kv.line
-		if s, ok := d.scalar(kv.v, p); ok {
+		if s, ok := d.expandScalar(kv.v, p, secrets); ok {
 			m[kv.key] = s
 		}
 	}

@@ -58,11 +58,16 @@ func (c *Config) Summary() string {
 		if c.Metrics.Pprof {
 			b.WriteString(", profiler at /debug/pprof/")
 		}
-		b.WriteByte('\n')
+		fmt.Fprintf(&b, "; /readyz 503 after an output fails for %s (unready_after)\n", formatDuration(c.Metrics.UnreadyAfter))
 	} else {
 		b.WriteString("metrics: off\n")
 	}
 	fmt.Fprintf(&b, "shutdown_timeout: %s\n", formatDuration(c.ShutdownTimeout))
+	if c.ShutdownDelay > 0 {
+		fmt.Fprintf(&b, "shutdown_delay: %s (on SIGTERM /readyz answers 503 and inputs keep accepting, then the drain)\n", formatDuration(c.ShutdownDelay))
+	} else {
+		b.WriteString("shutdown_delay: none\n")
+	}
 	return b.String()
 }
 

@@ -8,15 +8,16 @@ import (
 
 func TestSummaryDefault(t *testing.T) {
 	want := `inputs (2):
-  tcp: tcp on 127.0.0.1:1514; max_message_size 256KiB; max_connections 1000; idle_timeout 5m; handshake_timeout 5s
+  tcp: tcp on 127.0.0.1:1514; max_message_size 256KiB; max_connections 1000; idle_timeout none; handshake_timeout 5s
   udp: udp on 127.0.0.1:1514; max_message_size 256KiB
 max_partial_bytes: 256MiB held in partial frames across all tcp/tls connections
 outputs (1):
   stdout: file standard output; batch 1000 events / 4MiB / no wait; queue 64MiB
 routes: none, every event goes to every output
 spool: none
-metrics: http://127.0.0.1:9514/metrics
+metrics: http://127.0.0.1:9514/metrics; /readyz 503 after an output fails for 1m (unready_after)
 shutdown_timeout: 10s
+shutdown_delay: none
 `
 	if got := Default().Summary(); got != want {
 		t.Fatalf("Summary() =\n%s\nwant\n%s", got, want)
@@ -49,8 +50,9 @@ func TestSummaryFull(t *testing.T) {
 		"  route2: from darktrace-udp, darktrace-tls -> insightidr\n",
 		"  route3: every event -> archive, archive-http\n",
 		"spool: " + dir + "/spool, max 10GiB, fsync every 1s, when full: drop_oldest\n",
-		"metrics: http://127.0.0.1:9514/metrics\n",
+		"metrics: http://127.0.0.1:9514/metrics; /readyz 503 after an output fails for 30s (unready_after)\n",
 		"shutdown_timeout: 15s\n",
+		"shutdown_delay: 5s (on SIGTERM /readyz answers 503 and inputs keep accepting, then the drain)\n",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("summary lacks %q:\n%s", want, got)

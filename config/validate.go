@@ -50,8 +50,28 @@ func (d *decoder) validate(c *Config) {
 			}
 			d.warnf("metrics.address", "is not a loopback address: %s served without authentication to every host that can reach it", served)
 		}
-	} else if c.Metrics.Pprof {
-		d.warnf("metrics.pprof", "has no effect without metrics.address")
+	} else {
+		if c.Metrics.Pprof {
+			d.warnf("metrics.pprof", "has no effect without metrics.address")
+		}
+		if d.isSet("metrics.unready_after") {
+			d.warnf("metrics.unready_after", "has no effect without metrics.address")
+		}
+	}
+	d.shutdownWarning(c)
+}
+
+// systemdStopTimeout is systemd's default TimeoutStopSec: a unit still
+// running that long after SIGTERM is killed (SIGKILL), its drain cut short.
+const systemdStopTimeout = 90 * time.Second
+
+// shutdownWarning warns when shutdown_delay and shutdown_timeout together
+// outlast systemd's default stop timeout.
+func (d *decoder) shutdownWarning(c *Config) {
+	if total := c.ShutdownDelay + c.ShutdownTimeout; total > systemdStopTimeout && d.isSet("shutdown_delay") {
+		d.warnf("shutdown_delay", "%s plus shutdown_timeout %s is longer than systemd's default TimeoutStopSec (%s): "+
+			"raise TimeoutStopSec in the unit, or systemd kills the relay before its drain ends",
+			formatDuration(c.ShutdownDelay), formatDuration(c.ShutdownTimeout), formatDuration(systemdStopTimeout))
 	}
 }
 

@@ -102,6 +102,10 @@ type output struct {
 	// failing is set while a batch is being retried: with a spool, Stop
 	// does not wait for a failing output (its events stay in the spool).
 	failing atomic.Bool
+	// For health checks (health.go), as monoNow, 0 when not: since the
+	// first failed attempt after the last accepted one, and since the
+	// start of the Sender.Send under way.
+	failingSince, sendingSince atomic.Int64
 }
 
 func newOutput(spec OutputSpec, idx int, set *metrics.Set, log zerolog.Logger) *output {
@@ -235,7 +239,9 @@ func (o *output) flush() {
 		}
 		b := o.chunk(lo, hi)
 		start := time.Now()
+		o.sendingSince.Store(monoNow())
 		err := o.Sender.Send(o.send, b)
+		o.sendingSince.Store(0)
 		if err == nil {
 			o.accepted(b, lo, time.Since(start), attempt)
 			lo, attempt = hi, 0
@@ -247,6 +253,7 @@ func (o *output) flush() {
 		}
 		var perm *PermanentError
 		if errors.As(err, &perm) {
+			o.failingSince.Store(0) // the intake answers: not an outage
 			o.rejectRange(lo, hi, perm.Reason, err)
 			lo, attempt = hi, 0
 			continue
@@ -297,6 +304,7 @@ func (o *output) accepted(b *Batch, lo int, took time.Duration, attempt int) {
 		}
 	}
 	o.grow(took)
+	o.failingSince.Store(0)
 	if o.down.Swap(false) || attempt > 0 {
 		o.log.Info().Int("failed_attempts", attempt).Msg("intake accepts events again")
 	}
@@ -325,6 +333,7 @@ func (o *output) retry(attempt int, err error, events int) {
 	o.retries.Inc()
 	o.failing.Store(true)
 	o.down.Store(true)
+	o.failingSince.CompareAndSwap(0, monoNow())
 	if isSlowSend(err) {
 		o.shrink(events)
 	}

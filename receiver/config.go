@@ -17,9 +17,27 @@ const (
 	ProtocolTLS = "tls"
 )
 
-// DefaultKeepAlive is the TCP keep-alive idle time and probe interval used
-// when Config.KeepAlive is zero.
-const DefaultKeepAlive = 15 * time.Second
+// DefaultKeepAlive is the TCP keep-alive idle time of accepted tcp and tls
+// connections when Config.KeepAlive is zero. A connection silent for that
+// long is probed every KeepAlive/KeepAliveProbes, and closed by the kernel
+// when KeepAliveProbes probes in a row go unanswered: the connection of a
+// dead peer (powered off, cut off by a firewall) is closed about twice
+// KeepAlive after its last sign of life, 2 minutes by default, while a live
+// sender that writes one alert an hour keeps its connection, and the probes
+// keep the state that NATs and firewalls hold for it fresh (they drop idle
+// flows after 4 to 60 minutes). These are the kernel's
+// net.ipv4.tcp_keepalive_time, _intvl and _probes, set per socket.
+const DefaultKeepAlive = 60 * time.Second
+
+// KeepAliveProbes is the number of unanswered keep-alive probes after which
+// the kernel closes a connection (TCP_KEEPCNT); they go every
+// Config.KeepAlive/KeepAliveProbes (TCP_KEEPINTVL, at least 1s).
+const KeepAliveProbes = 4
+
+// keepAliveInterval is the probe interval for the idle time idle.
+func keepAliveInterval(idle time.Duration) time.Duration {
+	return max(idle/KeepAliveProbes, time.Second)
+}
 
 // DefaultHandshakeTimeout is Config.HandshakeTimeout when it is zero.
 const DefaultHandshakeTimeout = 5 * time.Second
@@ -85,8 +103,9 @@ type Config struct {
 	// ProxyProtocol expects a PROXY protocol v1 or v2 header at the start
 	// of every tcp/tls connection.
 	ProxyProtocol bool
-	// KeepAlive is the TCP keep-alive idle time and interval
-	// (DefaultKeepAlive if 0, disabled if negative).
+	// KeepAlive is the TCP keep-alive idle time of accepted tcp and tls
+	// connections, at least 1s (DefaultKeepAlive if 0, disabled if
+	// negative); see DefaultKeepAlive for the probes.
 	KeepAlive time.Duration
 	// EventLoops is the number of gnet event loops (GOMAXPROCS if 0).
 	EventLoops int

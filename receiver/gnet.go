@@ -38,6 +38,7 @@ type gnetServer struct {
 	udp   bool
 	tick  time.Duration
 	clock atomic.Int64 // UnixNano, refreshed by OnTick
+	beat  atomic.Int64 // monoNow of the last OnTick (running)
 
 	engine    gnet.Engine
 	bootErr   error
@@ -83,6 +84,7 @@ func newGnetServer(cm *common) *gnetServer {
 		cm.slots.evictable = func(sl *slot) bool { return unreadBytes(sl.fd) == 0 }
 	}
 	s.clock.Store(time.Now().UnixNano())
+	s.beat.Store(monoNow())
 	return s
 }
 
@@ -135,6 +137,20 @@ func startGnet(cm *common) (*gnetServer, func(context.Context) error, error) {
 	return s, func(ctx context.Context) error { return s.stop(ctx, done) }, nil
 }
 
+// engineStaleAfter is how long a gnet engine may go without a tick before
+// Listener.Running reports it stopped: many ticks (one a second at most).
+const engineStaleAfter = 15 * time.Second
+
+var monoBase = time.Now()
+
+// monoNow is a monotonic clock in nanoseconds.
+func monoNow() int64 { return int64(time.Since(monoBase)) }
+
+// running reports whether the engine ticked lately (Listener.Running).
+func (s *gnetServer) running() bool {
+	return monoNow()-s.beat.Load() <= int64(engineStaleAfter)
+}
+
 // watchKernelDrops exports the kernel's drop counter of the udp input's
 // sockets, every event loop's one being bound once the engine ticks.
 func (s *gnetServer) watchKernelDrops() {
@@ -185,6 +201,7 @@ func (s *gnetServer) OnBoot(eng gnet.Engine) gnet.Action {
 func (s *gnetServer) OnTick() (time.Duration, gnet.Action) {
 	now := time.Now().UnixNano()
 	s.clock.Store(now)
+	s.beat.Store(monoNow())
 	s.readyOnce.Do(func() { close(s.ready) })
 	if !s.udp {
 		s.sweep(now)
@@ -248,7 +265,7 @@ func (s *gnetServer) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		return nil, gnet.Close
 	}
 	if ka := s.cfg.KeepAlive; ka > 0 {
-		if err := c.SetKeepAlive(true, ka, ka, 9); err != nil {
+		if err := c.SetKeepAlive(true, ka, keepAliveInterval(ka), KeepAliveProbes); err != nil {
 			s.sampled(logSocket).Warn().Err(err).Msg("cannot set TCP keep-alive")
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -21,6 +22,9 @@ type Listener struct {
 	addr     net.Addr
 	log      zerolog.Logger
 	stopFn   func(context.Context) error
+	running  func() bool // see Running
+	gnet     *gnetServer // tcp and udp inputs
+	stopped  atomic.Bool // Stop was called
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -70,13 +74,13 @@ func Start(cfg Config, pool SinkPool, m *Metrics, log zerolog.Logger) (*Listener
 		if err != nil {
 			return nil, err
 		}
-		l.addr, l.stopFn = ts.ln.Addr(), ts.stop
+		l.addr, l.stopFn, l.running = ts.ln.Addr(), ts.stop, ts.running
 	default:
 		gs, stop, err := startGnet(cm)
 		if err != nil {
 			return nil, err
 		}
-		l.addr, l.stopFn = gs.boundAddr, stop
+		l.addr, l.stopFn, l.running, l.gnet = gs.boundAddr, stop, gs.running, gs
 	}
 	log.Info().Str("address", l.addr.String()).Int("max_message_size", cfg.MaxMessageSize).
 		Int("max_connections", cfg.MaxConnections).Int("max_connections_per_source", cfg.MaxConnectionsPerSource).
@@ -86,15 +90,27 @@ func Start(cfg Config, pool SinkPool, m *Metrics, log zerolog.Logger) (*Listener
 	return l, nil
 }
 
+// Name returns the input's name (Config.Name).
+func (l *Listener) Name() string { return l.cfg.Name }
+
 // Addr returns the bound address (with the real port when Config.Address
 // asked for port 0).
 func (l *Listener) Addr() net.Addr { return l.addr }
+
+// Running reports whether the input still runs, for a liveness check: a
+// tcp or udp input's gnet engine has ticked within the last
+// engineStaleAfter (it ticks about every second, and its ticker ends with
+// the engine); a tls input's accept loop has not ended. Event loops held
+// by backpressure (a sink that blocks) run: they wait on purpose. False
+// after Stop. Safe for concurrent use.
+func (l *Listener) Running() bool { return !l.stopped.Load() && l.running() }
 
 // Stop stops accepting, lets the reads in progress finish (a sink blocked
 // in backpressure must be released by the pipeline's own shutdown), and
 // closes every connection. It returns an error if ctx ends first. Calling
 // Stop again returns the first result.
 func (l *Listener) Stop(ctx context.Context) error {
+	l.stopped.Store(true)
 	l.stopOnce.Do(func() {
 		start := time.Now()
 		l.stopErr = l.stopFn(ctx)

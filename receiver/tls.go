@@ -42,7 +42,7 @@ type tlsServer struct {
 func startTLS(cm *common) (*tlsServer, error) {
 	lc := net.ListenConfig{Control: reuseAddrControl}
 	if ka := cm.cfg.KeepAlive; ka > 0 {
-		lc.KeepAliveConfig = net.KeepAliveConfig{Enable: true, Idle: ka, Interval: ka, Count: 9}
+		lc.KeepAliveConfig = net.KeepAliveConfig{Enable: true, Idle: ka, Interval: keepAliveInterval(ka), Count: KeepAliveProbes}
 	} else {
 		lc.KeepAlive = -1
 	}
@@ -54,6 +54,16 @@ func startTLS(cm *common) (*tlsServer, error) {
 	s.bufs.New = func() any { b := make([]byte, tlsReadBuffer); return &b }
 	go s.acceptLoop()
 	return s, nil
+}
+
+// running reports whether the accept loop runs (Listener.Running).
+func (s *tlsServer) running() bool {
+	select {
+	case <-s.done:
+		return false
+	default:
+		return true
+	}
 }
 
 // reuseAddrControl sets SO_REUSEADDR so that a restart binds at once while

@@ -31,6 +31,9 @@ func TestFullBlocks(t *testing.T) {
 		done <- nil
 	}()
 	waitFor(t, "a blocked Append", 5*time.Second, func() bool { return s.Stats().Blocked == 1 })
+	if b := s.Blocked(); b != 1 {
+		t.Fatalf("Blocked() = %d with an Append waiting", b)
+	}
 	if st := s.Stats(); st.Bytes > s.opts.MaxSize {
 		t.Fatalf("spool holds %d bytes, max %d", st.Bytes, s.opts.MaxSize)
 	}
@@ -49,6 +52,9 @@ func TestFullBlocks(t *testing.T) {
 		t.Fatal("Append still blocked after every record was acknowledged")
 	}
 	sameSequence(t, got, recs)
+	if b := s.Blocked(); b != 0 {
+		t.Fatalf("Blocked() = %d once every Append returned", b)
+	}
 	if s.m.blocked.Get() <= 0 {
 		t.Fatal("blocked time not counted")
 	}

@@ -121,7 +121,9 @@ func (s *Spool) waitLocked(retry time.Duration) error {
 		})
 	}
 	s.waiters++
+	s.blocked.Add(1)
 	s.space.Wait()
+	s.blocked.Add(-1)
 	s.waiters--
 	if t != nil {
 		t.Stop()

@@ -46,6 +46,8 @@ type Spool struct {
 	bytes    int64 // sum of segment sizes, the pending header included
 	segLimit int64 // size at which active is sealed; lowered when the disk fills
 	waiters  int   // Appends blocked on space
+	// blocked mirrors waiters for Blocked, which takes no lock.
+	blocked atomic.Int32
 	// unsynced are sealed segments written since the last commit; their
 	// files stay open until fsynced or deleted.
 	unsynced    []*segment
@@ -409,6 +411,12 @@ type Stats struct {
 	OldestAge time.Duration // age of the oldest record not acknowledged by every consumer
 	Blocked   int           // appends waiting for space
 }
+
+// Blocked returns the number of Appends waiting for space now: the spool
+// is full (max_size, or the disk) and when_full is block, or drop_oldest
+// found nothing to drop. Unlike Stats it takes no lock, so a health check
+// answers while a write holds the spool; safe for concurrent use.
+func (s *Spool) Blocked() int { return int(s.blocked.Load()) }
 
 // Stats returns current figures; safe for concurrent use.
 func (s *Spool) Stats() Stats {

@@ -18,20 +18,28 @@ import (
 	"github.com/dtrelay/dtrelay/internal/relay"
 )
 
+// Exit codes of `dtrelay run`, so that a service manager can tell a clean
+// stop from lost events and a configuration to fix (README, exit codes).
+const (
+	exitOK      = 0 // stopped cleanly: everything delivered or kept in the spool
+	exitFailure = 1 // events undelivered at stop, or the relay could not start (a port taken...)
+	exitConfig  = 2 // the configuration cannot be read or is invalid; also bad flags
+)
+
 // runRelay is `dtrelay run`: protect the secrets → logger → config → start
 // stages → wait for a signal → stop in reverse.
 func runRelay(path, level string, stderr io.Writer) int {
 	lvl, err := zerolog.ParseLevel(level)
 	if err != nil {
 		fmt.Fprintf(stderr, "dtrelay: bad -log-level %q\n", level)
-		return 2
+		return exitConfig
 	}
 	log := zerolog.New(stderr).Level(lvl).With().Timestamp().Logger()
 	// Before the configuration (and its keys) is read: no core dump of a
 	// process holding them.
 	if err := protectSecrets(); err != nil {
 		log.Error().Err(err).Msg("cannot start")
-		return 1
+		return exitFailure
 	}
 	// Libraries that log through the standard logger (the process metrics
 	// do) come out as JSON too.
@@ -41,7 +49,7 @@ func runRelay(path, level string, stderr io.Writer) int {
 	cfg, warnings, err := loadConfig(path)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
-		return 1
+		return exitConfig
 	}
 	for _, w := range warnings {
 		log.Warn().Msg(w.String())
@@ -55,14 +63,17 @@ func runRelay(path, level string, stderr io.Writer) int {
 	}
 	log.Info().Str("version", versionString()).Str("config", source).Msg("dtrelay starting")
 
+	// Before Start: a SIGTERM while the stages start (the metrics listener
+	// may already answer) waits for them, then stops them gracefully.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	r, err := relay.Start(cfg, metrics.NewSet(), log)
 	if err != nil {
 		log.Error().Err(err).Msg("cannot start")
-		return 1
+		return exitFailure
 	}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	s := <-sig
+	beginShutdown(r, cfg.ShutdownDelay, sig, log)
 	signal.Stop(sig)
 	log.Info().Str("signal", s.String()).Dur("timeout", cfg.ShutdownTimeout).Msg("stopping")
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
@@ -71,9 +82,29 @@ func runRelay(path, level string, stderr io.Writer) int {
 	lost := r.Stop(ctx)
 	log.Info().Dur("took", time.Since(start)).Int64("undelivered", lost).Msg("stopped")
 	if lost > 0 {
-		return 1
+		return exitFailure
 	}
-	return 0
+	return exitOK
+}
+
+// beginShutdown turns /readyz to 503 and, for shutdown_delay, keeps the
+// inputs accepting while a load balancer takes the relay out of rotation;
+// another signal on sig cuts the delay short.
+func beginShutdown(r *relay.Relay, delay time.Duration, sig <-chan os.Signal, log zerolog.Logger) {
+	if delay > 0 {
+		log.Info().Dur("shutdown_delay", delay).Msg("not ready (/readyz 503); inputs accept until the delay ends")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case s := <-sig:
+			log.Info().Str("signal", s.String()).Msg("shutdown_delay cut short")
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	r.BeginShutdown(ctx, delay)
 }
 
 func loadConfig(path string) (*config.Config, []config.Warning, error) {

@@ -2,7 +2,6 @@ package relay
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	stdlog "log"
 	"net"
@@ -56,14 +55,15 @@ func (r *Relay) startMetrics() {
 		return
 	}
 	r.metricsLn = ln
-	r.httpSrv, _ = serveMetrics(ln, metricsHandler(r.set, r.cfg.Metrics.Pprof), defaultMetricsLimits, r.log)
+	r.httpSrv, _ = serveMetrics(ln, metricsHandler(r.set, r.cfg.Metrics.Pprof, r.liveness, r.readiness), defaultMetricsLimits, r.log)
 	r.log.Info().Str("address", ln.Addr().String()).Bool("pprof", r.cfg.Metrics.Pprof).Msg("serving metrics")
 }
 
 // metricsHandler serves /metrics (set, the process metrics and the
-// descriptor counts), /healthz,
-// /readyz and, with withPprof, the Go profiler under /debug/pprof/.
-func metricsHandler(set *metrics.Set, withPprof bool) http.Handler {
+// descriptor counts), /healthz and /readyz (the reasons live and ready
+// give, health.go) and, with withPprof, the Go profiler under
+// /debug/pprof/.
+func metricsHandler(set *metrics.Set, withPprof bool, live, ready func() []healthReason) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
@@ -73,8 +73,8 @@ func metricsHandler(set *metrics.Set, withPprof bool) http.Handler {
 		// inputs need to accept connections.
 		metrics.WriteFDMetrics(w)
 	})
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/healthz", healthHandler(live))
+	mux.HandleFunc("/readyz", healthHandler(ready))
 	if withPprof {
 		// Opt-in (metrics.pprof): profiles show the memory of a process
 		// that holds the intake keys, to anyone who reaches the address.

@@ -63,7 +63,7 @@ func startMetricsServer(t *testing.T, lim metricsLimits, log zerolog.Logger) *li
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, ll := serveMetrics(ln, metricsHandler(metrics.NewSet(), false), lim, log)
+	srv, ll := serveMetrics(ln, metricsHandler(metrics.NewSet(), false, noReasons, noReasons), lim, log)
 	t.Cleanup(func() { srv.Close() })
 	return ll
 }
@@ -216,7 +216,7 @@ func TestMetricsErrorLogIsJSON(t *testing.T) {
 	}
 	el := &emfileListener{Listener: ln}
 	el.n.Store(3)
-	srv, _ := serveMetrics(el, metricsHandler(metrics.NewSet(), false), testLimits(4, time.Second), zerolog.New(&logs))
+	srv, _ := serveMetrics(el, metricsHandler(metrics.NewSet(), false, noReasons, noReasons), testLimits(4, time.Second), zerolog.New(&logs))
 	defer srv.Close()
 	c := dial(t, ln.Addr().String())
 	c.send(t, "/healthz")
@@ -248,3 +248,6 @@ func TestLogWriter(t *testing.T) {
 		t.Fatalf("got %s", b.String())
 	}
 }
+
+// noReasons is a health check that always passes.
+func noReasons() []healthReason { return nil }

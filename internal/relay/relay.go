@@ -37,6 +37,7 @@ type Relay struct {
 	metricsLn   net.Listener
 
 	outputs []forward.OutputSpec // their dead-letter files are closed at Stop
+	health  healthState          // /healthz and /readyz (health.go)
 }
 
 // Start builds and starts a relay: outputs and pipeline first, then the
@@ -147,6 +148,7 @@ func (r *Relay) MetricsAddr() net.Addr {
 // outputs deliver what is queued until ctx ends. It returns the number of
 // events that could not be delivered.
 func (r *Relay) Stop(ctx context.Context) int64 {
+	r.health.stopping.Store(true) // /readyz: draining
 	start := time.Now()
 	if r.pipe != nil {
 		r.pipe.Unblock()
