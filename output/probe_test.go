@@ -125,7 +125,6 @@ func TestHTTPProbe(t *testing.T) {
 	}
 }
 
-
 func TestProbeFile(t *testing.T) {
 	dir := t.TempDir()
 	existing := filepath.Join(dir, "out.ndjson")
