@@ -3,6 +3,7 @@
 //
 //	dtrelay run   [-c FILE]   # no -c: the embedded default
 //	dtrelay check  -c FILE    # validate, print every problem, exit 1 if any
+//	dtrelay check --online -c FILE  # and reach every API input and output
 //	dtrelay spool inspect -c FILE   # what the spool holds (read-only)
 //	dtrelay deadletter list   -c FILE
 //	dtrelay deadletter replay -c FILE --output NAME
@@ -29,6 +30,7 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   dtrelay run   [-c FILE] [-log-level LEVEL]   relay alerts (no -c: the embedded default)
   dtrelay check  -c FILE                       validate a configuration
+  dtrelay check --online -c FILE               and reach each darktrace-api input and output (exit 1 on a failure)
   dtrelay spool inspect -c FILE                what the spool holds (read-only, also while running)
   dtrelay deadletter list   -c FILE            the events each output gave up on
   dtrelay deadletter replay -c FILE --output NAME [-timeout 5m]
@@ -55,12 +57,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runRelay(*cfgPath, *level, stderr)
 	case "check":
 		cfgPath := fs.String("c", "", "configuration `file`")
+		online := fs.Bool("online", false, "also reach each darktrace-api input and output (signed request, connection, TLS)")
 		if fs.Parse(args) != nil {
 			return 2
 		}
 		if *cfgPath == "" {
 			fmt.Fprintln(stderr, "dtrelay check: -c FILE is required")
 			return 2
+		}
+		if *online {
+			return runCheckOnline(*cfgPath, stdout, stderr)
 		}
 		return runCheck(*cfgPath, stdout, stderr)
 	case "spool":
