@@ -90,10 +90,10 @@ func TestFull(t *testing.T) {
 				Batch: Batch{MaxEvents: 1000, MaxBytes: 4 * MiB}, QueueSize: 64 * MiB},
 		},
 		Routes: []Route{
-			{Match: Match{Kinds: []string{"model_breach", "ai_analyst"}, MinPriority: "medium", Inputs: []string{"darktrace", "cloud"}},
+			{Name: "route1", Match: Match{Kinds: []string{"model_breach", "ai_analyst"}, MinPriority: "medium", Inputs: []string{"darktrace", "cloud"}},
 				Outputs: []string{"sekoia", "sekoia-syslog", "sekoia-relp"}},
-			{Match: Match{Inputs: []string{"darktrace-udp", "darktrace-tls"}}, Outputs: []string{"insightidr"}},
-			{Outputs: []string{"archive", "archive-http"}},
+			{Name: "route2", Match: Match{Inputs: []string{"darktrace-udp", "darktrace-tls"}}, Outputs: []string{"insightidr"}},
+			{Name: "route3", Outputs: []string{"archive", "archive-http"}},
 		},
 		Spool:           &Spool{Dir: filepath.Join(dir, "spool"), MaxSize: 10 * GiB, FsyncInterval: time.Second, WhenFull: "drop_oldest"},
 		Metrics:         Metrics{Address: "127.0.0.1:9514"},

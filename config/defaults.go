@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"net"
 	"path/filepath"
 	"time"
@@ -29,6 +30,7 @@ const (
 	DefaultRELPWindow       = 128       // rsyslog omrelp's
 	DefaultRELPMaxMessage   = 256 * KiB // relp outputs' max_message_size
 	MaxRELPWindow           = 65536
+	DefaultDedupMaxKeys     = 1_000_000
 )
 
 // Defaults of dead_letter.
@@ -47,6 +49,11 @@ func (d *decoder) complete(c *Config) {
 	}
 	if !d.isSet("max_partial_bytes") {
 		c.MaxPartialBytes = DefaultMaxPartialBytes
+	}
+	for i := range c.Routes {
+		if c.Routes[i].Name == "" {
+			c.Routes[i].Name = fmt.Sprintf("route%d", i+1)
+		}
 	}
 	for i := range c.Inputs {
 		d.completeInput(&c.Inputs[i], d.inputPaths[i])

@@ -34,6 +34,13 @@ type Options struct {
 	Inputs  []InputSpec
 	Outputs []OutputSpec
 	Routes  []RouteSpec
+	// RouteMode is RouteAll (the default: every matching route) or
+	// RouteFirst (the first matching route only).
+	RouteMode string
+	// StateDir, when set (the spool's directory), keeps the
+	// de-duplication state across restarts: loaded at New, saved every
+	// dedupSaveEvery and at Stop.
+	StateDir string
 	// MaxPayload caps the JSON the classifier parses (the input's
 	// max_message_size); larger payloads are counted not_json.
 	MaxPayload int
@@ -50,9 +57,13 @@ type Options struct {
 type Pipeline struct {
 	router  *Router
 	outputs []*output
-	pools   []*ProducerPool
-	log     zerolog.Logger
-	cancel  context.CancelFunc
+	// De-duplication state kept in stateDir; stopSaving ends its saver.
+	stateDir   string
+	stopSaving chan struct{}
+	saverDone  chan struct{}
+	pools      []*ProducerPool
+	log        zerolog.Logger
+	cancel     context.CancelFunc
 
 	// With a spool.
 	spool     *spool.Spool
@@ -66,18 +77,20 @@ type Pipeline struct {
 
 // New builds the pipeline and starts one batcher goroutine per output.
 func New(opts Options) (*Pipeline, error) {
-	var notJSON []int
-	for i, o := range opts.Outputs {
-		if o.NotJSON {
-			notJSON = append(notJSON, i)
-		}
-	}
-	router, err := NewRouter(len(opts.Outputs), opts.Routes, notJSON)
-	if err != nil {
-		return nil, err
-	}
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.NewSet()
+	}
+	ro := RouterOptions{Outputs: len(opts.Outputs), Mode: opts.RouteMode, Metrics: opts.Metrics}
+	for i, o := range opts.Outputs {
+		if o.NotJSON {
+			ro.NotJSON = append(ro.NotJSON, i)
+		}
+		ro.OutputDedup = append(ro.OutputDedup, o.Dedup)
+		ro.OutputNames = append(ro.OutputNames, o.Name)
+	}
+	router, err := NewRouter(opts.Routes, ro)
+	if err != nil {
+		return nil, err
 	}
 	sendCtx, cancel := context.WithCancel(context.Background())
 	p := &Pipeline{router: router, log: opts.Log, cancel: cancel, spool: opts.Spool,
@@ -105,6 +118,7 @@ func New(opts Options) (*Pipeline, error) {
 	for _, o := range p.outputs {
 		go o.run()
 	}
+	p.startDedupState(opts.StateDir)
 	return p, nil
 }
 
@@ -162,6 +176,7 @@ wait:
 		case <-tick.C:
 		}
 	}
+	p.stopDedupState()
 	p.cancel() // abandon deliveries still under way
 	for _, o := range p.outputs {
 		<-o.done

@@ -18,6 +18,8 @@ type Producer struct {
 	cls *parser.Classifier
 	hdr parser.Header
 	al  parser.Alert
+	fl  parser.Fields // read when the router needs them
+	in  RouteInput
 	blk *Block
 	now int64 // reception time of the current read, Unix ns
 
@@ -56,7 +58,11 @@ func (pr *Producer) classify(frame []byte) bool {
 		pr.now = time.Now().UnixNano()
 	}
 	parser.Scan(frame, &pr.hdr)
-	return pr.cls.Classify(pr.hdr.Payload.Bytes(frame), pr.hdr.App.Bytes(frame), &pr.al) == nil
+	payload, app := pr.hdr.Payload.Bytes(frame), pr.hdr.App.Bytes(frame)
+	if pr.pp.p.router.NeedsFields() {
+		return pr.cls.ClassifyFields(payload, app, &pr.al, &pr.fl) == nil
+	}
+	return pr.cls.Classify(payload, app, &pr.al) == nil
 }
 
 // add counts, routes and copies the frame classified last.
@@ -68,7 +74,14 @@ func (pr *Producer) add(frame []byte, notJSON bool) {
 		pr.kinds[pr.al.Kind]++
 		pr.alerts++
 	}
-	mask := pr.pp.p.router.Route(pr.al.Kind, pr.al.Priority, int(pr.pp.input), notJSON)
+	r := pr.pp.p.router
+	in := &pr.in
+	*in = RouteInput{Kind: pr.al.Kind, Priority: pr.al.Priority, Score: pr.al.Score, Input: int(pr.pp.input), NotJSON: notJSON,
+		Host: pr.hdr.Host.Bytes(frame), App: pr.hdr.App.Bytes(frame), Payload: pr.hdr.Payload.Bytes(frame), Now: pr.now}
+	if r.NeedsFields() && !notJSON {
+		in.Fields = &pr.fl
+	}
+	mask := r.Route(in)
 	if mask == 0 {
 		if !notJSON { // not_json is counted as such already
 			pr.filtered++

@@ -3,6 +3,7 @@
 //
 //	dtrelay run   [-c FILE]   # no -c: the embedded default
 //	dtrelay check  -c FILE    # validate, print every problem, exit 1 if any
+//	dtrelay check  -c FILE --route SAMPLES   # and where each sample alert would go
 //	dtrelay check --online -c FILE  # and reach every API input and output
 //	dtrelay spool inspect -c FILE   # what the spool holds (read-only)
 //	dtrelay deadletter list   -c FILE
@@ -29,7 +30,8 @@ func main() {
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   dtrelay run   [-c FILE] [-log-level LEVEL]   relay alerts (no -c: the embedded default)
-  dtrelay check  -c FILE                       validate a configuration
+  dtrelay check  -c FILE [--route SAMPLES]     validate a configuration; --route: where each
+                                               alert of SAMPLES (JSON or syslog lines) would go
   dtrelay check --online -c FILE               and reach each darktrace-api input and output (exit 1 on a failure)
   dtrelay spool inspect -c FILE                what the spool holds (read-only, also while running)
   dtrelay deadletter list   -c FILE            the events each output gave up on
@@ -57,6 +59,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runRelay(*cfgPath, *level, stderr)
 	case "check":
 		cfgPath := fs.String("c", "", "configuration `file`")
+		samples := fs.String("route", "", "dry run: for each alert of this `file` (one JSON payload or syslog line per line), the routes and outputs it would take")
 		online := fs.Bool("online", false, "also reach each darktrace-api input and output (signed request, connection, TLS)")
 		if fs.Parse(args) != nil {
 			return 2
@@ -65,10 +68,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "dtrelay check: -c FILE is required")
 			return 2
 		}
+		check := runCheck
 		if *online {
-			return runCheckOnline(*cfgPath, stdout, stderr)
+			check = runCheckOnline // runCheck, then the online checks
 		}
-		return runCheck(*cfgPath, stdout, stderr)
+		if code := check(*cfgPath, stdout, stderr); code != 0 || *samples == "" {
+			return code
+		}
+		return runRouteDryRun(*cfgPath, *samples, stdout, stderr)
 	case "spool":
 		return runSpool(args, stdout, stderr)
 	case "deadletter":

@@ -69,7 +69,7 @@ func Start(cfg *config.Config, set *metrics.Set, log zerolog.Logger) (*Relay, er
 	if err != nil {
 		return nil, err
 	}
-	opts.Routes = routes
+	opts.Routes, opts.RouteMode = routes, cfg.RouteMode
 	if cfg.Spool != nil {
 		var names []string
 		for _, oc := range cfg.Outputs {
@@ -85,6 +85,7 @@ func Start(cfg *config.Config, set *metrics.Set, log zerolog.Logger) (*Relay, er
 			return nil, fmt.Errorf("cannot open the spool: %w", err)
 		}
 		opts.Spool = r.spool
+		opts.StateDir = cfg.Spool.Dir // the de-duplication state, with the spool
 		log.Info().Str("dir", cfg.Spool.Dir).Msg("spool open")
 	}
 	r.outputs = opts.Outputs
