@@ -530,11 +530,11 @@ func (s *RelpSender) handshake(ctx context.Context, sess *relpSession) error {
 }
 
 // closeSession ends the session with "close" and waits, briefly, for its
-// answer. Every message sent was answered already (it is called between
-// batches).
-func (s *RelpSender) closeSession() {
+// answer, and reports whether it came. Every message sent was answered
+// already (it is called between batches).
+func (s *RelpSender) closeSession() (answered bool) {
 	if s.sess == nil {
-		return
+		return false
 	}
 	conn := s.sess.d.conn
 	_ = conn.SetDeadline(time.Now().Add(relpCloseWait))
@@ -542,12 +542,14 @@ func (s *RelpSender) closeSession() {
 	if _, err := conn.Write(relp.AppendFrame(s.wbuf[:0], txnr, relp.CmdClose, nil)); err == nil {
 		for s.sess.r.Read(&s.frame) == nil {
 			if s.frame.Txnr == txnr && s.frame.Is(relp.CmdRsp) {
+				answered = true
 				break
 			}
 		}
 	}
 	_ = conn.Close() // TLS: with close_notify, within the deadline
 	s.sess = nil
+	return answered
 }
 
 // drop closes the session after a failure, at once, discarding what the

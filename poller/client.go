@@ -76,6 +76,12 @@ func newClient(cfg *Config) (*client, error) {
 // into buf (reset first). It returns the HTTP status (0 without an answer)
 // and an error for anything but a 200 whose body fits in maxBody.
 func (c *client) get(ctx context.Context, path string, query url.Values, buf *bytes.Buffer) (int, error) {
+	return c.getHeader(ctx, path, query, buf, nil)
+}
+
+// getHeader is get; when hdr is not nil, it also gets the answer's header
+// (Probe reads Darktrace's clock in its Date).
+func (c *client) getHeader(ctx context.Context, path string, query url.Values, buf *bytes.Buffer, hdr *http.Header) (int, error) {
 	u := c.base
 	u.Path += path
 	var date, sig string
@@ -94,6 +100,9 @@ func (c *client) get(ctx context.Context, path string, query url.Values, buf *by
 		return 0, c.transportError(ctx, path, err)
 	}
 	defer resp.Body.Close()
+	if hdr != nil {
+		*hdr = resp.Header
+	}
 	buf.Reset()
 	if resp.StatusCode != http.StatusOK {
 		// A short read of the body for the diagnosis; the rest is drained

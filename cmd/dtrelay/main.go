@@ -4,6 +4,7 @@
 //	dtrelay run   [-c FILE]   # no -c: the embedded default
 //	dtrelay check  -c FILE    # validate, print every problem, exit 1 if any
 //	dtrelay check  -c FILE --route SAMPLES   # and where each sample alert would go
+//	dtrelay check --online -c FILE  # and reach every API input and output
 //	dtrelay spool inspect -c FILE   # what the spool holds (read-only)
 //	dtrelay deadletter list   -c FILE
 //	dtrelay deadletter replay -c FILE --output NAME
@@ -31,6 +32,7 @@ func usage(w io.Writer) {
   dtrelay run   [-c FILE] [-log-level LEVEL]   relay alerts (no -c: the embedded default)
   dtrelay check  -c FILE [--route SAMPLES]     validate a configuration; --route: where each
                                                alert of SAMPLES (JSON or syslog lines) would go
+  dtrelay check --online -c FILE               and reach each darktrace-api input and output (exit 1 on a failure)
   dtrelay spool inspect -c FILE                what the spool holds (read-only, also while running)
   dtrelay deadletter list   -c FILE            the events each output gave up on
   dtrelay deadletter replay -c FILE --output NAME [-timeout 5m]
@@ -58,6 +60,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "check":
 		cfgPath := fs.String("c", "", "configuration `file`")
 		samples := fs.String("route", "", "dry run: for each alert of this `file` (one JSON payload or syslog line per line), the routes and outputs it would take")
+		online := fs.Bool("online", false, "also reach each darktrace-api input and output (signed request, connection, TLS)")
 		if fs.Parse(args) != nil {
 			return 2
 		}
@@ -65,7 +68,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "dtrelay check: -c FILE is required")
 			return 2
 		}
-		if code := runCheck(*cfgPath, stdout, stderr); code != 0 || *samples == "" {
+		check := runCheck
+		if *online {
+			check = runCheckOnline // runCheck, then the online checks
+		}
+		if code := check(*cfgPath, stdout, stderr); code != 0 || *samples == "" {
 			return code
 		}
 		return runRouteDryRun(*cfgPath, *samples, stdout, stderr)

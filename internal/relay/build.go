@@ -25,6 +25,18 @@ func buildOutput(oc config.Output, dl config.DeadLetter, set *metrics.Set, log z
 		DeadLetter: forward.NewDeadLetter(dl.Dir, oc.Name, int64(dl.MaxSize)),
 		Dedup:      dedupSpec(oc.Dedup),
 	}
+	s, enc, err := newSender(oc, set, log)
+	if err != nil {
+		return spec, err
+	}
+	spec.Encoder, spec.Sender = enc, s
+	spec.NotJSON = (oc.Type == "syslog" || oc.Type == "relp") && oc.Format == output.FormatOriginal
+	return spec, nil
+}
+
+// newSender makes the sender of a configured output and the encoder its
+// batches take. A file output's file is opened (created if need be).
+func newSender(oc config.Output, set *metrics.Set, log zerolog.Logger) (forward.Sender, forward.Encoder, error) {
 	tc := output.TLSClientConfig{CAFile: oc.CAFile, NoSystemRoots: oc.NoSystemRoots, ServerName: oc.ServerName,
 		ClientCertFile: oc.ClientCertFile, ClientKeyFile: oc.ClientKeyFile}
 	switch oc.Type {
@@ -34,20 +46,18 @@ func buildOutput(oc config.Output, dl config.DeadLetter, set *metrics.Set, log z
 			TLSClientConfig: tc, Timeout: oc.Timeout,
 		}, set, oc.Name, log)
 		if err != nil {
-			return spec, err
+			return nil, nil, err
 		}
-		spec.Encoder, spec.Sender = s.Encoder(), s
-		return spec, nil
+		return s, s.Encoder(), nil
 	case "http":
 		s, err := output.NewHTTPSender(output.HTTPConfig{
 			URL: oc.URL, Headers: oc.Headers, Compression: oc.Compression,
 			TLSClientConfig: tc, Timeout: oc.Timeout,
 		}, set, oc.Name, log)
 		if err != nil {
-			return spec, err
+			return nil, nil, err
 		}
-		spec.Encoder, spec.Sender = s.Encoder(), s
-		return spec, nil
+		return s, s.Encoder(), nil
 	case "syslog":
 		s, err := output.NewSyslogSender(output.SyslogConfig{
 			Address: oc.Address, TLS: oc.TLS, TLSClientConfig: tc,
@@ -55,11 +65,9 @@ func buildOutput(oc config.Output, dl config.DeadLetter, set *metrics.Set, log z
 			DialTimeout:         oc.Timeout, WriteTimeout: oc.Timeout, AckTimeout: oc.Timeout,
 		}, set, oc.Name, log)
 		if err != nil {
-			return spec, err
+			return nil, nil, err
 		}
-		spec.Encoder, spec.Sender = s.Encoder(), s
-		spec.NotJSON = oc.Format == output.FormatOriginal
-		return spec, nil
+		return s, s.Encoder(), nil
 	case "relp":
 		s, err := output.NewRelpSender(output.RelpConfig{
 			Address: oc.Address, TLS: oc.TLS, TLSClientConfig: tc,
@@ -68,20 +76,17 @@ func buildOutput(oc config.Output, dl config.DeadLetter, set *metrics.Set, log z
 			DialTimeout: oc.Timeout, Timeout: oc.Timeout,
 		}, set, oc.Name, log)
 		if err != nil {
-			return spec, err
+			return nil, nil, err
 		}
-		spec.Encoder, spec.Sender = s.Encoder(), s
-		spec.NotJSON = oc.Format == output.FormatOriginal
-		return spec, nil
+		return s, s.Encoder(), nil
 	case "file":
 		s, err := output.NewFileSender(oc.Path)
 		if err != nil {
-			return spec, err
+			return nil, nil, err
 		}
-		spec.Encoder, spec.Sender = output.NDJSONEncoder{}, s
-		return spec, nil
+		return s, output.NDJSONEncoder{}, nil
 	}
-	return spec, fmt.Errorf("output type %q is not supported", oc.Type)
+	return nil, nil, fmt.Errorf("output type %q is not supported", oc.Type)
 }
 
 func buildRoutes(rcs []config.Route, inIdx, outIdx map[string]int) ([]forward.RouteSpec, error) {
