@@ -48,10 +48,12 @@ type Options struct {
 // Pipeline joins inputs to outputs. Create it with New, feed it through the
 // ProducerPool of each input, and stop it with Stop.
 type Pipeline struct {
-	router  *Router
+	router  atomic.Pointer[Router] // replaced by SetRoutes
 	outputs []*output
+	poolMu  sync.Mutex // guards pools (SetInput)
 	pools   []*ProducerPool
 	log     zerolog.Logger
+	set     *metrics.Set
 	cancel  context.CancelFunc
 
 	// With a spool.
@@ -81,8 +83,9 @@ func New(opts Options) (*Pipeline, error) {
 		opts.Metrics = metrics.NewSet()
 	}
 	sendCtx, cancel := context.WithCancel(context.Background())
-	p := &Pipeline{router: router, log: opts.Log, cancel: cancel, spool: opts.Spool,
+	p := &Pipeline{log: opts.Log, set: opts.Metrics, cancel: cancel, spool: opts.Spool,
 		sampled: opts.Log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second})}
+	p.router.Store(router)
 	p.spoolLost = opts.Metrics.GetOrCreateCounter(`dtrelay_spool_unspooled_total`)
 	for i, spec := range opts.Outputs {
 		o := newOutput(spec, i, opts.Metrics, opts.Log)
@@ -110,7 +113,11 @@ func New(opts Options) (*Pipeline, error) {
 }
 
 // Pool returns the ProducerPool of input i (its index in Options.Inputs).
-func (p *Pipeline) Pool(i int) *ProducerPool { return p.pools[i] }
+func (p *Pipeline) Pool(i int) *ProducerPool {
+	p.poolMu.Lock()
+	defer p.poolMu.Unlock()
+	return p.pools[i]
+}
 
 // Unblock lets producers waiting on a full queue go on, so that receivers
 // can finish their reads while stopping. Queues may then exceed their size.
@@ -170,6 +177,9 @@ wait:
 	p.cancel() // abandon deliveries still under way
 	for _, o := range p.outputs {
 		<-o.done
+		if r := o.repl.Swap(nil); r != nil { // a reload's, never applied
+			o.discard(r, nil)
+		}
 	}
 	var lost, spooled int64
 	for _, o := range p.outputs {

@@ -68,7 +68,7 @@ func (pr *Producer) add(frame []byte, notJSON bool) {
 		pr.kinds[pr.al.Kind]++
 		pr.alerts++
 	}
-	mask := pr.pp.p.router.Route(pr.al.Kind, pr.al.Priority, int(pr.pp.input), notJSON)
+	mask := pr.pp.p.router.Load().Route(pr.al.Kind, pr.al.Priority, int(pr.pp.input), notJSON)
 	if mask == 0 {
 		if !notJSON { // not_json is counted as such already
 			pr.filtered++
