@@ -50,8 +50,9 @@ type Options struct {
 type Pipeline struct {
 	router  atomic.Pointer[Router] // replaced by SetRoutes
 	outputs []*output
-	poolMu  sync.Mutex // guards pools (SetInput)
+	poolMu  sync.Mutex // guards pools and stalls (SetInput)
 	pools   []*ProducerPool
+	stalls  map[string]*stalls // by input name: a replaced pool's gauges read the same
 	log     zerolog.Logger
 	set     *metrics.Set
 	cancel  context.CancelFunc
@@ -251,7 +252,7 @@ type ProducerPool struct {
 	pool     sync.Pool
 	m        inputMetrics
 	sampled  zerolog.Logger // per-read problems: a few lines per period
-	stalls   stalls         // its producers' waits for room downstream
+	stalls   *stalls        // its producers' waits for room downstream; one per input name
 
 	// The least sizes of a read's first block and of those after it. A
 	// datagram input publishes a block per datagram, so its blocks are
@@ -264,6 +265,7 @@ func newProducerPool(p *Pipeline, idx int, in InputSpec, maxPayload int, set *me
 	pp := &ProducerPool{p: p, name: in.Name, input: uint16(idx), datagram: in.Datagram, track: in.Track,
 		sampled: log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second})}
 	pp.m = newInputMetrics(set, in.Name)
+	pp.stalls = p.stallsOf(in.Name)
 	set.GetOrCreateGauge(fmt.Sprintf(`dtrelay_input_blocked{input=%q}`, in.Name), func() float64 {
 		n, _ := pp.stalls.read()
 		return float64(n)
@@ -281,6 +283,23 @@ func newProducerPool(p *Pipeline, idx int, in InputSpec, maxPayload int, set *me
 		return &Producer{pp: pp, cls: cls, clock: pp.stalls.clock()}
 	}
 	return pp
+}
+
+// stallsOf returns the stall clocks of the input named name: the metrics
+// registered for a name read the first pool's, and a pool that replaces it
+// (SetInput) must feed the same.
+func (p *Pipeline) stallsOf(name string) *stalls {
+	p.poolMu.Lock()
+	defer p.poolMu.Unlock()
+	if p.stalls == nil {
+		p.stalls = map[string]*stalls{}
+	}
+	s := p.stalls[name]
+	if s == nil {
+		s = &stalls{}
+		p.stalls[name] = s
+	}
+	return s
 }
 
 // Get returns a Producer for one read.

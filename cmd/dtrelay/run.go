@@ -55,15 +55,20 @@ func runRelay(path, level string, stderr io.Writer) int {
 	}
 	log.Info().Str("version", versionString()).Str("config", source).Msg("dtrelay starting")
 
+	// SIGHUP is caught before the relay starts: its default action kills.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	r, err := relay.Start(cfg, metrics.NewSet(), log)
 	if err != nil {
 		log.Error().Err(err).Msg("cannot start")
 		return 1
 	}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	s := <-sig
+	for ; s == syscall.SIGHUP; s = <-sig {
+		reload(r, path, log)
+	}
 	signal.Stop(sig)
+	cfg = r.Config()
 	log.Info().Str("signal", s.String()).Dur("timeout", cfg.ShutdownTimeout).Msg("stopping")
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
@@ -74,6 +79,13 @@ func runRelay(path, level string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// reload is SIGHUP: the configuration file is read again and applied;
+// relay.Reload logs and counts the outcome (a refused one changes nothing).
+func reload(r *relay.Relay, path string, log zerolog.Logger) {
+	log.Info().Str("config", path).Msg("SIGHUP: reloading the configuration")
+	_ = r.Reload(func() (*config.Config, []config.Warning, error) { return loadConfig(path) })
 }
 
 func loadConfig(path string) (*config.Config, []config.Warning, error) {

@@ -17,7 +17,6 @@ import (
 	"github.com/dtrelay/dtrelay/config"
 	"github.com/dtrelay/dtrelay/forward"
 	"github.com/dtrelay/dtrelay/internal/secret"
-	"github.com/dtrelay/dtrelay/internal/tlsfiles"
 	"github.com/dtrelay/dtrelay/poller"
 	"github.com/dtrelay/dtrelay/receiver"
 	"github.com/dtrelay/dtrelay/spool"
@@ -38,12 +37,23 @@ type Relay struct {
 	metricsLn   net.Listener
 
 	outputs []forward.OutputSpec // their dead-letter files are closed at Stop
+
+	// For Reload (reload.go); mu also guards cfg.
+	mu        sync.Mutex
+	ins       []*inputState // in configuration order
+	outs      []outputState
+	routes    savedRoutes
+	partial   *receiver.PartialBudget
+	pollCtx   context.Context
+	maxMsg    int // the largest max_message_size at Start: the spool's record limit
+	inMetrics map[string]*receiver.Metrics
+	reloads   reloadMetrics
 }
 
 // Start builds and starts a relay: outputs and pipeline first, then the
 // receivers, then the metrics listener. On error, what was started is stopped.
 func Start(cfg *config.Config, set *metrics.Set, log zerolog.Logger) (*Relay, error) {
-	r := &Relay{cfg: cfg, log: log, set: set}
+	r := &Relay{cfg: cfg, log: log, set: set, inMetrics: map[string]*receiver.Metrics{}, reloads: newReloadMetrics(set)}
 	opts := forward.Options{Metrics: set, Log: log}
 	outIdx := map[string]int{}
 	for i, oc := range cfg.Outputs {
@@ -53,6 +63,7 @@ func Start(cfg *config.Config, set *metrics.Set, log zerolog.Logger) (*Relay, er
 			return nil, fmt.Errorf("cannot set up output %q: %w", oc.Name, err)
 		}
 		opts.Outputs = append(opts.Outputs, spec)
+		r.outs = append(r.outs, outputState{cfg: oc, digest: outputDigest(oc)})
 		outIdx[oc.Name] = i
 	}
 	inIdx := map[string]int{}
@@ -71,6 +82,13 @@ func Start(cfg *config.Config, set *metrics.Set, log zerolog.Logger) (*Relay, er
 		return nil, err
 	}
 	opts.Routes = routes
+	r.maxMsg = maxMsg
+	for i, o := range opts.Outputs {
+		if o.NotJSON {
+			r.routes.notJSON = append(r.routes.notJSON, i)
+		}
+	}
+	r.routes.routes = routes
 	if cfg.Spool != nil {
 		var names []string
 		for _, oc := range cfg.Outputs {
@@ -97,30 +115,33 @@ func Start(cfg *config.Config, set *metrics.Set, log zerolog.Logger) (*Relay, er
 		}
 		return nil, err
 	}
-	pollCtx, stopPolling := context.WithCancel(context.Background())
-	r.stopPolling = stopPolling
+	r.pollCtx, r.stopPolling = context.WithCancel(context.Background())
 	partial := receiver.NewPartialBudget(int64(cfg.MaxPartialBytes))
+	r.partial = partial
 	set.GetOrCreateGauge("dtrelay_partial_frame_bytes", func() float64 { return float64(partial.Held()) })
 	for i, ic := range inputs {
-		if ic.Protocol == config.ProtocolDarktraceAPI {
-			if err := r.startPoller(pollCtx, ic, i); err != nil {
-				r.Stop(context.Background())
-				return nil, fmt.Errorf("cannot start input %q: %w", ic.Name, err)
+		st := &inputState{cfg: ic, idx: i, digest: inputDigest(ic)}
+		var rc receiver.Config
+		var tc *tls.Config
+		if ic.Protocol != config.ProtocolDarktraceAPI {
+			if rc, err = receiverConfig(ic, partial); err == nil && ic.Protocol == config.ProtocolTLS && ic.TLS != nil {
+				tc, err = serverTLS(ic)
 			}
-			continue
+			if err != nil {
+				r.Stop(context.Background())
+				return nil, fmt.Errorf("cannot set up input %q: %w", ic.Name, err)
+			}
 		}
-		rc, err := receiverConfig(ic, partial)
-		if err != nil {
-			r.Stop(context.Background())
-			return nil, fmt.Errorf("cannot set up input %q: %w", ic.Name, err)
-		}
-		l, err := receiver.Start(rc, sinkPool{r.pipe.Pool(i)}, receiver.NewMetrics(set, ic.Name), log)
-		if err != nil {
+		if err := r.startInput(st, rc, tc); err != nil {
 			r.Stop(context.Background())
 			return nil, fmt.Errorf("cannot start input %q: %w", ic.Name, err)
 		}
-		r.listeners = append(r.listeners, l)
+		r.ins = append(r.ins, st)
+		if st.l != nil {
+			r.listeners = append(r.listeners, st.l)
+		}
 	}
+	r.reloads.last.Set(float64(time.Now().UnixNano()) / 1e9)
 	r.startMetrics()
 	return r, nil
 }
@@ -194,10 +215,11 @@ func closeSenders(specs []forward.OutputSpec) {
 	}
 }
 
-// startPoller starts the Darktrace API poller of input ic, the pipeline's
-// input i. Its checkpoint state lives in the spool directory when there is
-// one (else it starts one interval back).
-func (r *Relay) startPoller(ctx context.Context, ic config.Input, i int) error {
+// startPoller starts the Darktrace API poller of input st. Its checkpoint
+// state lives in the spool directory when there is one (else it starts
+// one interval back). Stop ends every poller; st.stop ends this one.
+func (r *Relay) startPoller(st *inputState) error {
+	ic := st.cfg
 	stateDir := ""
 	if r.cfg.Spool != nil {
 		stateDir = r.cfg.Spool.Dir
@@ -205,13 +227,16 @@ func (r *Relay) startPoller(ctx context.Context, ic config.Input, i int) error {
 	p, err := poller.New(poller.Config{
 		Name: ic.Name, URL: ic.URL, PublicToken: ic.PublicToken, PrivateToken: ic.PrivateToken,
 		Interval: ic.Interval, CAFile: ic.CAFile, NoSystemRoots: ic.NoSystemRoots, StateDir: stateDir, MaxEventSize: int(ic.MaxMessageSize),
-	}, poller.PoolSink(r.pipe.Pool(i)), r.set, r.log)
+	}, poller.PoolSink(r.pipe.Pool(st.idx)), r.set, r.log)
 	if err != nil {
 		return err
 	}
+	ctx, stop := context.WithCancel(r.pollCtx)
+	st.stop, st.done = stop, make(chan struct{})
 	r.pollers.Add(1)
 	go func() {
 		defer r.pollers.Done()
+		defer close(st.done)
 		if err := p.Run(ctx); err != nil {
 			r.log.Error().Err(err).Str("input", ic.Name).Msg("poller stopped")
 		}
@@ -236,7 +261,8 @@ type sinkPool struct{ pp *forward.ProducerPool }
 func (s sinkPool) Get() receiver.FrameSink  { return s.pp.Get() }
 func (s sinkPool) Put(f receiver.FrameSink) { s.pp.Put(f.(*forward.Producer)) }
 
-// receiverConfig maps an input's configuration; partial is the process's
+// receiverConfig maps an input's configuration, but for the TLS server
+// configuration (serverTLS, set by startInput); partial is the process's
 // one partial-frame budget, shared by every input.
 func receiverConfig(ic config.Input, partial *receiver.PartialBudget) (receiver.Config, error) {
 	rc := receiver.Config{
@@ -253,21 +279,6 @@ func receiverConfig(ic config.Input, partial *receiver.PartialBudget) (receiver.
 		MaxConnectionsPerSource: ic.MaxConnectionsPerSource,
 		HandshakeTimeout:        ic.HandshakeTimeout,
 		Partial:                 partial,
-	}
-	if ic.Protocol == "tls" && ic.TLS != nil {
-		cert, err := tls.LoadX509KeyPair(ic.TLS.CertFile, ic.TLS.KeyFile)
-		if err != nil {
-			return rc, fmt.Errorf("cannot load certificate: %w", err)
-		}
-		tc := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
-		if ic.TLS.ClientCAFile != "" {
-			pool, err := tlsfiles.CAPool(ic.TLS.ClientCAFile)
-			if err != nil {
-				return rc, err
-			}
-			tc.ClientCAs, tc.ClientAuth = pool, tls.RequireAndVerifyClientCert
-		}
-		rc.TLS = tc
 	}
 	return rc, nil
 }
