@@ -1,6 +1,7 @@
 package forward
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"sync/atomic"
@@ -11,10 +12,15 @@ import (
 	"github.com/dtrelay/dtrelay/spool"
 )
 
-// closeCounter is a recSender that counts its Close calls.
+// closeCounter is a recSender that counts its Send and Close calls.
 type closeCounter struct {
 	*recSender
-	closed atomic.Int32
+	entered, closed atomic.Int32
+}
+
+func (c *closeCounter) Send(ctx context.Context, b *Batch) error {
+	c.entered.Add(1)
+	return c.recSender.Send(ctx, b)
 }
 
 func (c *closeCounter) Close() error { c.closed.Add(1); return nil }
@@ -67,6 +73,7 @@ func TestReplaceOutputHandsOverTheQueue(t *testing.T) {
 	p, _ := newTestPipeline(t, OutputSpec{Name: "out", Encoder: tagEncoder{"old:"}, Sender: oldS, QueueSize: 1 << 20, MaxEvents: 10})
 	lines, want := linesFrom(200, 0)
 	feed(p, 0, lines, 20)
+	waitFor(t, "the first batch at the old sender", func() bool { return oldS.entered.Load() == 1 })
 	newS := &recSender{}
 	done, err := p.ReplaceOutput(0, OutputSpec{Name: "out", Encoder: tagEncoder{"new:"}, Sender: newS, QueueSize: 1 << 20, MaxEvents: 50})
 	if err != nil {
@@ -167,7 +174,7 @@ func TestReplaceOutputKeepsAcks(t *testing.T) {
 func TestReplaceOutputWithASpool(t *testing.T) {
 	var down atomic.Bool
 	old := downSender(&down)
-	_, p, _ := spoolPipeline(t, spool.Options{Dir: t.TempDir(), MaxSize: 64 << 20, FsyncInterval: 10 * time.Millisecond},
+	sp, p, _ := spoolPipeline(t, spool.Options{Dir: t.TempDir(), MaxSize: 64 << 20, FsyncInterval: 10 * time.Millisecond},
 		OutputSpec{Name: "out", Encoder: lineEncoder{}, Sender: old, QueueSize: 1 << 20})
 	lines, want := linesFrom(50, 0)
 	feed(p, 0, lines, 10)
@@ -190,6 +197,9 @@ func TestReplaceOutputWithASpool(t *testing.T) {
 	unused := &closeCounter{recSender: &recSender{}}
 	if n := stopWithin(p, 5*time.Second); n != 0 {
 		t.Fatalf("%d undelivered", n)
+	}
+	if err := sp.Close(); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := p.ReplaceOutput(0, OutputSpec{Name: "out", Encoder: lineEncoder{}, Sender: unused}); !errors.Is(err, ErrStopped) {
 		t.Fatalf("ReplaceOutput after Stop: %v, want ErrStopped", err)
