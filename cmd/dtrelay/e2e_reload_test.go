@@ -229,7 +229,9 @@ metrics: {address: "127.0.0.1:%d"}
 	var extraSent []string
 
 	reloads := func() int { return strings.Count(p.stderr.String(), `"message":"configuration reloaded"`) }
-	refusals := func() int { return strings.Count(p.stderr.String(), `"message":"reload failed; the running configuration stays"`) }
+	refusals := func() int {
+		return strings.Count(p.stderr.String(), `"message":"reload failed; the running configuration stays"`)
+	}
 	hup := func(s step) {
 		t.Helper()
 		ok, bad := reloads(), refusals()

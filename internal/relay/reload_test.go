@@ -113,7 +113,9 @@ func addrStrings(as []net.Addr) []string {
 	return out
 }
 
-func frame(i int) string { return fmt.Sprintf("<165>Aug  5 03:34:46 dt darktrace %s\n", payload(i, 300)) }
+func frame(i int) string {
+	return fmt.Sprintf("<165>Aug  5 03:34:46 dt darktrace %s\n", payload(i, 300))
+}
 
 // TestReloadAppliesWhatChangedOnly: an unchanged input keeps a connection
 // that is in the middle of a frame, a tls input's old connection goes on
