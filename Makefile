@@ -10,7 +10,7 @@ FUZZTIME  ?= 30s
 BENCHTIME ?= 2s
 PKGS      := ./...
 
-.PHONY: all build run test test-race fuzz bench bench-e2e check vet vuln fmt clean
+.PHONY: all build run test test-race test-poller-long fuzz bench bench-e2e check vet vuln fmt clean
 
 all: build
 
@@ -18,11 +18,17 @@ build: ## build bin/dtrelay and bin/dtbench
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/dtrelay ./cmd/dtrelay
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/dtbench ./cmd/dtbench
 
-run: build ## the relay on its embedded default: TCP+UDP 127.0.0.1:1514 -> stdout
-	$(BIN)/dtrelay run
+# stdout carries the alerts only: the build's command lines go to stderr.
+run: ## the relay on its embedded default: TCP+UDP 127.0.0.1:1514 -> stdout
+	@$(MAKE) --no-print-directory build >&2
+	@exec $(BIN)/dtrelay run
 
 test: ## unit, golden, corpus, fuzz-seed and end-to-end tests (< 10 min)
 	$(GO) test -count=1 -timeout 8m $(PKGS)
+
+test-poller-long: ## issue 13 at full length: 20 s/30 s output outages, 300k breaches in one window
+	$(GO) test -count=1 -timeout 10m -run 'TestOutputRefusalLosesNothing|TestDeadOutputDoesNotStallOthers' ./poller/ -args -poller.long
+	$(GO) test -count=1 -timeout 10m -run TestPollerBurstOnce -v ./cmd/dtrelay/ -args -poller.burst=300000
 
 test-race: ## the tests under the race detector
 	$(GO) test -count=1 -race -timeout 15m $(PKGS)

@@ -153,6 +153,14 @@ func Compare(ctx context.Context, cfg CompareConfig) (*Results, error) {
 	results := map[key]*ScenarioResult{}
 	var order []key
 	for si, sc := range cfg.Scenarios {
+		if sc.Output == OutputRELP {
+			if _, err := RELPPeer(cfg.Run.RELPPeer); err != nil {
+				for _, r := range relays {
+					res.Skipped = append(res.Skipped, Skip{Relay: r.Name(), Scenario: sc.Name(), Reason: err.Error()})
+				}
+				continue
+			}
+		}
 		for ri, r := range relays {
 			spec := &RelaySpec{Input: sc.Input, Output: sc.Output, Cert: cert}
 			if err := r.Supports(spec); err != nil {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/dtrelay/dtrelay/internal/rsyslogpeer"
 )
 
 // standIn is an in-test relay: CopyRelay served in this process, optionally
@@ -209,6 +211,28 @@ func TestCompareOnlyRelayMissing(t *testing.T) {
 		Scenarios: []Scenario{testScenario(OutputHTTPS, 10)}, Log: zerolog.Nop()})
 	if !errors.Is(err, ErrNoRelay) {
 		t.Errorf("error %v, want ErrNoRelay for nothing runnable", err)
+	}
+}
+
+// TestCompareRELPWithoutImrelp: the relp scenario needs a real imrelp as
+// its intake; without one it is skipped for every relay, with the reason.
+func TestCompareRELPWithoutImrelp(t *testing.T) {
+	noRELP := filepath.Join(t.TempDir(), "usr/sbin/rsyslogd")
+	sc := testScenario(OutputRELP, 10)
+	_, err := Compare(context.Background(), CompareConfig{Relays: []Relay{&standIn{name: "good"}},
+		Scenarios: []Scenario{sc}, Run: RunOptions{RELPPeer: rsyslogpeer.Install{Bin: noRELP}}, Log: zerolog.Nop()})
+	if !errors.Is(err, ErrNoRelay) {
+		t.Errorf("error %v, want ErrNoRelay for nothing runnable", err)
+	}
+	res, err := Compare(context.Background(), CompareConfig{Relays: []Relay{&standIn{name: "good"}},
+		Scenarios: []Scenario{testScenario(OutputSyslog, 100), sc}, Dir: t.TempDir(),
+		Run: RunOptions{RELPPeer: rsyslogpeer.Install{Bin: noRELP}, DrainIdle: 300 * time.Millisecond}, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Scenarios) != 1 || len(res.Skipped) != 1 || !strings.Contains(res.Skipped[0].Reason, "imrelp") ||
+		res.Skipped[0].Scenario != sc.Name() {
+		t.Errorf("ran %d, skipped %+v: want the relp scenario skipped for want of imrelp", len(res.Scenarios), res.Skipped)
 	}
 }
 

@@ -136,7 +136,7 @@ func (r *CopyRelayExec) Available() error {
 
 // Supports implements Relay.
 func (r *CopyRelayExec) Supports(spec *RelaySpec) error {
-	if spec.Input != "tcp" || spec.Output == OutputHTTPS {
+	if spec.Input != "tcp" || (spec.Output != OutputSyslog && spec.Output != OutputTLSSyslog) {
 		return fmt.Errorf("%w: the copy relay does TCP in, TCP or TLS syslog out only", ErrUnsupported)
 	}
 	return nil

@@ -18,6 +18,9 @@ const (
 	OutputSyslog    = "syslog"     // octet-counted TCP syslog, Sekoia format
 	OutputTLSSyslog = "tls-syslog" // the same over TLS
 	OutputHTTPS     = "https"      // Sekoia HTTPS intake
+	// OutputRELP is RELP over TLS, Sekoia format, to a real rsyslog imrelp
+	// (RELPSink).
+	OutputRELP = "relp"
 )
 
 // Errors a Relay reports before starting.
@@ -37,14 +40,18 @@ type RelaySpec struct {
 	Dir       string // a fresh directory for the relay's config, state and log
 	Input     string // "tcp", "udp" or "tls"
 	InputAddr string // 127.0.0.1:PORT the relay listens on
-	Output    string // OutputSyslog, OutputTLSSyslog or OutputHTTPS
-	SinkAddr  string // host:port of the syslog sink
+	Output    string // OutputSyslog, OutputTLSSyslog, OutputHTTPS or OutputRELP
+	SinkAddr  string // host:port of the syslog or RELP sink
 	SinkURL   string // base URL of the HTTPS sink
 	Cert      *Cert  // the sink's and the TLS input's certificate, and the CA file that trusts it
 	IntakeKey string
 	Conns     int         // sender connections the relay will see (sizes per-connection windows)
 	Framing   Framing     // input framing (for relays that must be told)
 	Header    HeaderStyle // input header style (likewise)
+	// RELPWindow, for OutputRELP, is every relay's window (transactions
+	// in flight); 0 leaves each at its own (dtrelay's default, 128;
+	// rsyslog's fastest, rsyslogRELPWindow).
+	RELPWindow int
 }
 
 // Relay is one relay under test. Implementations are stateless and safe for

@@ -63,6 +63,16 @@ func (r *DTRelay) Config(spec *RelaySpec) string {
 		fmt.Fprintf(&b, "    type: sekoia-http\n    url: %s\n    intake_key: %s\n    ca_file: %s\n"+
 			"    compression: none\n    batch: {max_events: 1000, max_wait: 100ms}\n",
 			q(spec.SinkURL), q(spec.IntakeKey), q(spec.Cert.CAFile()))
+	case OutputRELP:
+		// TLS checked by name like rsyslog's tls.authMode="name"; the
+		// window and batch size are dtrelay's defaults unless the spec sets
+		// a window, then batches of 4 windows (a batch bounds what is in
+		// flight).
+		fmt.Fprintf(&b, "    type: relp\n    address: %s\n    tls: true\n    ca_file: %s\n    server_name: localhost\n"+
+			"    format: sekoia\n    intake_key: %s\n", spec.SinkAddr, q(spec.Cert.CAFile()), q(spec.IntakeKey))
+		if w := spec.RELPWindow; w > 0 {
+			fmt.Fprintf(&b, "    window: %d\n    batch: {max_events: %d}\n", w, max(1000, 4*w))
+		}
 	default:
 		fmt.Fprintf(&b, "    type: syslog\n    address: %s\n    format: sekoia\n    framing: octet-counting\n    intake_key: %s\n",
 			spec.SinkAddr, q(spec.IntakeKey))

@@ -42,6 +42,9 @@ func (r *SyslogNG) Supports(spec *RelaySpec) error {
 	if err != nil {
 		return err
 	}
+	if spec.Output == OutputRELP {
+		return fmt.Errorf("%w: syslog-ng OSE has no RELP", ErrUnsupported)
+	}
 	if spec.Output == OutputHTTPS {
 		out, _ := exec.Command(bin, "--version").CombinedOutput()
 		if !hasModule(string(out), "http") {

@@ -27,6 +27,8 @@ func TestDTRelayConfig(t *testing.T) {
 		{"tcp", OutputSyslog, map[string]any{"type": "syslog", "address": "127.0.0.1:10514", "tls": false, "format": "sekoia", "framing": "octet-counting", "intake_key": IntakeKey}},
 		{"tls", OutputTLSSyslog, map[string]any{"type": "syslog", "tls": true, "server_name": "localhost"}},
 		{"udp", OutputHTTPS, map[string]any{"type": "sekoia-http", "url": "https://127.0.0.1:10443", "intake_key": IntakeKey}},
+		{"tcp", OutputRELP, map[string]any{"type": "relp", "address": "127.0.0.1:10514", "tls": true, "server_name": "localhost",
+			"format": "sekoia", "intake_key": IntakeKey}},
 	} {
 		spec := testSpec(t, tc.input, tc.output)
 		var doc struct {
@@ -68,6 +70,25 @@ func TestPeerConfigs(t *testing.T) {
 			t.Errorf("rsyslog config lacks %s:\n%s", want, rs)
 		}
 	}
+	rs = (&Rsyslog{}).Config(testSpec(t, "tcp", OutputRELP))
+	for _, want := range []string{`module(load="omrelp" tls.tlslib="openssl")`, `type="omrelp" target="127.0.0.1" port="10514" template="sekoia"`,
+		`queue.type="LinkedList" queue.size="10000" queue.dequeueBatchSize="1024"`, `action.resumeRetryCount="-1"`,
+		`tls="on"`, `tls.authMode="name" tls.permittedPeer=["localhost"]`} {
+		if !strings.Contains(rs, want) {
+			t.Errorf("rsyslog RELP config lacks %s:\n%s", want, rs)
+		}
+	}
+	if !strings.Contains(rs, `windowSize="1024"`) {
+		t.Errorf("rsyslog RELP config not at its fastest window, 1024:\n%s", rs)
+	}
+	w := testSpec(t, "tcp", OutputRELP)
+	w.RELPWindow = 300
+	if rs := (&Rsyslog{}).Config(w); !strings.Contains(rs, `windowSize="300"`) {
+		t.Errorf("rsyslog RELP config ignores the spec's window:\n%s", rs)
+	}
+	if dt := (&DTRelay{}).Config(w); !strings.Contains(dt, "window: 300\n    batch: {max_events: 1200}") {
+		t.Errorf("dtrelay RELP config ignores the spec's window:\n%s", dt)
+	}
 	if rs := (&Rsyslog{}).Config(testSpec(t, "tls", OutputSyslog)); !strings.Contains(rs, `load="imtcp" streamDriver.name="ossl"`) {
 		t.Errorf("rsyslog TLS input not imtcp+ossl:\n%s", rs)
 	}
@@ -99,7 +120,7 @@ func TestPeerConfigs(t *testing.T) {
 // TestPeerConfigsValidate has the installed peers check the generated
 // configurations themselves (rsyslogd -N1, syslog-ng --syntax-only).
 func TestPeerConfigsValidate(t *testing.T) {
-	specs := [][2]string{{"tcp", OutputSyslog}, {"tcp", OutputTLSSyslog}, {"tls", OutputSyslog}, {"udp", OutputSyslog}, {"tcp", OutputHTTPS}}
+	specs := [][2]string{{"tcp", OutputSyslog}, {"tcp", OutputTLSSyslog}, {"tls", OutputSyslog}, {"udp", OutputSyslog}, {"tcp", OutputHTTPS}, {"tcp", OutputRELP}}
 	t.Run("rsyslog", func(t *testing.T) {
 		r := &Rsyslog{}
 		if err := r.Available(); err != nil {
@@ -182,11 +203,12 @@ func TestPeersTLSShortRun(t *testing.T) {
 	tlsIn := Scenario{Input: "tls", Output: OutputSyslog, Size: 1500, Conns: 2, Count: 2000}
 	tlsOut := Scenario{Input: "tcp", Output: OutputTLSSyslog, Size: 1500, Conns: 2, Count: 2000}
 	https := Scenario{Input: "tcp", Output: OutputHTTPS, Size: 1500, Conns: 2, Count: 2000}
+	relp := Scenario{Input: "tcp", Output: OutputRELP, Size: 1500, Conns: 2, Count: 2000}
 	for _, tc := range []struct {
 		r   Relay
 		scs []Scenario
 	}{
-		{&Rsyslog{}, []Scenario{tlsIn, tlsOut}}, // Debian's rsyslog has no omhttp
+		{&Rsyslog{}, []Scenario{tlsIn, tlsOut, relp}}, // Debian's rsyslog has no omhttp
 		{&SyslogNG{}, []Scenario{tlsIn, tlsOut, https}},
 	} {
 		for _, sc := range tc.scs {

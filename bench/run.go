@@ -5,15 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/dtrelay/dtrelay/internal/rsyslogpeer"
 )
 
 // Scenario is one load: what is sent, how, and where the relay forwards it.
 type Scenario struct {
 	Input    string // "tcp", "udp" or "tls"
-	Output   string // OutputSyslog, OutputTLSSyslog or OutputHTTPS
+	Output   string // OutputSyslog, OutputTLSSyslog, OutputHTTPS or OutputRELP
 	Size     int    // alert size in bytes of JSON
 	MaxSize  int    // > Size: sizes spread over Size..MaxSize
 	Mix      Mix    // nil: DefaultMix
@@ -23,6 +26,8 @@ type Scenario struct {
 	Rate     float64 // alerts/s in all; 0: as fast as the relay takes them
 	Count    uint64  // alerts per run (0: bounded by Duration)
 	Duration time.Duration
+	// RELPWindow, for OutputRELP: see RelaySpec.RELPWindow.
+	RELPWindow int
 }
 
 // Name is a short label such as "tcp->tls-syslog 1.5KB c4" (size, then connections).
@@ -31,7 +36,11 @@ func (s Scenario) Name() string {
 	if s.MaxSize > s.Size {
 		size += "-" + fmtSize(s.MaxSize)
 	}
-	return fmt.Sprintf("%s->%s %s c%d", s.Input, s.Output, size, s.Conns)
+	name := fmt.Sprintf("%s->%s %s c%d", s.Input, s.Output, size, s.Conns)
+	if s.Output == OutputRELP && s.RELPWindow > 0 {
+		name += fmt.Sprintf(" w%d", s.RELPWindow)
+	}
+	return name
 }
 
 func fmtSize(n int) string {
@@ -86,6 +95,9 @@ type RunOptions struct {
 	SampleEvery time.Duration
 	// OnSample, when set, is called with each sample (progress display).
 	OnSample func(Point)
+	// RELPPeer is the rsyslog that plays the intake of OutputRELP
+	// (RELPSink); empty finds it (rsyslogpeer.Find).
+	RELPPeer rsyslogpeer.Install
 	Log      zerolog.Logger
 }
 
@@ -118,8 +130,8 @@ func RunOnce(ctx context.Context, relay Relay, sc Scenario, dir string, cert *Ce
 	}
 	tally := new(Tally)
 	spec := &RelaySpec{Dir: dir, Input: sc.Input, Output: sc.Output, Cert: cert, IntakeKey: IntakeKey, Conns: sc.Conns,
-		Framing: sc.Framing, Header: sc.Header}
-	closeSink, err := startSink(spec, tally, opts.Log)
+		Framing: sc.Framing, Header: sc.Header, RELPWindow: sc.RELPWindow}
+	closeSink, err := startSink(spec, tally, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -246,8 +258,16 @@ wait:
 }
 
 // startSink starts the sink spec.Output needs and fills spec's sink fields.
-func startSink(spec *RelaySpec, tally *Tally, log zerolog.Logger) (func() error, error) {
+func startSink(spec *RelaySpec, tally *Tally, opts RunOptions) (func() error, error) {
+	log := opts.Log
 	switch spec.Output {
+	case OutputRELP:
+		s, err := NewRELPSink(opts.RELPPeer, filepath.Join(spec.Dir, "relp-sink"), spec.Cert, tally, log)
+		if err != nil {
+			return nil, err
+		}
+		spec.SinkAddr = s.Addr()
+		return once(s.Close), nil
 	case OutputHTTPS:
 		s, err := NewHTTPSink("127.0.0.1:0", spec.Cert.ServerConfig(), spec.IntakeKey, tally, log)
 		if err != nil {
@@ -267,7 +287,7 @@ func startSink(spec *RelaySpec, tally *Tally, log zerolog.Logger) (func() error,
 		spec.SinkAddr = s.Addr()
 		return once(s.Close), nil
 	}
-	return nil, fmt.Errorf("bench: unknown output %q (want syslog, tls-syslog or https)", spec.Output)
+	return nil, fmt.Errorf("bench: unknown output %q (want syslog, tls-syslog, https or relp)", spec.Output)
 }
 
 func once(f func() error) func() error {

@@ -22,6 +22,8 @@ type Config struct {
 	// Routes send events to outputs by kind, priority and input; without
 	// routes every event goes to every output.
 	Routes []Route
+	// RouteMode is RouteModeAll (also when empty) or RouteModeFirst.
+	RouteMode string
 	// Spool is nil when the configuration has no spool.
 	Spool *Spool
 	// DeadLetter is where each output keeps the events it gives up on;
@@ -105,6 +107,30 @@ type Input struct {
 	// NoSystemRoots is system_roots: false: trust CAFile's CAs alone
 	// (darktrace-api; requires ca_file).
 	NoSystemRoots bool
+	// StateDir is where the poller keeps its checkpoint (darktrace-api);
+	// empty: the spool directory, else DefaultStateDir (see PollerStateDir).
+	StateDir string
+	// Overlap is how far back before the end of the last window each poll
+	// starts (darktrace-api); default 5m: AI Analyst events written later
+	// than that after their time are missed (model breaches are polled by
+	// creation time).
+	Overlap time.Duration
+	// Timeout bounds one API request, body included (darktrace-api);
+	// default 60s.
+	Timeout time.Duration
+}
+
+// PollerStateDir returns where the darktrace-api input in keeps its
+// checkpoint: its state_dir, else the spool directory, else
+// DefaultStateDir.
+func (c *Config) PollerStateDir(in *Input) string {
+	switch {
+	case in.StateDir != "":
+		return in.StateDir
+	case c.Spool != nil && c.Spool.Dir != "":
+		return c.Spool.Dir
+	}
+	return DefaultStateDir
 }
 
 // InputTLS is the server side of a tls input. ClientCAFile, when set,
@@ -182,6 +208,8 @@ type Output struct {
 	Path string
 	// Timeout bounds one request or dial (network outputs); default 30s.
 	Timeout time.Duration
+	// Dedup, when set, de-duplicates what goes to this output.
+	Dedup *Dedup
 }
 
 // Batch is when an output sends what it has queued: at MaxEvents events,
@@ -195,18 +223,43 @@ type Batch struct {
 	MaxWait   time.Duration
 }
 
-// Route sends the events its Match selects to the named outputs.
+// Route sends the events its Match selects, and Not does not, to the named
+// outputs; a Drop route sends them nowhere, counted under its Name.
 type Route struct {
+	Name    string // default "route<N>", N from 1; used in metrics
 	Match   Match
+	Not     *Match // nil: nothing excluded
 	Outputs []string
+	Drop    bool
+	Dedup   *Dedup
 }
 
-// Match selects events; an empty field matches everything.
+// Match selects events; an empty field matches everything, and every field
+// set must match.
 type Match struct {
 	Kinds       []string // parser kind names (parser.ParseKind)
 	MinPriority string   // parser priority name (parser.ParsePriority)
 	Inputs      []string // input names
+	Models      []string // globs on the model name ("System::*")
+	Categories  []string // critical | suspicious | compliance | informational
+	MinScore    *float64 // 0..1; an alert without a score does not match
+	MaxScore    *float64
+	Sources     []string // globs on the syslog HOSTNAME
+	Tags        []string // the syslog APP-NAME/TAG: darktrace, darktrace_audit
 }
+
+// Dedup sends an alert whose identity went the same way within Window no
+// further; at most MaxKeys identities are remembered (default 1,000,000).
+type Dedup struct {
+	Window  time.Duration
+	MaxKeys int
+}
+
+// Route modes.
+const (
+	RouteModeAll   = "all"   // every matching route (default)
+	RouteModeFirst = "first" // the first matching route only
+)
 
 // Spool is the on-disk buffer used when outputs are slow or down.
 type Spool struct {

@@ -68,7 +68,8 @@ func TestFull(t *testing.T) {
 				ProxyProtocol: true, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.5/32"), netip.MustParsePrefix("10.0.1.0/28")},
 				MaxConnections: 50, MaxConnectionsPerSource: 10, IdleTimeout: 0, HandshakeTimeout: 2 * time.Second},
 			{Name: "cloud", Protocol: "darktrace-api", MaxMessageSize: 256 * KiB, URL: "https://example.cloud.darktrace.com",
-				PublicToken: "dt-public-token-0123456789", PrivateToken: "dt-private-token-0123456789", Interval: time.Minute},
+				PublicToken: "dt-public-token-0123456789", PrivateToken: "dt-private-token-0123456789", Interval: time.Minute,
+				Overlap: 5 * time.Minute, Timeout: time.Minute},
 		},
 		Outputs: []Output{
 			{Name: "sekoia", Type: "sekoia-http", URL: "https://intake.sekoia.io", IntakeKey: "sekoia-intake-key-0123456789",
@@ -89,10 +90,10 @@ func TestFull(t *testing.T) {
 				Batch: Batch{MaxEvents: 1000, MaxBytes: 4 * MiB}, QueueSize: 64 * MiB},
 		},
 		Routes: []Route{
-			{Match: Match{Kinds: []string{"model_breach", "ai_analyst"}, MinPriority: "medium", Inputs: []string{"darktrace", "cloud"}},
+			{Name: "route1", Match: Match{Kinds: []string{"model_breach", "ai_analyst"}, MinPriority: "medium", Inputs: []string{"darktrace", "cloud"}},
 				Outputs: []string{"sekoia", "sekoia-syslog", "sekoia-relp"}},
-			{Match: Match{Inputs: []string{"darktrace-udp", "darktrace-tls"}}, Outputs: []string{"insightidr"}},
-			{Outputs: []string{"archive", "archive-http"}},
+			{Name: "route2", Match: Match{Inputs: []string{"darktrace-udp", "darktrace-tls"}}, Outputs: []string{"insightidr"}},
+			{Name: "route3", Outputs: []string{"archive", "archive-http"}},
 		},
 		Spool:           &Spool{Dir: filepath.Join(dir, "spool"), MaxSize: 10 * GiB, FsyncInterval: time.Second, WhenFull: "drop_oldest"},
 		Metrics:         Metrics{Address: "127.0.0.1:9514"},

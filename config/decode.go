@@ -382,6 +382,20 @@ func (d *decoder) integer(n *yaml.Node, path string, dst *int) {
 	}
 }
 
+// score decodes a score from 0 to 1 into *dst.
+func (d *decoder) score(n *yaml.Node, path string, dst **float64) {
+	s, ok := d.scalar(n, path)
+	if !ok {
+		return
+	}
+	v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil || v < 0 || v > 1 || v != v {
+		d.problemf(path, "must be a score from 0 to 1 (AI Analyst's 0-100 scaled to it), got %s", quote(s))
+		return
+	}
+	*dst = &v
+}
+
 func (d *decoder) size(n *yaml.Node, path string, dst *Size) {
 	s, ok := d.scalar(n, path)
 	if !ok {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"net"
 	"path/filepath"
 	"time"
@@ -14,6 +15,9 @@ const (
 	DefaultHandshakeTimeout = 5 * time.Second
 	DefaultMaxPartialBytes  = 256 * MiB
 	DefaultPollInterval     = 60 * time.Second
+	DefaultPollOverlap      = 5 * time.Minute
+	DefaultPollTimeout      = 60 * time.Second
+	DefaultStateDir         = "/var/lib/dtrelay"
 	DefaultSekoiaURL        = "https://intake.sekoia.io"
 	DefaultBatchMaxEvents   = 1000
 	DefaultBatchMaxBytes    = 4 * MiB
@@ -26,6 +30,7 @@ const (
 	DefaultRELPWindow       = 128       // rsyslog omrelp's
 	DefaultRELPMaxMessage   = 256 * KiB // relp outputs' max_message_size
 	MaxRELPWindow           = 65536
+	DefaultDedupMaxKeys     = 1_000_000
 )
 
 // Defaults of dead_letter.
@@ -44,6 +49,11 @@ func (d *decoder) complete(c *Config) {
 	}
 	if !d.isSet("max_partial_bytes") {
 		c.MaxPartialBytes = DefaultMaxPartialBytes
+	}
+	for i := range c.Routes {
+		if c.Routes[i].Name == "" {
+			c.Routes[i].Name = fmt.Sprintf("route%d", i+1)
+		}
 	}
 	for i := range c.Inputs {
 		d.completeInput(&c.Inputs[i], d.inputPaths[i])
@@ -89,6 +99,12 @@ func (d *decoder) completeInput(in *Input, p string) {
 	case ProtocolDarktraceAPI:
 		if !d.isSet(p + ".interval") {
 			in.Interval = DefaultPollInterval
+		}
+		if !d.isSet(p + ".overlap") {
+			in.Overlap = DefaultPollOverlap
+		}
+		if !d.isSet(p + ".timeout") {
+			in.Timeout = DefaultPollTimeout
 		}
 	}
 }

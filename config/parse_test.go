@@ -80,7 +80,7 @@ func TestProblems(t *testing.T) {
 		`6: routes[0].match.inputs[0]: no input is named "nope"`,
 		`7: routes[0].outputs[1]: output "out" is listed twice`,
 		`7: routes[0].outputs[2]: no output is named "gone"`)
-	f(minimalDoc+"routes:\n  - match: {}\n", "6: routes[0].outputs: at least one output is required")
+	f(minimalDoc+"routes:\n  - match: {}\n", "6: routes[0].outputs: at least one output is required (or drop: true to drop what the route matches)")
 	// A key the protocol or type does not use.
 	f("inputs:\n  - name: in\n    protocol: udp\n    address: 127.0.0.1:1514\n    proxy_protocol: true\n    idle_timeout: 1m\n    url: https://x\n"+
 		"outputs:\n  - name: out\n    type: file\n    path: \"-\"\n    timeout: 5s\n    tls: true\n",
@@ -231,7 +231,8 @@ spool: {dir: "${D}"}
 		{Name: "t", Protocol: "tls", Address: ":6514", MaxMessageSize: KiB, MaxConnections: 1000, IdleTimeout: 5 * time.Minute,
 			HandshakeTimeout: 5 * time.Second,
 			TLS:              &InputTLS{CertFile: dir + "/server.pem", KeyFile: dir + "/server-key.pem"}},
-		{Name: "c", Protocol: "darktrace-api", URL: "https://dt.example", PublicToken: "p", PrivateToken: "q", Interval: time.Second, MaxMessageSize: 256 * KiB},
+		{Name: "c", Protocol: "darktrace-api", URL: "https://dt.example", PublicToken: "p", PrivateToken: "q", Interval: time.Second, MaxMessageSize: 256 * KiB,
+			Overlap: 5 * time.Minute, Timeout: time.Minute},
 	}
 	if !reflect.DeepEqual(c.Inputs, want) {
 		t.Errorf("inputs:\n got %+v\nwant %+v", c.Inputs, want)
@@ -442,4 +443,29 @@ func TestAliasBomb(t *testing.T) {
 	if n != 1 {
 		t.Errorf("%d problems, %d about the size; first: %v", len(ps), n, ps[:min(len(ps), 3)])
 	}
+}
+
+func TestRoutingProblems(t *testing.T) {
+	f := func(routes string, want ...string) {
+		t.Helper()
+		doc := "inputs: [{name: in, protocol: tcp, address: \"127.0.0.1:1514\"}]\noutputs: [{name: out, type: file, path: \"-\"}]\nroutes:\n" + routes
+		got, _ := lines(t, doc)
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s\nproblems:\n  %s\nwant:\n  %s", routes, strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+		}
+	}
+	f("  - {name: noise, match: {models: [\"System::*\"], categories: [Informational]}, drop: true}\n  - {outputs: [out]}\n")
+	f("  - {match: {categories: [bogus]}, outputs: [out]}\n",
+		`4: routes[0].match.categories[0]: unknown category "bogus" (want critical, suspicious, compliance or informational)`)
+	f("  - {match: {min_score: 1.5}, outputs: [out]}\n",
+		`4: routes[0].match.min_score: must be a score from 0 to 1 (AI Analyst's 0-100 scaled to it), got "1.5"`)
+	f("  - {match: {min_score: 0.8, max_score: 0.5}, outputs: [out]}\n",
+		"4: routes[0].match.max_score: is below min_score (0.8): nothing can match")
+	f("  - {match: {models: [\"\"]}, outputs: [out]}\n", "4: routes[0].match.models[0]: must not be empty")
+	f("  - {drop: true, outputs: [out]}\n", "4: routes[0].outputs: a drop route sends events nowhere: remove its outputs (or drop: true)")
+	f("  - {not: {}, outputs: [out]}\n", "4: routes[0].not: is empty: it would exclude every event; list what to exclude, or remove it")
+	f("  - {outputs: [out], dedup: {window: 0s}}\n",
+		"4: routes[0].dedup.window: must be positive, e.g. 10m, got 0s")
+	f("  - {name: a, outputs: [out]}\n  - {name: a, outputs: [out]}\n", `5: routes[1].name: duplicate name "a" (also routes[0].name)`)
+	f("  - {outputs: [out]}\nroute_mode: any\n", `5: route_mode: unknown route_mode "any" (want all or first)`)
 }

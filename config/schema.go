@@ -10,25 +10,29 @@ import (
 // The keys each mapping knows. Whether a key applies to an input's protocol
 // or an output's type is checked later (inputKeyUse, outputKeyUse).
 func rootKeys() []string {
-	return []string{"inputs", "outputs", "routes", "spool", "dead_letter", "metrics", "shutdown_timeout", "max_partial_bytes"}
+	return []string{"inputs", "outputs", "routes", "route_mode", "spool", "dead_letter", "metrics", "shutdown_timeout", "max_partial_bytes"}
 }
 
 func inputKeys() []string {
 	return []string{"name", "protocol", "address", "max_message_size", "tls", "allow", "proxy_protocol",
 		"trusted_proxies", "max_connections", "max_connections_per_source", "idle_timeout", "handshake_timeout",
-		"strict", "url", "public_token", "private_token", "interval", "ca_file", "system_roots"}
+		"strict", "url", "public_token", "private_token", "interval", "ca_file", "system_roots",
+		"state_dir", "overlap", "timeout"}
 }
 
 func outputKeys() []string {
 	return []string{"name", "type", "url", "intake_key", "ca_file", "system_roots", "endpoint", "compression", "headers", "batch",
 		"address", "tls", "server_name", "client_cert_file", "client_key_file", "format", "framing", "queue_size",
-		"path", "timeout", "window", "max_message_size"}
+		"path", "timeout", "window", "max_message_size", "dedup"}
 }
 
 func tlsKeys() []string   { return []string{"cert_file", "key_file", "client_ca_file"} }
 func batchKeys() []string { return []string{"max_events", "max_bytes", "max_wait"} }
-func routeKeys() []string { return []string{"match", "outputs"} }
-func matchKeys() []string { return []string{"kinds", "min_priority", "inputs"} }
+func routeKeys() []string { return []string{"name", "match", "not", "outputs", "drop", "dedup"} }
+func matchKeys() []string {
+	return []string{"kinds", "min_priority", "inputs", "models", "categories", "min_score", "max_score", "sources", "tags"}
+}
+func dedupKeys() []string { return []string{"window", "max_keys"} }
 func spoolKeys() []string {
 	return []string{"dir", "max_size", "fsync_interval", "when_full", "rename"}
 }
@@ -109,6 +113,8 @@ func (d *decoder) decodeConfig(root *yaml.Node) *Config {
 					d.boolean(v, p, &c.Metrics.Pprof)
 				}
 			})
+		case "route_mode":
+			d.str(v, p, &c.RouteMode)
 		case "shutdown_timeout":
 			d.duration(v, p, &c.ShutdownTimeout)
 		case "max_partial_bytes":
@@ -171,6 +177,12 @@ func (d *decoder) decodeInput(n *yaml.Node, path string, in *Input) bool {
 			d.filePath(v, p, &in.CAFile)
 		case "system_roots":
 			d.systemRoots(v, p, &in.NoSystemRoots)
+		case "state_dir":
+			d.filePath(v, p, &in.StateDir)
+		case "overlap":
+			d.duration(v, p, &in.Overlap)
+		case "timeout":
+			d.duration(v, p, &in.Timeout)
 		}
 	})
 }
@@ -268,6 +280,8 @@ func (d *decoder) decodeOutput(n *yaml.Node, path string, out *Output) bool {
 			d.filePath(v, p, &out.Path)
 		case "timeout":
 			d.duration(v, p, &out.Timeout)
+		case "dedup":
+			out.Dedup = d.dedup(v, p)
 		}
 	})
 }
@@ -303,19 +317,58 @@ func (d *decoder) stringMap(n *yaml.Node, path, want string) map[string]string {
 func (d *decoder) decodeRoute(n *yaml.Node, path string, r *Route) bool {
 	return d.fields(n, path, routeKeys(), func(key string, v *yaml.Node, p string) {
 		switch key {
+		case "name":
+			d.str(v, p, &r.Name)
 		case "match":
-			d.fields(v, p, matchKeys(), func(key string, v *yaml.Node, p string) {
-				switch key {
-				case "kinds":
-					d.strList(v, p, &r.Match.Kinds)
-				case "min_priority":
-					d.str(v, p, &r.Match.MinPriority)
-				case "inputs":
-					d.strList(v, p, &r.Match.Inputs)
-				}
-			})
+			d.decodeMatch(v, p, &r.Match)
+		case "not":
+			r.Not = &Match{}
+			d.decodeMatch(v, p, r.Not)
 		case "outputs":
 			d.strList(v, p, &r.Outputs)
+		case "drop":
+			d.boolean(v, p, &r.Drop)
+		case "dedup":
+			r.Dedup = d.dedup(v, p)
 		}
 	})
+}
+
+func (d *decoder) decodeMatch(n *yaml.Node, path string, m *Match) {
+	d.fields(n, path, matchKeys(), func(key string, v *yaml.Node, p string) {
+		switch key {
+		case "kinds":
+			d.strList(v, p, &m.Kinds)
+		case "min_priority":
+			d.str(v, p, &m.MinPriority)
+		case "inputs":
+			d.strList(v, p, &m.Inputs)
+		case "models":
+			d.strList(v, p, &m.Models)
+		case "categories":
+			d.strList(v, p, &m.Categories)
+		case "min_score":
+			d.score(v, p, &m.MinScore)
+		case "max_score":
+			d.score(v, p, &m.MaxScore)
+		case "sources":
+			d.strList(v, p, &m.Sources)
+		case "tags":
+			d.strList(v, p, &m.Tags)
+		}
+	})
+}
+
+// dedup decodes a dedup mapping; max_keys defaults to 1,000,000.
+func (d *decoder) dedup(n *yaml.Node, path string) *Dedup {
+	dd := &Dedup{MaxKeys: DefaultDedupMaxKeys}
+	d.fields(n, path, dedupKeys(), func(key string, v *yaml.Node, p string) {
+		switch key {
+		case "window":
+			d.duration(v, p, &dd.Window)
+		case "max_keys":
+			d.integer(v, p, &dd.MaxKeys)
+		}
+	})
+	return dd
 }

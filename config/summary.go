@@ -15,7 +15,7 @@ func (c *Config) Summary() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "inputs (%d):\n", len(c.Inputs))
 	for _, in := range c.Inputs {
-		fmt.Fprintf(&b, "  %s: %s\n", in.Name, inputSummary(&in))
+		fmt.Fprintf(&b, "  %s: %s\n", in.Name, c.inputSummary(&in))
 	}
 	for _, in := range c.Inputs {
 		if in.Protocol == ProtocolTCP || in.Protocol == ProtocolTLS {
@@ -30,9 +30,13 @@ func (c *Config) Summary() string {
 	if len(c.Routes) == 0 {
 		b.WriteString("routes: none, every event goes to every output\n")
 	} else {
-		fmt.Fprintf(&b, "routes (%d):\n", len(c.Routes))
+		mode := c.RouteMode
+		if mode == "" {
+			mode = RouteModeAll
+		}
+		fmt.Fprintf(&b, "routes (%d, mode %s):\n", len(c.Routes), mode)
 		for _, r := range c.Routes {
-			fmt.Fprintf(&b, "  %s -> %s\n", matchSummary(&r.Match), strings.Join(r.Outputs, ", "))
+			fmt.Fprintf(&b, "  %s\n", routeSummary(&r))
 		}
 	}
 	if s := c.Spool; s != nil {
@@ -62,12 +66,14 @@ func (c *Config) Summary() string {
 	return b.String()
 }
 
-func inputSummary(in *Input) string {
+func (c *Config) inputSummary(in *Input) string {
 	var parts []string
 	if in.Protocol == ProtocolDarktraceAPI {
 		parts = append(parts, fmt.Sprintf("darktrace-api polling %s every %s", showURL(in.URL), formatDuration(in.Interval)),
 			"tokens "+setOrNot(in.PublicToken != "" && in.PrivateToken != ""))
 		parts = append(parts, trustSummary(in.CAFile, in.NoSystemRoots)...)
+		parts = append(parts, "overlap "+formatDuration(in.Overlap), "timeout "+formatDuration(in.Timeout),
+			"checkpoint in "+c.PollerStateDir(in))
 		return strings.Join(append(parts, "max_message_size "+in.MaxMessageSize.String()), "; ")
 	}
 	parts = append(parts, fmt.Sprintf("%s on %s", in.Protocol, in.Address), "max_message_size "+in.MaxMessageSize.String())
@@ -177,10 +183,47 @@ func matchSummary(m *Match) string {
 	if len(m.Inputs) > 0 {
 		parts = append(parts, "from "+strings.Join(m.Inputs, ", "))
 	}
+	if len(m.Models) > 0 {
+		parts = append(parts, "models "+strings.Join(m.Models, ", "))
+	}
+	if len(m.Categories) > 0 {
+		parts = append(parts, "categories "+strings.Join(m.Categories, ", "))
+	}
+	switch {
+	case m.MinScore != nil && m.MaxScore != nil:
+		parts = append(parts, fmt.Sprintf("score %g to %g", *m.MinScore, *m.MaxScore))
+	case m.MinScore != nil:
+		parts = append(parts, fmt.Sprintf("score >= %g", *m.MinScore))
+	case m.MaxScore != nil:
+		parts = append(parts, fmt.Sprintf("score <= %g", *m.MaxScore))
+	}
+	if len(m.Sources) > 0 {
+		parts = append(parts, "sources "+strings.Join(m.Sources, ", "))
+	}
+	if len(m.Tags) > 0 {
+		parts = append(parts, "tags "+strings.Join(m.Tags, ", "))
+	}
 	if len(parts) == 0 {
 		return "every event"
 	}
 	return strings.Join(parts, "; ")
+}
+
+// routeSummary is one route's line: what it takes, and where it sends it.
+func routeSummary(r *Route) string {
+	s := r.Name + ": " + matchSummary(&r.Match)
+	if r.Not != nil {
+		s += "; not (" + matchSummary(r.Not) + ")"
+	}
+	if r.Drop {
+		s += " -> dropped (counted)"
+	} else {
+		s += " -> " + strings.Join(r.Outputs, ", ")
+	}
+	if r.Dedup != nil {
+		s += fmt.Sprintf(", de-duplicated over %s (at most %d keys)", formatDuration(r.Dedup.Window), r.Dedup.MaxKeys)
+	}
+	return s
 }
 
 // showURL shows a URL without credentials or query.

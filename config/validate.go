@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -99,7 +100,7 @@ func inputKeyUse(protocol, key string) bool {
 	case "tls":
 		return protocol == ProtocolTLS
 	}
-	return protocol == ProtocolDarktraceAPI // url, tokens, interval, ca_file, system_roots
+	return protocol == ProtocolDarktraceAPI // url, tokens, interval, ca_file, system_roots, state_dir, overlap, timeout
 }
 
 // listener identifies a listening socket: "tcp" or "udp" and a port.
@@ -195,7 +196,17 @@ func (d *decoder) validatePoller(in *Input, p string) {
 	}
 	d.caFile(p+".ca_file", in.CAFile)
 	d.trustRoots(p, in.CAFile, in.NoSystemRoots)
+	if in.Overlap < time.Second || in.Overlap > MaxPollOverlap {
+		d.problemf(p+".overlap", "must be from 1s to %s, got %s", formatDuration(MaxPollOverlap), formatDuration(in.Overlap))
+	}
+	if in.Timeout < time.Second {
+		d.problemf(p+".timeout", "must be at least 1s, got %s", formatDuration(in.Timeout))
+	}
 }
+
+// MaxPollOverlap is the longest overlap: below the poller's one-hour
+// window cap.
+const MaxPollOverlap = 30 * time.Minute
 
 func (d *decoder) validateRoutes(c *Config) {
 	inputs, outputs := map[string]bool{}, map[string]bool{}
@@ -209,26 +220,32 @@ func (d *decoder) validateRoutes(c *Config) {
 	for _, k := range parser.Kinds() {
 		kinds = append(kinds, k.String())
 	}
-	routed := map[string]bool{}
+	if c.RouteMode != "" {
+		d.oneOf("route_mode", "route_mode", c.RouteMode, RouteModeAll, RouteModeFirst)
+	}
+	routed, names := map[string]bool{}, map[string]string{}
 	for i := range c.Routes {
 		r, p := &c.Routes[i], d.routePaths[i]
-		for j, k := range r.Match.Kinds {
-			if _, ok := parser.ParseKind(k); !ok {
-				d.problemf(index(p+".match.kinds", j), "unknown kind %s (want %s)", quote(k), orList(kinds))
-			}
+		if d.has(p + ".name") {
+			d.name(p+".name", r.Name, names)
 		}
-		if mp := r.Match.MinPriority; mp != "" {
-			if _, ok := parser.ParsePriority(mp); !ok {
-				d.problemf(p+".match.min_priority", "unknown priority %s (want none, low, medium or high)", quote(mp))
+		d.validateMatch(&r.Match, p+".match", inputs, kinds)
+		if r.Not != nil {
+			if r.Not.empty() {
+				d.problemf(p+".not", "is empty: it would exclude every event; list what to exclude, or remove it")
 			}
+			d.validateMatch(r.Not, p+".not", inputs, kinds)
 		}
-		for j, name := range r.Match.Inputs {
-			if !inputs[name] {
-				d.problemf(index(p+".match.inputs", j), "no input is named %s", quote(name))
-			}
+		if r.Dedup != nil {
+			d.validateDedup(r.Dedup, p+".dedup", c.Spool)
 		}
-		if len(r.Outputs) == 0 {
-			d.problemf(p+".outputs", "at least one output is required")
+		switch {
+		case r.Drop && len(r.Outputs) > 0:
+			d.problemf(p+".outputs", "a drop route sends events nowhere: remove its outputs (or drop: true)")
+		case r.Drop && r.Dedup != nil:
+			d.problemf(p+".dedup", "a drop route sends nothing to de-duplicate: remove it")
+		case !r.Drop && len(r.Outputs) == 0:
+			d.problemf(p+".outputs", "at least one output is required (or drop: true to drop what the route matches)")
 		}
 		seen := map[string]bool{}
 		for j, name := range r.Outputs {
@@ -249,6 +266,64 @@ func (d *decoder) validateRoutes(c *Config) {
 		if o.Name != "" && !routed[o.Name] {
 			d.warnf(d.outputPaths[i]+".name", "no route sends events to output %s", quote(o.Name))
 		}
+	}
+}
+
+// empty reports whether m sets nothing (it matches every event).
+func (m *Match) empty() bool {
+	return len(m.Kinds) == 0 && m.MinPriority == "" && len(m.Inputs) == 0 && len(m.Models) == 0 &&
+		len(m.Categories) == 0 && m.MinScore == nil && m.MaxScore == nil && len(m.Sources) == 0 && len(m.Tags) == 0
+}
+
+// Categories a match may name (any case): Darktrace's model and AI Analyst
+// categories.
+var matchCategories = []string{"critical", "suspicious", "compliance", "informational"}
+
+func (d *decoder) validateMatch(m *Match, p string, inputs map[string]bool, kinds []string) {
+	for j, k := range m.Kinds {
+		if _, ok := parser.ParseKind(k); !ok {
+			d.problemf(index(p+".kinds", j), "unknown kind %s (want %s)", quote(k), orList(kinds))
+		}
+	}
+	if mp := m.MinPriority; mp != "" {
+		if _, ok := parser.ParsePriority(mp); !ok {
+			d.problemf(p+".min_priority", "unknown priority %s (want none, low, medium or high)", quote(mp))
+		}
+	}
+	for j, name := range m.Inputs {
+		if !inputs[name] {
+			d.problemf(index(p+".inputs", j), "no input is named %s", quote(name))
+		}
+	}
+	for j, c := range m.Categories {
+		if !slices.Contains(matchCategories, strings.ToLower(c)) {
+			d.problemf(index(p+".categories", j), "unknown category %s (want %s)", quote(c), orList(matchCategories))
+		}
+	}
+	for _, list := range []struct {
+		key string
+		v   []string
+	}{{"models", m.Models}, {"sources", m.Sources}, {"tags", m.Tags}} {
+		for j, s := range list.v {
+			if s == "" {
+				d.problemf(index(p+"."+list.key, j), "must not be empty")
+			}
+		}
+	}
+	if m.MinScore != nil && m.MaxScore != nil && *m.MinScore > *m.MaxScore {
+		d.problemf(p+".max_score", "is below min_score (%g): nothing can match", *m.MinScore)
+	}
+}
+
+func (d *decoder) validateDedup(dd *Dedup, p string, sp *Spool) {
+	if dd.Window <= 0 {
+		d.problemf(p+".window", "must be positive, e.g. 10m, got %s", formatDuration(dd.Window))
+	}
+	if dd.MaxKeys < 1 {
+		d.problemf(p+".max_keys", "must be at least 1, got %d", dd.MaxKeys)
+	}
+	if sp == nil {
+		d.warnf(p, "without a spool the de-duplication memory is lost at every restart: alerts sent just before one may be sent again")
 	}
 }
 

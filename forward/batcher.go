@@ -39,6 +39,9 @@ type OutputSpec struct {
 	// grows back while they take under a quarter of it (see shrink). 0:
 	// grow back after each success.
 	Timeout time.Duration
+	// Dedup, when set, de-duplicates what is routed to this output
+	// (DedupSpec).
+	Dedup *DedupSpec
 }
 
 // Retry backoff: doubling from backoffMin to backoffMax, with full jitter

@@ -27,9 +27,9 @@ type Block struct {
 	hasPos bool
 	disk   bool
 
-	// done, when set (Producer.FlushWait), is closed once every output is
-	// finished with the block.
-	done chan struct{}
+	// dl, when set (Producer.Publish of a tracked input), is released
+	// once every output is finished with the block (delivery.go).
+	dl *delivery
 }
 
 // Block size classes: four per power of two (1, 1.25, 1.5, 1.75 times it)
@@ -96,9 +96,9 @@ func getBlock(n int) *Block {
 }
 
 func putBlock(b *Block) {
-	if b.done != nil {
-		close(b.done)
-		b.done = nil
+	if b.dl != nil {
+		b.dl.release()
+		b.dl = nil
 	}
 	b.buf, b.n, b.mask, b.hasPos, b.disk = b.buf[:0], 0, 0, false, false
 	select {

@@ -34,6 +34,13 @@ type Options struct {
 	Inputs  []InputSpec
 	Outputs []OutputSpec
 	Routes  []RouteSpec
+	// RouteMode is RouteAll (the default: every matching route) or
+	// RouteFirst (the first matching route only).
+	RouteMode string
+	// StateDir, when set (the spool's directory), keeps the
+	// de-duplication state across restarts: loaded at New, saved every
+	// dedupSaveEvery and at Stop.
+	StateDir string
 	// MaxPayload caps the JSON the classifier parses (the input's
 	// max_message_size); larger payloads are counted not_json.
 	MaxPayload int
@@ -50,12 +57,17 @@ type Options struct {
 type Pipeline struct {
 	router  atomic.Pointer[Router] // replaced by SetRoutes
 	outputs []*output
-	poolMu  sync.Mutex // guards pools and stalls (SetInput)
-	pools   []*ProducerPool
-	stalls  map[string]*stalls // by input name: a replaced pool's gauges read the same
-	log     zerolog.Logger
-	set     *metrics.Set
-	cancel  context.CancelFunc
+	// De-duplication state kept in stateDir; stopSaving ends its saver.
+	stateDir   string
+	dedupDir   string // Options.StateDir, for a reload that adds de-duplication
+	stopSaving chan struct{}
+	saverDone  chan struct{}
+	poolMu     sync.Mutex // guards pools and stalls (SetInput)
+	pools      []*ProducerPool
+	stalls     map[string]*stalls // by input name: a replaced pool's gauges read the same
+	log        zerolog.Logger
+	set        *metrics.Set
+	cancel     context.CancelFunc
 
 	// With a spool.
 	spool     *spool.Spool
@@ -64,24 +76,25 @@ type Pipeline struct {
 	sources   []*spoolSource // the outputs' sources, with a spool
 	stopping  atomic.Bool
 	spoolLost *metrics.Counter
-	abandoned atomic.Bool // Stop gave up on deliveries under way
 	sampled   zerolog.Logger
 }
 
 // New builds the pipeline and starts one batcher goroutine per output.
 func New(opts Options) (*Pipeline, error) {
-	var notJSON []int
-	for i, o := range opts.Outputs {
-		if o.NotJSON {
-			notJSON = append(notJSON, i)
-		}
-	}
-	router, err := NewRouter(len(opts.Outputs), opts.Routes, notJSON)
-	if err != nil {
-		return nil, err
-	}
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.NewSet()
+	}
+	ro := RouterOptions{Outputs: len(opts.Outputs), Mode: opts.RouteMode, Metrics: opts.Metrics}
+	for i, o := range opts.Outputs {
+		if o.NotJSON {
+			ro.NotJSON = append(ro.NotJSON, i)
+		}
+		ro.OutputDedup = append(ro.OutputDedup, o.Dedup)
+		ro.OutputNames = append(ro.OutputNames, o.Name)
+	}
+	router, err := NewRouter(opts.Routes, ro)
+	if err != nil {
+		return nil, err
 	}
 	sendCtx, cancel := context.WithCancel(context.Background())
 	p := &Pipeline{log: opts.Log, set: opts.Metrics, cancel: cancel, spool: opts.Spool,
@@ -110,6 +123,8 @@ func New(opts Options) (*Pipeline, error) {
 	for _, o := range p.outputs {
 		go o.run()
 	}
+	p.dedupDir = opts.StateDir
+	p.startDedupState(opts.StateDir)
 	return p, nil
 }
 
@@ -167,14 +182,11 @@ wait:
 		}
 		select {
 		case <-ctx.Done():
-			p.abandoned.Store(true)
 			break wait
 		case <-tick.C:
 		}
 	}
-	if p.spool != nil {
-		p.abandoned.Store(true) // a failing output's events stay in the spool
-	}
+	p.stopDedupState()
 	p.cancel() // abandon deliveries still under way
 	for _, o := range p.outputs {
 		<-o.done
@@ -218,9 +230,7 @@ func (p *Pipeline) publish(b *Block, datagram bool, dropped *metrics.Counter, cl
 			n := b.count(o.bit)
 			dropped.Add(n)
 			p.sampled.Warn().Str("output", o.Name).Int("events", n).Msg("queue full (UDP input) or stopping: events dropped, counted dropped_full")
-			if !datagram {
-				p.abandoned.Store(true)
-			}
+			b.fail() // a tracked block's events did not reach o
 			b.release()
 		}
 	}

@@ -337,17 +337,17 @@ type rawEncoder struct{}
 func (rawEncoder) Append(dst []byte, r *Record) ([]byte, error) { return append(dst, r.Raw...), nil }
 
 func TestRoutesFilterByKindPriorityAndInput(t *testing.T) {
-	r, err := NewRouter(3, []RouteSpec{
-		{Kinds: []parser.Kind{parser.KindModelBreach}, MinPriority: parser.PriorityMedium, Outputs: []int{0}},
-		{Inputs: []int{1}, Outputs: []int{1}},
-		{Kinds: []parser.Kind{parser.KindTest}, Outputs: []int{2}},
-	}, []int{1})
+	r, err := NewRouter([]RouteSpec{
+		{Match: Match{Kinds: []parser.Kind{parser.KindModelBreach}, MinPriority: parser.PriorityMedium}, Outputs: []int{0}},
+		{Match: Match{Inputs: []int{1}}, Outputs: []int{1}},
+		{Match: Match{Kinds: []parser.Kind{parser.KindTest}}, Outputs: []int{2}},
+	}, RouterOptions{Outputs: 3, NotJSON: []int{1}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := func(kind parser.Kind, prio parser.Priority, input int, notJSON bool, want uint64) {
 		t.Helper()
-		if got := r.Route(kind, prio, input, notJSON); got != want {
+		if got := r.Route(&RouteInput{Kind: kind, Priority: prio, Input: input, NotJSON: notJSON}); got != want {
 			t.Errorf("Route(%v, %v, %d, %v) = %b, want %b", kind, prio, input, notJSON, got, want)
 		}
 	}
@@ -358,8 +358,8 @@ func TestRoutesFilterByKindPriorityAndInput(t *testing.T) {
 	f(parser.KindUnknown, parser.PriorityNone, 1, true, 0b010)
 	f(parser.KindUnknown, parser.PriorityNone, 0, true, 0)
 
-	all, _ := NewRouter(2, nil, nil)
-	if got := all.Route(parser.KindAudit, parser.PriorityNone, 5, false); got != 0b11 {
+	all, _ := NewRouter(nil, RouterOptions{Outputs: 2})
+	if got := all.Route(&RouteInput{Kind: parser.KindAudit, Input: 5}); got != 0b11 {
 		t.Errorf("no routes: got %b, want every output", got)
 	}
 }
@@ -402,8 +402,8 @@ func TestFlushWaitReturnsOnceDelivered(t *testing.T) {
 func TestFlushWaitCoversEveryBlockOfTheRead(t *testing.T) {
 	slow, fast := &recSender{gate: make(chan struct{})}, &recSender{}
 	r := []RouteSpec{
-		{Kinds: []parser.Kind{parser.KindModelBreach}, Outputs: []int{0}},
-		{Kinds: []parser.Kind{parser.KindTest}, Outputs: []int{1}},
+		{Match: Match{Kinds: []parser.Kind{parser.KindModelBreach}}, Outputs: []int{0}},
+		{Match: Match{Kinds: []parser.Kind{parser.KindTest}}, Outputs: []int{1}},
 	}
 	p, err := New(Options{
 		Inputs: []InputSpec{{Name: "api", Track: true}},

@@ -18,12 +18,14 @@ type Producer struct {
 	cls *parser.Classifier
 	hdr parser.Header
 	al  parser.Alert
+	fl  parser.Fields // read when the router needs them
+	in  RouteInput
 	blk *Block
 	now int64 // reception time of the current read, Unix ns
 
 	clock *stallClock // times its waits for room downstream (stall.go)
 
-	dones []chan struct{} // of the blocks published since FlushWait (Track inputs)
+	dl *delivery // of the blocks published since Publish (Track inputs)
 
 	kinds                     [parser.NumKinds]uint64
 	notJSON, filtered, alerts uint64
@@ -56,7 +58,11 @@ func (pr *Producer) classify(frame []byte) bool {
 		pr.now = time.Now().UnixNano()
 	}
 	parser.Scan(frame, &pr.hdr)
-	return pr.cls.Classify(pr.hdr.Payload.Bytes(frame), pr.hdr.App.Bytes(frame), &pr.al) == nil
+	payload, app := pr.hdr.Payload.Bytes(frame), pr.hdr.App.Bytes(frame)
+	if pr.pp.p.router.Load().NeedsFields() {
+		return pr.cls.ClassifyFields(payload, app, &pr.al, &pr.fl) == nil
+	}
+	return pr.cls.Classify(payload, app, &pr.al) == nil
 }
 
 // add counts, routes and copies the frame classified last.
@@ -68,7 +74,14 @@ func (pr *Producer) add(frame []byte, notJSON bool) {
 		pr.kinds[pr.al.Kind]++
 		pr.alerts++
 	}
-	mask := pr.pp.p.router.Load().Route(pr.al.Kind, pr.al.Priority, int(pr.pp.input), notJSON)
+	r := pr.pp.p.router.Load()
+	in := &pr.in
+	*in = RouteInput{Kind: pr.al.Kind, Priority: pr.al.Priority, Score: pr.al.Score, Input: int(pr.pp.input), NotJSON: notJSON,
+		Host: pr.hdr.Host.Bytes(frame), App: pr.hdr.App.Bytes(frame), Payload: pr.hdr.Payload.Bytes(frame), Now: pr.now}
+	if r.NeedsFields() && !notJSON {
+		in.Fields = &pr.fl
+	}
+	mask := r.Route(in)
 	if mask == 0 {
 		if !notJSON { // not_json is counted as such already
 			pr.filtered++
@@ -88,8 +101,11 @@ func (pr *Producer) publish() {
 	b := pr.blk
 	pr.blk = nil
 	if pr.pp.track {
-		b.done = make(chan struct{})
-		pr.dones = append(pr.dones, b.done)
+		if pr.dl == nil {
+			pr.dl = newDelivery()
+		}
+		pr.dl.hold()
+		b.dl = pr.dl
 	}
 	if pr.pp.p.spool == nil {
 		pr.pp.p.publish(b, pr.pp.datagram, pr.pp.m.dropped, pr.clock) // times a wait on a full queue
@@ -100,32 +116,34 @@ func (pr *Producer) publish() {
 	pr.clock.end(start, int64(stallVisibleAfter))
 }
 
-// ErrNotDelivered is returned by FlushWait when the pipeline stopped before
+// ErrNotDelivered is a Delivery's error when the pipeline stopped before
 // the outputs accepted the events.
 var ErrNotDelivered = errors.New("forward: stopped before the events were delivered")
 
-// FlushWait is Flush, then waits until every output is finished with every
-// event framed since the last FlushWait: delivered (with a spool: appended
-// to it), or dropped and counted for a reason that retrying cannot fix (an
-// intake's permanent rejection). It returns ErrNotDelivered if the pipeline
-// abandoned deliveries meanwhile (stopped with some undelivered), or ctx's
-// error. Only producers of an input with InputSpec.Track may call it; a
-// poller moves its checkpoint only after FlushWait returned nil.
-func (pr *Producer) FlushWait(ctx context.Context) error {
+// ErrPending is a Delivery's error before the outputs are finished with
+// its events.
+var ErrPending = errors.New("forward: delivery under way")
+
+// Publish is Flush, and returns the Delivery of every event framed since
+// the last Publish: it tells when every output is finished with them (see
+// Delivery.Err). Only producers of an input with InputSpec.Track may call
+// it; a poller moves its checkpoint past events only once their Delivery
+// succeeded, and meanwhile goes on polling (one slow output does not hold
+// the others).
+func (pr *Producer) Publish() Delivery {
 	pr.Flush()
-	dones := pr.dones
-	pr.dones = pr.dones[:0]
-	for _, done := range dones {
-		select {
-		case <-done:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	d := pr.dl
+	if d == nil {
+		return Delivery{}
 	}
-	if len(dones) > 0 && pr.pp.p.abandoned.Load() {
-		return ErrNotDelivered
-	}
-	return nil
+	pr.dl = nil
+	d.release()
+	return Delivery{d: d, p: pr.pp.p}
+}
+
+// FlushWait is Publish, then Delivery.Wait.
+func (pr *Producer) FlushWait(ctx context.Context) error {
+	return pr.Publish().Wait(ctx)
 }
 
 // Flush publishes what this read produced: the current block and the

@@ -16,17 +16,49 @@ import (
 // ErrStopped is returned by ReplaceOutput once the pipeline is stopping.
 var ErrStopped = errors.New("forward: the pipeline is stopping")
 
-// SetRoutes replaces the routes, and the outputs that carry messages that
-// are not JSON, for the records produced from now on; the records already
-// in blocks keep the outputs they were routed to. Safe for concurrent use
-// with the producers.
-func (p *Pipeline) SetRoutes(routes []RouteSpec, notJSON []int) error {
-	r, err := NewRouter(len(p.outputs), routes, notJSON)
+// SetRoutes replaces the routes and o's Mode, NotJSON and OutputDedup
+// (Outputs, OutputNames and Metrics are the pipeline's) for the records
+// produced from now on; the records already in blocks keep the outputs
+// they were routed to. A de-duplication set goes on remembering what it
+// saw when its route keeps its name, outputs and window and size (an
+// output's, its window and size): a reload does not send an alert twice.
+// Not for concurrent use with Stop or itself; safe with the producers.
+func (p *Pipeline) SetRoutes(routes []RouteSpec, o RouterOptions) error {
+	o.Outputs, o.Metrics, o.OutputNames = len(p.outputs), p.set, nil
+	for _, out := range p.outputs {
+		o.OutputNames = append(o.OutputNames, out.Name)
+	}
+	r, err := NewRouter(routes, o)
 	if err != nil {
 		return err
 	}
+	r.adopt(p.router.Load())
 	p.router.Store(r)
+	if p.stopSaving == nil && p.dedupDir != "" && len(r.dedupSets()) > 0 {
+		p.startDedupState(p.dedupDir) // the first de-duplication, added by a reload
+	}
 	return nil
+}
+
+// adopt takes old's de-duplication sets where they keep their meaning.
+func (r *Router) adopt(old *Router) {
+	same := func(a, b *dedupSet) bool { return a.name == b.name && a.window == b.window && a.maxKeys == b.maxKeys }
+	for i := range r.routes {
+		rt := &r.routes[i]
+		if rt.dedup == nil {
+			continue
+		}
+		for j := range old.routes {
+			if o := &old.routes[j]; o.dedup != nil && same(o.dedup, rt.dedup) && o.outputs == rt.outputs {
+				rt.dedup = o.dedup
+			}
+		}
+	}
+	for i, d := range r.outDedup {
+		if d != nil && i < len(old.outDedup) && old.outDedup[i] != nil && same(old.outDedup[i], d) {
+			r.outDedup[i] = old.outDedup[i]
+		}
+	}
 }
 
 // SetInput makes pool i, for an input described by in, the pool of input i
@@ -115,7 +147,7 @@ func (o *output) applyNext() bool {
 	s := r.spec
 	o.Encoder, o.Sender, o.DeadLetter = s.Encoder, s.Sender, s.DeadLetter
 	o.MaxEvents, o.MaxBytes, o.MaxWait, o.Timeout, o.NotJSON = s.MaxEvents, s.MaxBytes, s.MaxWait, s.Timeout, s.NotJSON
-	o.QueueSize = s.QueueSize
+	o.QueueSize, o.Dedup = s.QueueSize, s.Dedup
 	o.defaults()
 	o.q.setMax(s.QueueSize)
 	o.limit = 0

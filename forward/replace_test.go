@@ -225,7 +225,7 @@ func TestSetRoutesAndSetInput(t *testing.T) {
 	p, _ := newTestPipeline(t,
 		OutputSpec{Name: "a", Encoder: lineEncoder{}, Sender: a, QueueSize: 1 << 20},
 		OutputSpec{Name: "b", Encoder: lineEncoder{}, Sender: b, QueueSize: 1 << 20})
-	if err := p.SetRoutes([]RouteSpec{{Outputs: []int{0}}}, nil); err != nil {
+	if err := p.SetRoutes([]RouteSpec{{Outputs: []int{0}}}, RouterOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	l1, w1 := linesFrom(10, 0)
@@ -237,7 +237,7 @@ func TestSetRoutesAndSetInput(t *testing.T) {
 	if p.Pool(3) != pp {
 		t.Fatal("Pool(3) is not the new input's")
 	}
-	if err := p.SetRoutes([]RouteSpec{{Inputs: []int{3}, Kinds: []parser.Kind{parser.KindModelBreach}, Outputs: []int{1}}}, nil); err != nil {
+	if err := p.SetRoutes([]RouteSpec{{Match: Match{Inputs: []int{3}, Kinds: []parser.Kind{parser.KindModelBreach}}, Outputs: []int{1}}}, RouterOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	l2, w2 := linesFrom(10, 10)
@@ -251,7 +251,7 @@ func TestSetRoutesAndSetInput(t *testing.T) {
 	}
 	exactlyOnce(t, lineless(a.got()), w1)
 	exactlyOnce(t, lineless(b.got()), w2)
-	if err := p.SetRoutes([]RouteSpec{{Outputs: []int{2}}}, nil); err == nil {
+	if err := p.SetRoutes([]RouteSpec{{Outputs: []int{2}}}, RouterOptions{}); err == nil {
 		t.Fatal("a route to a missing output accepted")
 	}
 }

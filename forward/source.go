@@ -36,8 +36,16 @@ type memSource struct{ q *queue }
 
 func (m memSource) next(wait time.Duration) (*Block, bool) { return m.q.pop(wait) }
 func (memSource) sending()                                 {}
-func (memSource) stopped(refs []recRef) int                { return len(refs) }
 func (memSource) close() (kept, lost int64)                { return 0, 0 }
+
+// stopped: without a spool what was not delivered is lost (and a tracked
+// block's delivery failed).
+func (memSource) stopped(refs []recRef) int {
+	for _, r := range refs {
+		r.b.fail()
+	}
+	return len(refs)
+}
 
 func (m memSource) delivered(b *Block) {
 	m.q.release(int64(b.Size()))

@@ -122,6 +122,14 @@ func (p *Pipeline) publishSpooled(b *Block) time.Duration {
 		p.recs[i] = nil
 	}
 	waited := time.Since(start)
+	if memOnly == 0 && b.dl != nil {
+		// Durably queued (once the spool syncs, which Delivery.Err asks
+		// for): a tracked input need not wait for the outputs, whose
+		// spool readers deliver the records whatever happens to memory.
+		b.dl.spooled.Store(true)
+		b.dl.release()
+		b.dl = nil
+	}
 	n := len(p.sources)
 	b.refs.Store(int32(n + 1))
 	pushed := 0
@@ -165,6 +173,7 @@ func (o *spoolSource) missedMemOnly(b *Block) {
 	if n == 0 {
 		return
 	}
+	b.fail()
 	reason := "not_spooled"
 	if o.p.stopping.Load() {
 		reason = "shutdown"
@@ -308,6 +317,7 @@ func (o *spoolSource) stopped(refs []recRef) int {
 		ref.b.readRecord(ref.off, &r)
 		if r.memOnly {
 			lost++
+			ref.b.fail()
 		}
 	}
 	o.kept += int64(len(refs) - lost)

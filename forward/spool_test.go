@@ -162,7 +162,7 @@ func TestSpoolBacklogFollowsRenamedAndReorderedOutputs(t *testing.T) {
 	p, err := New(Options{
 		Inputs:  []InputSpec{{Name: "a"}, {Name: "b"}},
 		Outputs: []OutputSpec{{Name: "x", Encoder: lineEncoder{}, Sender: &recSender{fail: down}, QueueSize: 1 << 20}, {Name: "y", Encoder: lineEncoder{}, Sender: &recSender{fail: down}, QueueSize: 1 << 20}},
-		Routes:  []RouteSpec{{Inputs: []int{0}, Outputs: []int{0}}, {Inputs: []int{1}, Outputs: []int{1}}},
+		Routes:  []RouteSpec{{Match: Match{Inputs: []int{0}}, Outputs: []int{0}}, {Match: Match{Inputs: []int{1}}, Outputs: []int{1}}},
 		Spool:   sp, MaxPayload: 256 << 10, Metrics: set, Log: zerolog.Nop(),
 	})
 	if err != nil {
@@ -189,7 +189,7 @@ func TestSpoolBacklogFollowsRenamedAndReorderedOutputs(t *testing.T) {
 	p, err = New(Options{
 		Inputs:  []InputSpec{{Name: "a"}, {Name: "b"}},
 		Outputs: []OutputSpec{{Name: "y", Encoder: lineEncoder{}, Sender: y, QueueSize: 1 << 20}, {Name: "z", Encoder: lineEncoder{}, Sender: z, QueueSize: 1 << 20}},
-		Routes:  []RouteSpec{{Inputs: []int{0}, Outputs: []int{1}}, {Inputs: []int{1}, Outputs: []int{0}}},
+		Routes:  []RouteSpec{{Match: Match{Inputs: []int{0}}, Outputs: []int{1}}, {Match: Match{Inputs: []int{1}}, Outputs: []int{0}}},
 		Spool:   sp, MaxPayload: 256 << 10, Metrics: metrics.NewSet(), Log: zerolog.Nop(),
 	})
 	if err != nil {

@@ -46,7 +46,7 @@ type fields struct {
 	pbid, id, uuid, model, triggered, score, time, creationTime jsonValue
 	createdAt, aiaScore, summariser, category, iris, alertName  jsonValue
 	priorityLevel, priority, lastUpdated, direction, anomaly    jsonValue
-	timestamp, start                                            jsonValue
+	timestamp, start, currentGroup                              jsonValue
 
 	now, then jsonValue      // model.now, model.then
 	lv        [3]modelFields // model, model.now, model.then
@@ -281,6 +281,8 @@ func (f *fields) topSlot(key []byte) (*jsonValue, scanCtx) {
 		return &f.timestamp, ctxNone
 	case "start":
 		return &f.start, ctxNone
+	case "currentGroup":
+		return &f.currentGroup, ctxNone
 	}
 	return nil, ctxNone
 }

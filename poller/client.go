@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -18,8 +19,8 @@ import (
 	"github.com/dtrelay/dtrelay/internal/tlsfiles"
 )
 
-// client makes signed GET requests to one Darktrace instance. It is used by
-// one goroutine at a time (the Poller's).
+// client makes signed GET requests to one Darktrace instance. It is safe for
+// concurrent use (each endpoint's goroutine).
 type client struct {
 	http            *http.Client
 	base            url.URL // scheme, host and path prefix, no trailing slash
@@ -120,6 +121,10 @@ func (c *client) transportError(ctx context.Context, path string, err error) err
 	if isTimeout(err) {
 		return fmt.Errorf("%w: GET %s: %w", ErrTimeout, path, err)
 	}
+	var unknown x509.UnknownAuthorityError
+	if errors.As(err, &unknown) {
+		return fmt.Errorf("%w: GET %s: %w", ErrUntrusted, path, err)
+	}
 	return fmt.Errorf("cannot GET %s: %w", path, err)
 }
 
@@ -151,6 +156,9 @@ func (c *client) statusError(path, date string, resp *http.Response, body []byte
 		return fmt.Errorf("%w (GET %s, HTTP 403)", ErrForbidden, path)
 	}
 	err := fmt.Errorf("%w %d from GET %s: %s", ErrStatus, code, path, snippet(body, 120, secrets))
+	if code == http.StatusTooManyRequests {
+		err = fmt.Errorf("%w (GET %s): %s", ErrRateLimited, path, snippet(body, 120, secrets))
+	}
 	if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
 		if d, ok := retry.ParseAfter(resp.Header.Get("Retry-After"), c.now()); ok {
 			return &retryAfterError{after: d, err: err}

@@ -120,7 +120,7 @@ func TestClientRetryAfter(t *testing.T) {
 		var buf bytes.Buffer
 		_, err := c.get(context.Background(), breachesEP, url.Values{"starttime": {"1"}, "endtime": {"2"}}, &buf)
 		var ra *retryAfterError
-		if !errors.As(err, &ra) || !errors.Is(err, ErrStatus) {
+		if !errors.As(err, &ra) || !(errors.Is(err, ErrStatus) || errors.Is(err, ErrRateLimited)) {
 			t.Fatalf("request %d: err = %v, want a retryAfterError", i, err)
 		}
 		if ra.after > want || ra.after < want-2*time.Second {

@@ -39,6 +39,11 @@ var (
 	// ErrTooLarge: a response body over Config.MaxResponseSize. The window
 	// is halved for the next attempt.
 	ErrTooLarge = errors.New("poller: response too large")
+	// ErrRateLimited: HTTP 429. Retried no earlier than its Retry-After.
+	ErrRateLimited = errors.New("poller: HTTP 429: Darktrace is rate limiting this token")
+	// ErrUntrusted: the API's certificate is not signed by a CA this host
+	// trusts (a private CA, or a TLS-inspecting proxy): ca_file is the fix.
+	ErrUntrusted = errors.New("poller: the API's TLS certificate is not signed by a trusted CA; set the input's ca_file to the CA (PEM) that signed it")
 	// ErrTimeout: no complete answer within Config.Timeout.
 	ErrTimeout = errors.New("poller: request timed out")
 )
@@ -67,6 +72,10 @@ func reason(err error) string {
 		return "unauthorized"
 	case errors.Is(err, ErrRedirect):
 		return "redirect"
+	case errors.Is(err, ErrRateLimited):
+		return "rate_limited"
+	case errors.Is(err, ErrUntrusted):
+		return "tls"
 	case errors.Is(err, ErrStatus):
 		return "http_status"
 	case errors.Is(err, ErrBadResponse):

@@ -29,7 +29,7 @@ func endpoints() []*endpoint {
 	return []*endpoint{
 		{
 			name: "modelbreaches", path: "/modelbreaches",
-			params: url.Values{"historicmodelonly": {"true"}, "includeacknowledged": {"true"}},
+			params: url.Values{"creationtime": {"true"}, "historicmodelonly": {"true"}, "includeacknowledged": {"true"}},
 			key:    breachKey,
 		},
 		{

@@ -2,7 +2,6 @@ package poller
 
 import (
 	"bytes"
-	"context"
 	"crypto/hmac"
 	"crypto/sha1"
 	"crypto/tls"
@@ -28,9 +27,10 @@ import (
 // recorded as a problem, which fails the test unless allowProblems was
 // called. Faults queued with failNext are answered first. Otherwise
 // GET /modelbreaches and /aianalyst/incidentevents answer the events whose
-// time is within [starttime, endtime], as a JSON
-// array, in the order added (a late event is left out of the first answer
-// that covers its time); or the static body set for the path.
+// time (with creationtime=true: creation time) is within [starttime,
+// endtime], as a JSON array, in the order added (a late event is left out
+// of the first answer that covers its time); or the static body set for
+// the path.
 type mockAPI struct {
 	tb              testing.TB
 	srv             *httptest.Server
@@ -49,9 +49,10 @@ type mockAPI struct {
 const dateSkew = 5 * time.Minute
 
 type mockEvent struct {
-	time int64 // ms: what starttime/endtime select on
-	late bool  // left out of the first answer whose window covers it
-	body []byte
+	time    int64 // ms: what starttime/endtime select on
+	created int64 // ms: what they select on with creationtime=true; 0: time
+	late    bool  // left out of the first answer whose window covers it
+	body    []byte
 }
 
 // mockFault is an answer instead of the normal one.
@@ -60,8 +61,9 @@ type mockFault struct {
 	body       string
 	location   string
 	retryAfter string
-	hang       bool // never answer (until the client gives up)
-	echoSig    bool // append the request's DTAPI-Signature to body
+	hang       bool   // never answer (until the client gives up)
+	echoSig    bool   // append the request's DTAPI-Signature to body
+	path       string // only for requests to this path; "": any
 }
 
 type mockReq struct {
@@ -158,10 +160,14 @@ func (m *mockAPI) serve(w http.ResponseWriter, r *http.Request) {
 	req := mockReq{path: r.URL.Path, query: r.URL.RawQuery, signature: r.Header.Get("DTAPI-Signature")}
 	status, body := m.check(r)
 	var fault *mockFault
-	if status == 0 && len(m.faults) > 0 {
-		f := m.faults[0]
-		m.faults = m.faults[1:]
-		fault = &f
+	if status == 0 {
+		for i, f := range m.faults {
+			if f.path == "" || f.path == r.URL.Path {
+				m.faults = append(m.faults[:i:i], m.faults[i+1:]...)
+				fault = &f
+				break
+			}
+		}
 	}
 	if status == 0 && fault == nil {
 		status, body = m.answer(r, &req)
@@ -244,11 +250,16 @@ func (m *mockAPI) answer(r *http.Request, req *mockReq) (int, []byte) {
 	if !ok && r.URL.Path != "/modelbreaches" && r.URL.Path != "/aianalyst/incidentevents" {
 		return http.StatusFound, nil // Darktrace sends unknown paths to /login
 	}
+	byCreation := q.Get("creationtime") == "true"
 	var b bytes.Buffer
 	b.WriteByte('[')
 	n := 0
 	for i, e := range evs {
-		if e.time < req.start || e.time > req.end {
+		t := e.time
+		if byCreation && e.created != 0 {
+			t = e.created
+		}
+		if t < req.start || t > req.end {
 			continue
 		}
 		if e.late {
@@ -266,8 +277,8 @@ func (m *mockAPI) answer(r *http.Request, req *mockReq) (int, []byte) {
 }
 
 // fakeSink records what a poller forwards. Frames count as delivered only
-// when FlushWait succeeds; failNext makes the next FlushWait calls fail
-// with the given error.
+// when their Publish's Delivery succeeds (at once); failNext makes the next
+// Deliveries fail with the given errors.
 type fakeSink struct {
 	mu        sync.Mutex
 	delivered [][]byte
@@ -298,17 +309,27 @@ func (s *fakeSink) events() [][]byte {
 
 func (p *fakeProducer) Frame(f []byte) { p.frames = append(p.frames, bytes.Clone(f)) }
 
-func (p *fakeProducer) FlushWait(ctx context.Context) error {
+func (p *fakeProducer) Publish() Delivery {
 	s := p.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.flushes++
+	frames := p.frames
+	p.frames = nil
 	if len(s.fails) > 0 {
 		err := s.fails[0]
 		s.fails = s.fails[1:]
-		s.lost += len(p.frames)
-		return err
+		s.lost += len(frames)
+		return doneDelivery{err}
 	}
-	s.delivered = append(s.delivered, p.frames...)
-	return nil
+	s.delivered = append(s.delivered, frames...)
+	return doneDelivery{}
 }
+
+// doneDelivery is a Delivery already settled with err.
+type doneDelivery struct{ err error }
+
+var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+func (doneDelivery) Done() <-chan struct{} { return closed }
+func (d doneDelivery) Err() error          { return d.err }

@@ -1,17 +1,16 @@
 package poller
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"maps"
-	"strconv"
+	"sync"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
 
+	"github.com/dtrelay/dtrelay/internal/retry"
 	"github.com/dtrelay/dtrelay/internal/secret"
 )
 
@@ -23,7 +22,6 @@ const (
 	DefaultTimeout         = 60 * time.Second
 	DefaultMaxEventSize    = 256 << 10
 	DefaultMaxResponseSize = 256 << 20
-	DefaultMaxSeen         = 100_000
 	DefaultMaxBackoff      = 5 * time.Minute
 )
 
@@ -46,12 +44,16 @@ type Config struct {
 	// requires CAFile.
 	NoSystemRoots bool
 	// StateDir, when set, is where the checkpoints are saved
-	// (poller-<name>.json); the relay passes spool.dir.
+	// (poller-<name>.json); the relay passes the input's state_dir
+	// (default: spool.dir, else /var/lib/dtrelay).
 	StateDir string
 
-	// Overlap is how far before the end of the last confirmed window the
-	// next window starts. It must cover Darktrace's lag between an event's
-	// time and the moment the API returns it.
+	// Overlap is how far before the end of the last window the next window
+	// starts. It must cover Darktrace's lag between an event's time and the
+	// moment the API returns it: model breaches are asked for by creation
+	// time (creationtime=true), so for them only the API's own indexing lag
+	// counts; AI Analyst events are asked for by their time, so one written
+	// more than Overlap after its time is missed.
 	Overlap time.Duration
 	// MaxWindow caps one request's window (catching up after a stop goes
 	// by steps of MaxWindow, back to back). It must exceed Overlap.
@@ -63,8 +65,6 @@ type Config struct {
 	MaxEventSize int
 	// MaxResponseSize caps a response body.
 	MaxResponseSize int64
-	// MaxSeen caps the de-duplication memory, in keys per endpoint.
-	MaxSeen int
 	// MaxBackoff caps the delay between attempts after errors.
 	MaxBackoff time.Duration
 
@@ -88,9 +88,6 @@ func (c *Config) complete() error {
 	if c.MaxResponseSize == 0 {
 		c.MaxResponseSize = DefaultMaxResponseSize
 	}
-	if c.MaxSeen == 0 {
-		c.MaxSeen = DefaultMaxSeen
-	}
 	if c.now == nil {
 		c.now = time.Now
 	}
@@ -103,48 +100,39 @@ func (c *Config) complete() error {
 		return errors.New("poller: interval, overlap, timeout and max backoff must be positive (overlap at least 1ms)")
 	case c.MaxWindow <= c.Overlap:
 		return fmt.Errorf("poller: max window (%s) must exceed overlap (%s)", c.MaxWindow, c.Overlap)
-	case c.MaxEventSize < 0 || c.MaxResponseSize < 0 || c.MaxSeen < 0:
+	case c.MaxEventSize < 0 || c.MaxResponseSize < 0:
 		return errors.New("poller: size limits must be positive")
 	}
 	return nil
 }
 
 // Poller polls one Darktrace instance and hands the events to a Sink. Create
-// it with New and run it with Run, once.
+// it with New and run it with Run, once. Each endpoint is polled by its own
+// goroutine, so that a slow or failing one does not delay the other.
 type Poller struct {
 	cfg       Config
 	sink      Sink
 	set       *metrics.Set
 	log       zerolog.Logger
 	c         *client
-	x         extractor
 	eps       []*epState
 	statePath string
-	savedAt   time.Time
-	body      bytes.Buffer
-	pending   map[string]struct{} // keys new in the current poll
-	again     []string            // keys of the current poll already seen
+	saveMu    sync.Mutex
 	dups      *metrics.Counter
 }
 
-// epState is the polling state of one endpoint.
-type epState struct {
-	ep         *endpoint
-	checkpoint int64 // end of the last confirmed window, Unix ms
-	seen       *seenSet
-	span       time.Duration // current window cap: MaxWindow, halved on ErrTooLarge
-	failures   int
-	next       time.Time
-	events     *metrics.Counter
-	gauge      *metrics.Gauge
-}
-
 // New checks cfg, builds the HTTP client and loads the saved state, if any
-// (an unreadable state file is logged and ignored). Nothing is requested
-// before Run. set may be nil (metrics then go to a private set).
+// (an unreadable state file is logged and ignored; a StateDir where the
+// state cannot be written is an error). Nothing is requested before Run.
+// set may be nil (metrics then go to a private set).
 func New(cfg Config, sink Sink, set *metrics.Set, log zerolog.Logger) (*Poller, error) {
 	if err := cfg.complete(); err != nil {
 		return nil, err
+	}
+	if cfg.StateDir != "" {
+		if err := CheckStateDir(cfg.StateDir); err != nil {
+			return nil, err
+		}
 	}
 	c, err := newClient(&cfg)
 	if err != nil {
@@ -153,15 +141,11 @@ func New(cfg Config, sink Sink, set *metrics.Set, log zerolog.Logger) (*Poller, 
 	if set == nil {
 		set = metrics.NewSet()
 	}
-	p := &Poller{cfg: cfg, sink: sink, set: set, c: c,
-		log:     log.With().Str("input", cfg.Name).Logger(),
-		x:       extractor{maxSize: cfg.MaxEventSize, secrets: &c.secrets},
-		pending: make(map[string]struct{}),
-	}
+	p := &Poller{cfg: cfg, sink: sink, set: set, c: c, log: log.With().Str("input", cfg.Name).Logger()}
 	p.dups = set.GetOrCreateCounter(fmt.Sprintf(`dtrelay_poller_duplicates_total{input=%q}`, cfg.Name))
 	for _, r := range []string{"signature", "date", "login_redirect", "forbidden", "unauthorized", "redirect",
-		"http_status", "bad_response", "too_large", "timeout", "transport", "delivery",
-		dropNotObject, dropInvalid, dropOversize, "dedup_full", "state"} {
+		"rate_limited", "http_status", "bad_response", "too_large", "timeout", "tls", "transport", "delivery",
+		dropNotObject, dropInvalid, dropOversize, "state"} {
 		p.errorsFor(r)
 	}
 	var saved *savedState
@@ -174,19 +158,13 @@ func New(cfg Config, sink Sink, set *metrics.Set, log zerolog.Logger) (*Poller, 
 	}
 	start := cfg.now().Add(-cfg.Interval).UnixMilli()
 	for _, ep := range endpoints() {
-		e := &epState{ep: ep, checkpoint: start, seen: newSeenSet(cfg.MaxSeen), span: cfg.MaxWindow,
-			events: set.GetOrCreateCounter(fmt.Sprintf(`dtrelay_poller_events_total{input=%q,endpoint=%q}`, cfg.Name, ep.name)),
-			gauge:  set.GetOrCreateGauge(fmt.Sprintf(`dtrelay_poller_checkpoint_timestamp_seconds{input=%q,endpoint=%q}`, cfg.Name, ep.name), nil),
-		}
+		e := newEpState(p, ep, start)
 		if s, ok := saved.endpoint(ep.name); ok {
-			e.checkpoint = s.Checkpoint
-			for _, se := range s.Seen {
-				e.seen.add(se.K, se.E)
-			}
-			p.log.Info().Str("endpoint", ep.name).Time("checkpoint", time.UnixMilli(s.Checkpoint)).
-				Int("seen", e.seen.len()).Msg("resuming from the saved checkpoint")
+			e.load(s)
+			e.log.Info().Time("checkpoint", time.UnixMilli(s.Checkpoint)).Int("seen", e.seen.len()).
+				Int("unconfirmed", len(e.maybe)).Msg("resuming from the saved checkpoint")
 		}
-		e.gauge.Set(float64(e.checkpoint) / 1e3)
+		e.snapshot()
 		p.eps = append(p.eps, e)
 	}
 	return p, nil
@@ -205,82 +183,59 @@ func (p *Poller) errorsFor(reason string) *metrics.Counter {
 }
 
 // Run polls until ctx is done, then returns nil; call it once. A poll
-// under way is abandoned: its window is polled again at the next start, and
-// events the pipeline delivered meanwhile without confirming are forwarded
-// again then. Producer.Frame may block while the pipeline is full: stop
-// with the pipeline unblocked (forward.Pipeline.Unblock), then cancel ctx
-// and wait for Run, then stop the pipeline.
-func (p *Poller) Run(ctx context.Context) error {
+// under way is abandoned: its window is polled again at the next start.
+// Deliveries under way are not waited for (see RunSettle): their events
+// are forwarded again at the next start, counted in resent_total.
+// Producer.Frame may block while the pipeline is full: stop with the
+// pipeline unblocked (forward.Pipeline.Unblock), then cancel ctx and wait
+// for Run, then stop the pipeline.
+func (p *Poller) Run(ctx context.Context) error { return p.RunSettle(ctx, nil) }
+
+// RunSettle is Run, except that once ctx is done it goes on waiting for the
+// deliveries under way, committing each as it succeeds, until they are all
+// settled or settled is closed; then it saves the state and returns. The
+// relay cancels ctx, stops the pipeline (which drains the outputs), then
+// closes settled: a graceful stop then forwards nothing twice at the next
+// start.
+func (p *Poller) RunSettle(ctx context.Context, settled <-chan struct{}) error {
 	defer p.c.close()
-	defer p.save()
-	p.log.Info().Str("url", secret.ShowURL(&p.c.base)).Dur("interval", p.cfg.Interval).Msg("polling the Darktrace API")
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	for {
-		e := p.eps[0]
-		for _, o := range p.eps[1:] {
-			if o.next.Before(e.next) {
-				e = o
-			}
-		}
-		if d := time.Until(e.next); d > 0 {
-			timer.Reset(d)
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-timer.C:
-			}
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		p.poll(ctx, e)
+	p.log.Info().Str("url", secret.ShowURL(&p.c.base)).Dur("interval", p.cfg.Interval).
+		Dur("overlap", p.cfg.Overlap).Str("state", p.statePath).Msg("polling the Darktrace API")
+	var wg sync.WaitGroup
+	for _, e := range p.eps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.run(ctx, settled)
+		}()
+	}
+	wg.Wait()
+	p.save()
+	return nil
+}
+
+// save writes the state each endpoint committed last to the state file, if
+// there is one. It is safe for concurrent use.
+func (p *Poller) save() {
+	if p.statePath == "" {
+		return
+	}
+	p.saveMu.Lock()
+	defer p.saveMu.Unlock()
+	st := &savedState{Version: stateVersion, Endpoints: map[string]savedEndpoint{}}
+	for _, e := range p.eps {
+		e.snapMu.Lock()
+		st.Endpoints[e.ep.name] = e.snap
+		e.snapMu.Unlock()
+	}
+	if err := saveState(p.statePath, st); err != nil {
+		p.errorsFor("state").Inc()
+		p.log.Error().Err(err).Msg("cannot save the poller checkpoint; a restart may forward some events again")
 	}
 }
 
-// poll requests one window of e's endpoint, forwards what is new and, once
-// the pipeline confirmed it, moves the checkpoint; then it schedules e.
-func (p *Poller) poll(ctx context.Context, e *epState) {
-	now := p.cfg.now().UnixMilli()
-	if e.checkpoint > now {
-		p.log.Warn().Str("endpoint", e.ep.name).Time("checkpoint", time.UnixMilli(e.checkpoint)).
-			Msg("checkpoint is in the future (clock set back?): polling from now")
-		e.checkpoint = now
-	}
-	start, end := e.checkpoint-p.cfg.Overlap.Milliseconds(), now
-	caughtUp := true
-	if span := e.span.Milliseconds(); end-start > span {
-		end, caughtUp = start+span, false
-	}
-	q := maps.Clone(e.ep.params)
-	q.Set("starttime", strconv.FormatInt(start, 10))
-	q.Set("endtime", strconv.FormatInt(end, 10))
-	status, err := p.c.get(ctx, e.ep.path, q, &p.body)
-	st := "error"
-	if status != 0 {
-		st = strconv.Itoa(status)
-	}
-	p.set.GetOrCreateCounter(fmt.Sprintf(`dtrelay_poller_requests_total{input=%q,endpoint=%q,status=%q}`, p.cfg.Name, e.ep.name, st)).Inc()
-	if err == nil {
-		err = p.forward(ctx, e, start, end)
-	}
-	if p.body.Cap() > 32<<20 {
-		p.body = bytes.Buffer{} // do not pin a rare huge answer
-	}
-	if ctx.Err() != nil {
-		return // stopping: not a failure
-	}
-	if err != nil {
-		p.failed(e, err)
-		return
-	}
-	if e.failures > 0 {
-		p.log.Info().Str("endpoint", e.ep.name).Int("failures", e.failures).Msg("polling recovered")
-	}
-	e.failures = 0
-	e.span = min(e.span*2, p.cfg.MaxWindow)
-	e.next = time.Now()
-	if caughtUp {
-		e.next = e.next.Add(p.cfg.Interval)
-	}
+// backoff returns the delay before attempt n+1 after n failures: from
+// min(Interval, 1s), doubling, capped at MaxBackoff, jittered down to half.
+func (p *Poller) backoff(n int) time.Duration {
+	return retry.Backoff(n-1, min(p.cfg.Interval, time.Second), p.cfg.MaxBackoff)
 }

@@ -10,8 +10,9 @@ import (
 	"strings"
 )
 
-// stateVersion is the format of the saved state file.
-const stateVersion = 1
+// stateVersion is the format of the saved state file. Version 2 adds the
+// unconfirmed mark (seenEntry.U); version 1 files are read as well.
+const stateVersion = 2
 
 // savedState is the content of StateDir/poller-<name>.json.
 type savedState struct {
@@ -21,8 +22,12 @@ type savedState struct {
 
 type savedEndpoint struct {
 	// Checkpoint is the end (Unix ms) of the last confirmed window.
-	Checkpoint int64       `json:"checkpoint_ms"`
-	Seen       []seenEntry `json:"seen"`
+	Checkpoint int64 `json:"checkpoint_ms"`
+	// Seen holds the keys of the events handled in the windows that the
+	// next one may overlap, those of windows forwarded but not confirmed
+	// marked U (and not suppressed after a restart: forwarded again,
+	// counted in resent_total).
+	Seen []seenEntry `json:"seen"`
 }
 
 // statePath returns the state file of input name in dir: poller-<name>.json,
@@ -52,7 +57,7 @@ func loadState(path string) (*savedState, error) {
 	if err := json.Unmarshal(b, &st); err != nil {
 		return nil, fmt.Errorf("cannot parse poller state %s: %w", path, err)
 	}
-	if st.Version != stateVersion {
+	if st.Version != stateVersion && st.Version != 1 {
 		return nil, fmt.Errorf("poller: state %s has version %d, want %d", path, st.Version, stateVersion)
 	}
 	return &st, nil
@@ -87,6 +92,30 @@ func saveState(path string, st *savedState) error {
 	if d, err := os.Open(filepath.Dir(path)); err == nil {
 		_ = d.Sync()
 		_ = d.Close()
+	}
+	return nil
+}
+
+// CheckStateDir creates dir if it is missing (mode 0700) and checks that a
+// file can be written and renamed there, as saving the state does: the
+// relay refuses to start a poller whose checkpoint cannot be kept.
+func CheckStateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("cannot create the poller state directory: %w", err)
+	}
+	f, err := os.CreateTemp(dir, ".poller-probe-*")
+	if err != nil {
+		return fmt.Errorf("cannot write to the poller state directory: %w", err)
+	}
+	name := f.Name()
+	err = f.Close()
+	if err == nil {
+		err = os.Rename(name, name+".renamed")
+		name += ".renamed"
+	}
+	_ = os.Remove(name)
+	if err != nil {
+		return fmt.Errorf("cannot write to the poller state directory: %w", err)
 	}
 	return nil
 }

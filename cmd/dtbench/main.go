@@ -21,6 +21,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/dtrelay/dtrelay/bench"
+	"github.com/dtrelay/dtrelay/internal/rsyslogpeer"
 )
 
 const usage = `dtbench: load-benchmark harness for dtrelay
@@ -92,6 +93,7 @@ func newLogger(w io.Writer, verbose bool) zerolog.Logger {
 type loadFlags struct {
 	sizes, conns, mix, input, framing, header string
 	rate                                      float64
+	relpWindow                                int
 	count                                     uint64
 	duration                                  time.Duration
 }
@@ -105,6 +107,8 @@ func (l *loadFlags) register(fs *flag.FlagSet, defDuration time.Duration) {
 	fs.StringVar(&l.header, "header", "rfc3164", "syslog header: rfc3164 (Darktrace's default) or rfc5424")
 	fs.Float64Var(&l.rate, "rate", 0, "alerts per second over all connections (0: as fast as the relay takes them)")
 	fs.Uint64Var(&l.count, "count", 0, "alerts per run, or fewer if --duration ends first (0: no count limit)")
+	fs.IntVar(&l.relpWindow, "relp-window", 0, "--output relp: every relay's RELP window `N` (dtrelay: window N, batches of max(1000, 4N)); "+
+		"0: dtrelay's default (128), rsyslog omrelp's fastest (1024)")
 	fs.DurationVar(&l.duration, "duration", defDuration, "length of each run's load (0: no time limit; then give --count)")
 }
 
@@ -133,9 +137,9 @@ func (l *loadFlags) scenarios(outputs []string) ([]bench.Scenario, error) {
 	var out []bench.Scenario
 	for _, o := range outputs {
 		switch o {
-		case bench.OutputSyslog, bench.OutputTLSSyslog, bench.OutputHTTPS:
+		case bench.OutputSyslog, bench.OutputTLSSyslog, bench.OutputHTTPS, bench.OutputRELP:
 		default:
-			return nil, fmt.Errorf("unknown --output %q (want syslog, tls-syslog or https)", o)
+			return nil, fmt.Errorf("unknown --output %q (want syslog, tls-syslog, https or relp)", o)
 		}
 		for _, s := range bench.ParseList(l.sizes) {
 			lo, hi, err := parseSizeRange(s)
@@ -148,7 +152,7 @@ func (l *loadFlags) scenarios(outputs []string) ([]bench.Scenario, error) {
 					return nil, fmt.Errorf("bad --conns value %q (want 1..10000)", c)
 				}
 				out = append(out, bench.Scenario{Input: l.input, Output: o, Size: lo, MaxSize: hi, Mix: mix, Conns: n,
-					Framing: framing, Header: header, Rate: l.rate, Count: l.count, Duration: l.duration})
+					Framing: framing, Header: header, Rate: l.rate, Count: l.count, Duration: l.duration, RELPWindow: l.relpWindow})
 			}
 		}
 	}
@@ -240,14 +244,16 @@ Flags:
 	)
 	load.register(fs, 10*time.Second)
 	fs.StringVar(&relays, "relays", "dtrelay,rsyslog,syslog-ng", "relays to compare (`LIST` of dtrelay, rsyslog, syslog-ng, copy = trivial Go reference relay)")
-	fs.StringVar(&outputs, "output", bench.OutputSyslog, "relay output (`LIST`): syslog (octet-counted TCP syslog, Sekoia format), tls-syslog, https (Sekoia /plain/batch)")
+	fs.StringVar(&outputs, "output", bench.OutputSyslog, "relay output (`LIST`): syslog (octet-counted TCP syslog, Sekoia format), tls-syslog, https (Sekoia /plain/batch), "+
+		"relp (RELP over TLS, Sekoia format, to a real rsyslog imrelp that forwards to the sink)")
 	fs.IntVar(&rounds, "rounds", 1, "interleaved rounds; results are medians over rounds")
 	fs.StringVar(&out, "out", "dtbench-out", "`DIR` for results.json and report.html")
 	fs.StringVar(&record, "record", "", "also store a dated summary headed by machine, cores, Go version and commit under `DIR` (e.g. bench/results)")
 	fs.StringVar(&under, "under-test", "", "relays whose loss fails the run (`LIST`; default dtrelay when compared, else every relay)")
 	fs.StringVar(&dtrelay, "dtrelay", "", "dtrelay binary (default bin/dtrelay in the repo, then PATH)")
 	fs.StringVar(&rsyslogd, "rsyslogd", "", "rsyslogd binary (default PATH, then "+bench.DefaultPeersDir+"/usr/sbin/rsyslogd)")
-	fs.StringVar(&rsModules, "rsyslog-modules", "", "rsyslog module `DIR` for rsyslogd -M (default: found beside the binary)")
+	fs.StringVar(&rsModules, "rsyslog-modules", "", "rsyslog module `DIR` for rsyslogd -M (default: found beside the binary); "+
+		"--rsyslogd and this also give the rsyslog that plays the relp intake")
 	fs.StringVar(&syslogNG, "syslog-ng", "", "syslog-ng binary (default PATH)")
 	fs.BoolVar(&keep, "keep", false, "keep each run's directory (relay config and log) under $TMPDIR")
 	fs.DurationVar(&drainIdle, "drain-idle", 3*time.Second, "after the load, stop waiting for alerts after this long without progress")
@@ -287,7 +293,8 @@ Flags:
 		return fail(err)
 	}
 	cfg := bench.CompareConfig{Relays: rs, Scenarios: scs, Rounds: rounds, UnderTest: bench.ParseList(under), KeepDirs: keep, Log: log,
-		Run: bench.RunOptions{DrainIdle: drainIdle, DrainMax: drainMax, Log: log}}
+		Run: bench.RunOptions{DrainIdle: drainIdle, DrainMax: drainMax, Log: log,
+			RELPPeer: rsyslogpeer.Install{Bin: rsyslogd, Modules: rsModules}}}
 	if !noProgress {
 		p := bench.NewProgress(stderr, isTerminal(stderr))
 		cfg.OnRunStart = p.Start

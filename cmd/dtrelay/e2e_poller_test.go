@@ -44,9 +44,9 @@ func TestPollsDarktraceAPI(t *testing.T) {
 	out := filepath.Join(dir, "out.ndjson")
 	cfg := writeFile(t, dir, "dtrelay.yaml", fmt.Sprintf(`
 inputs:
-  - {name: cloud, protocol: darktrace-api, url: "%s", public_token: e2e-public, private_token: "${E2E_DT_PRIVATE}", interval: 1s, ca_file: %s}
+  - {name: cloud, protocol: darktrace-api, url: "%s", public_token: e2e-public, private_token: "${E2E_DT_PRIVATE}", interval: 1s, ca_file: %s, state_dir: %s}
 outputs: [{name: out, type: file, path: %s}]
-`, srv.URL, ca, out))
+`, srv.URL, ca, filepath.Join(dir, "state"), out))
 	os.Setenv("E2E_DT_PRIVATE", "e2e-private-token-secret")
 	defer os.Unsetenv("E2E_DT_PRIVATE")
 	p := startRelay(t, "run", "-c", cfg)

@@ -3,6 +3,7 @@
 //
 //	dtrelay run   [-c FILE]   # no -c: the embedded default
 //	dtrelay check  -c FILE    # validate, print every problem, exit 1 if any
+//	dtrelay check  -c FILE --route SAMPLES   # and where each sample alert would go
 //	dtrelay spool inspect -c FILE   # what the spool holds (read-only)
 //	dtrelay deadletter list   -c FILE
 //	dtrelay deadletter replay -c FILE --output NAME
@@ -28,7 +29,8 @@ func main() {
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   dtrelay run   [-c FILE] [-log-level LEVEL]   relay alerts (no -c: the embedded default)
-  dtrelay check  -c FILE                       validate a configuration
+  dtrelay check  -c FILE [--route SAMPLES]     validate a configuration; --route: where each
+                                               alert of SAMPLES (JSON or syslog lines) would go
   dtrelay spool inspect -c FILE                what the spool holds (read-only, also while running)
   dtrelay deadletter list   -c FILE            the events each output gave up on
   dtrelay deadletter replay -c FILE --output NAME [-timeout 5m]
@@ -55,6 +57,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runRelay(*cfgPath, *level, stderr)
 	case "check":
 		cfgPath := fs.String("c", "", "configuration `file`")
+		samples := fs.String("route", "", "dry run: for each alert of this `file` (one JSON payload or syslog line per line), the routes and outputs it would take")
 		if fs.Parse(args) != nil {
 			return 2
 		}
@@ -62,7 +65,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "dtrelay check: -c FILE is required")
 			return 2
 		}
-		return runCheck(*cfgPath, stdout, stderr)
+		if code := runCheck(*cfgPath, stdout, stderr); code != 0 || *samples == "" {
+			return code
+		}
+		return runRouteDryRun(*cfgPath, *samples, stdout, stderr)
 	case "spool":
 		return runSpool(args, stdout, stderr)
 	case "deadletter":

@@ -123,3 +123,24 @@ func runCheck(path string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "%s: ok\n%s", path, cfg.Summary())
 	return 0
 }
+
+// runRouteDryRun is `dtrelay check --route SAMPLES`, after the check passed.
+func runRouteDryRun(path, samples string, stdout, stderr io.Writer) int {
+	cfg, _, err := config.Load(path)
+	if err != nil {
+		fmt.Fprintln(stderr, "error:", err)
+		return 1
+	}
+	f, err := os.Open(samples)
+	if err != nil {
+		fmt.Fprintln(stderr, "error:", err)
+		return 1
+	}
+	defer f.Close()
+	fmt.Fprintf(stdout, "dry run of %s:\n", samples)
+	if err := relay.DryRun(cfg, f, stdout); err != nil {
+		fmt.Fprintln(stderr, "error:", err)
+		return 1
+	}
+	return 0
+}

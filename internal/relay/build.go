@@ -23,6 +23,7 @@ func buildOutput(oc config.Output, dl config.DeadLetter, set *metrics.Set, log z
 		MaxWait:    oc.Batch.MaxWait,
 		Timeout:    oc.Timeout,
 		DeadLetter: forward.NewDeadLetter(dl.Dir, oc.Name, int64(dl.MaxSize)),
+		Dedup:      dedupSpec(oc.Dedup),
 	}
 	tc := output.TLSClientConfig{CAFile: oc.CAFile, NoSystemRoots: oc.NoSystemRoots, ServerName: oc.ServerName,
 		ClientCertFile: oc.ClientCertFile, ClientKeyFile: oc.ClientKeyFile}
@@ -86,27 +87,18 @@ func buildOutput(oc config.Output, dl config.DeadLetter, set *metrics.Set, log z
 func buildRoutes(rcs []config.Route, inIdx, outIdx map[string]int) ([]forward.RouteSpec, error) {
 	var out []forward.RouteSpec
 	for i, rc := range rcs {
-		var rs forward.RouteSpec
-		for _, k := range rc.Match.Kinds {
-			kind, ok := parser.ParseKind(k)
-			if !ok {
-				return nil, fmt.Errorf("routes[%d]: unknown kind %q", i, k)
-			}
-			rs.Kinds = append(rs.Kinds, kind)
+		rs := forward.RouteSpec{Name: rc.Name, Drop: rc.Drop, Dedup: dedupSpec(rc.Dedup)}
+		m, err := buildMatch(&rc.Match, inIdx)
+		if err != nil {
+			return nil, fmt.Errorf("routes[%d]: %w", i, err)
 		}
-		if rc.Match.MinPriority != "" {
-			p, ok := parser.ParsePriority(rc.Match.MinPriority)
-			if !ok {
-				return nil, fmt.Errorf("routes[%d]: unknown priority %q", i, rc.Match.MinPriority)
+		rs.Match = m
+		if rc.Not != nil {
+			n, err := buildMatch(rc.Not, inIdx)
+			if err != nil {
+				return nil, fmt.Errorf("routes[%d].not: %w", i, err)
 			}
-			rs.MinPriority = p
-		}
-		for _, n := range rc.Match.Inputs {
-			j, ok := inIdx[n]
-			if !ok {
-				return nil, fmt.Errorf("routes[%d]: unknown input %q", i, n)
-			}
-			rs.Inputs = append(rs.Inputs, j)
+			rs.Not = &n
 		}
 		for _, n := range rc.Outputs {
 			j, ok := outIdx[n]
@@ -118,4 +110,48 @@ func buildRoutes(rcs []config.Route, inIdx, outIdx map[string]int) ([]forward.Ro
 		out = append(out, rs)
 	}
 	return out, nil
+}
+
+// buildMatch resolves a configured match's names.
+func buildMatch(mc *config.Match, inIdx map[string]int) (forward.Match, error) {
+	m := forward.Match{Models: mc.Models, Categories: mc.Categories, Sources: mc.Sources, Tags: mc.Tags}
+	for _, k := range mc.Kinds {
+		kind, ok := parser.ParseKind(k)
+		if !ok {
+			return m, fmt.Errorf("unknown kind %q", k)
+		}
+		m.Kinds = append(m.Kinds, kind)
+	}
+	if mc.MinPriority != "" {
+		p, ok := parser.ParsePriority(mc.MinPriority)
+		if !ok {
+			return m, fmt.Errorf("unknown priority %q", mc.MinPriority)
+		}
+		m.MinPriority = p
+	}
+	for _, n := range mc.Inputs {
+		j, ok := inIdx[n]
+		if !ok {
+			return m, fmt.Errorf("unknown input %q", n)
+		}
+		m.Inputs = append(m.Inputs, j)
+	}
+	if mc.MinScore != nil || mc.MaxScore != nil {
+		m.ScoreRange, m.MinScore, m.MaxScore = true, 0, 1
+		if mc.MinScore != nil {
+			m.MinScore = *mc.MinScore
+		}
+		if mc.MaxScore != nil {
+			m.MaxScore = *mc.MaxScore
+		}
+	}
+	return m, nil
+}
+
+// dedupSpec converts a configured dedup, nil for none.
+func dedupSpec(d *config.Dedup) *forward.DedupSpec {
+	if d == nil {
+		return nil
+	}
+	return &forward.DedupSpec{Window: d.Window, MaxKeys: d.MaxKeys}
 }

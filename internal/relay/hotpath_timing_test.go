@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
@@ -48,9 +49,32 @@ func newHotPath(tb testing.TB, size int) *hotPath {
 
 // newHotPathSpool is newHotPath with every block also appended to sp.
 func newHotPathSpool(tb testing.TB, size int, sp *spool.Spool) *hotPath {
+	return newHotPathWith(tb, size, sp, nil)
+}
+
+// darktraceRoutes are Darktrace-aware routes of issue 17 (models,
+// categories, scores, sources, tags, not, drop), which make the producer
+// read the model name and category; dedup adds a de-duplicating route.
+func darktraceRoutes(dedup bool) []forward.RouteSpec {
+	rs := []forward.RouteSpec{
+		{Name: "noise", Match: forward.Match{Models: []string{"System::*"}}, Not: &forward.Match{Categories: []string{"critical"}}, Drop: true},
+		{Name: "audit", Match: forward.Match{Tags: []string{"darktrace_audit"}}, Outputs: []int{0}},
+		{Name: "siem", Match: forward.Match{Categories: []string{"critical", "suspicious", "compliance"}, ScoreRange: true, MinScore: 0.2, MaxScore: 1,
+			Sources: []string{"*"}}, Outputs: []int{0}},
+		{Name: "rest", Match: forward.Match{Models: []string{"Anomalous*", "Compromise::*"}}, Outputs: []int{0}},
+	}
+	if dedup {
+		rs[2].Dedup = &forward.DedupSpec{Window: 10 * time.Minute, MaxKeys: 1 << 20}
+	}
+	return rs
+}
+
+// newHotPathWith is newHotPathSpool with routes.
+func newHotPathWith(tb testing.TB, size int, sp *spool.Spool, routes []forward.RouteSpec) *hotPath {
 	s := &nullSender{}
 	p, err := forward.New(forward.Options{
 		Spool:  sp,
+		Routes: routes,
 		Inputs: []forward.InputSpec{{Name: "tcp"}},
 		// A small queue bounds the blocks in flight, as a busy relay's
 		// batcher keeping up does: then every block comes from the free list.
@@ -82,13 +106,18 @@ func (h *hotPath) oneRead() {
 }
 
 // TestHotPathAllocations: framing + scan + classification + routing + ring
-// push (and the batcher behind it) allocate nothing per message.
+// push (and the batcher behind it) allocate nothing per message, also with
+// Darktrace-aware routes and de-duplication (issue 17).
 func TestHotPathAllocations(t *testing.T) {
 	if alloctest.Race {
 		t.Skip("allocation counts are not meaningful under the race detector")
 	}
-	for _, size := range []int{1500, 4000} {
-		h := newHotPath(t, size)
+	for _, tc := range []struct {
+		size   int
+		routes []forward.RouteSpec
+	}{{1500, nil}, {4000, nil}, {1500, darktraceRoutes(false)}, {4000, darktraceRoutes(true)}} {
+		size := tc.size
+		h := newHotPathWith(t, size, nil, tc.routes)
 		for range 1000 {
 			h.oneRead()
 		}
@@ -124,19 +153,31 @@ func BenchmarkFrameParseSpool(b *testing.B) {
 
 // BenchmarkFrameParse is the receive hot path per alert: framing, header
 // scan, JSON validation and classification, routing, copy into a block,
-// publish per read, and NDJSON encoding by the batcher.
+// publish per read, and NDJSON encoding by the batcher; routes=darktrace
+// adds issue 17's matchers, routes=dedup a de-duplicating route too.
 func BenchmarkFrameParse(b *testing.B) {
-	for _, size := range []int{1500, 4000} {
-		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
-			h := newHotPath(b, size)
-			b.SetBytes(int64(len(h.read) / h.frames))
-			b.ReportAllocs()
-			b.ResetTimer()
-			for done := 0; done < b.N; done += h.frames {
-				h.oneRead()
+	for _, tc := range []struct {
+		name   string
+		routes []forward.RouteSpec
+	}{{"none", nil}, {"darktrace", darktraceRoutes(false)}, {"dedup", darktraceRoutes(true)}} {
+		for _, size := range []int{1500, 4000} {
+			name := fmt.Sprintf("size=%d", size)
+			if tc.routes != nil {
+				name += "/routes=" + tc.name
 			}
-			b.StopTimer()
-			h.pipe.Stop(context.Background())
-		})
+			b.Run(name, func(b *testing.B) {
+				h := newHotPathWith(b, size, nil, tc.routes)
+				b.SetBytes(int64(len(h.read) / h.frames))
+				b.ReportAllocs()
+				b.ResetTimer()
+				done := 0
+				for ; done < b.N; done += h.frames {
+					h.oneRead()
+				}
+				b.StopTimer()
+				h.pipe.Stop(context.Background())
+				b.ReportMetric(float64(h.sent.n.Load())/float64(done), "forwarded/alert")
+			})
+		}
 	}
 }

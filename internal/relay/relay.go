@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"sync"
 	"time"
 
@@ -16,7 +15,6 @@ import (
 
 	"github.com/dtrelay/dtrelay/config"
 	"github.com/dtrelay/dtrelay/forward"
-	"github.com/dtrelay/dtrelay/internal/secret"
 	"github.com/dtrelay/dtrelay/poller"
 	"github.com/dtrelay/dtrelay/receiver"
 	"github.com/dtrelay/dtrelay/spool"
@@ -32,6 +30,7 @@ type Relay struct {
 
 	pollers     sync.WaitGroup
 	stopPolling context.CancelFunc
+	settled     chan struct{} // closed once the pipeline stopped: pollers commit what it delivered
 	listeners   []*receiver.Listener
 	httpSrv     *http.Server
 	metricsLn   net.Listener
@@ -81,14 +80,15 @@ func Start(cfg *config.Config, set *metrics.Set, log zerolog.Logger) (*Relay, er
 	if err != nil {
 		return nil, err
 	}
-	opts.Routes = routes
+	opts.Routes, opts.RouteMode = routes, cfg.RouteMode
 	r.maxMsg = maxMsg
+	r.routes.routes, r.routes.opts.Mode = routes, cfg.RouteMode
 	for i, o := range opts.Outputs {
 		if o.NotJSON {
-			r.routes.notJSON = append(r.routes.notJSON, i)
+			r.routes.opts.NotJSON = append(r.routes.opts.NotJSON, i)
 		}
+		r.routes.opts.OutputDedup = append(r.routes.opts.OutputDedup, o.Dedup)
 	}
-	r.routes.routes = routes
 	if cfg.Spool != nil {
 		var names []string
 		for _, oc := range cfg.Outputs {
@@ -104,6 +104,7 @@ func Start(cfg *config.Config, set *metrics.Set, log zerolog.Logger) (*Relay, er
 			return nil, fmt.Errorf("cannot open the spool: %w", err)
 		}
 		opts.Spool = r.spool
+		opts.StateDir = cfg.Spool.Dir // the de-duplication state, with the spool
 		log.Info().Str("dir", cfg.Spool.Dir).Msg("spool open")
 	}
 	r.outputs = opts.Outputs
@@ -116,6 +117,7 @@ func Start(cfg *config.Config, set *metrics.Set, log zerolog.Logger) (*Relay, er
 		return nil, err
 	}
 	r.pollCtx, r.stopPolling = context.WithCancel(context.Background())
+	r.settled = make(chan struct{})
 	partial := receiver.NewPartialBudget(int64(cfg.MaxPartialBytes))
 	r.partial = partial
 	set.GetOrCreateGauge("dtrelay_partial_frame_bytes", func() float64 { return float64(partial.Held()) })
@@ -173,8 +175,7 @@ func (r *Relay) Stop(ctx context.Context) int64 {
 		r.pipe.Unblock()
 	}
 	if r.stopPolling != nil {
-		r.stopPolling()
-		r.pollers.Wait()
+		r.stopPolling() // no more polls; the pollers settle what is in flight (below)
 	}
 	for _, l := range r.listeners {
 		if err := l.Stop(ctx); err != nil {
@@ -191,6 +192,10 @@ func (r *Relay) Stop(ctx context.Context) int64 {
 			ev = r.log.Error().Int64("undelivered", lost)
 		}
 		ev.Dur("took", time.Since(t)).Msg("outputs drained")
+	}
+	if r.stopPolling != nil {
+		close(r.settled) // every delivery is over: the pollers save their checkpoints
+		r.pollers.Wait()
 	}
 	if r.spool != nil {
 		if err := r.spool.Close(); err != nil {
@@ -216,43 +221,42 @@ func closeSenders(specs []forward.OutputSpec) {
 }
 
 // startPoller starts the Darktrace API poller of input st. Its checkpoint
-// state lives in the spool directory when there is one (else it starts
-// one interval back). Stop ends every poller; st.stop ends this one.
+// lives in the input's state directory (state_dir, else the spool's, else
+// /var/lib/dtrelay); a directory where it cannot be written is an error.
+// Stop ends every poller; st.stop ends this one (stopInput).
 func (r *Relay) startPoller(st *inputState) error {
 	ic := st.cfg
-	stateDir := ""
-	if r.cfg.Spool != nil {
-		stateDir = r.cfg.Spool.Dir
-	}
 	p, err := poller.New(poller.Config{
 		Name: ic.Name, URL: ic.URL, PublicToken: ic.PublicToken, PrivateToken: ic.PrivateToken,
-		Interval: ic.Interval, CAFile: ic.CAFile, NoSystemRoots: ic.NoSystemRoots, StateDir: stateDir, MaxEventSize: int(ic.MaxMessageSize),
+		Interval: ic.Interval, CAFile: ic.CAFile, NoSystemRoots: ic.NoSystemRoots, StateDir: r.cfg.PollerStateDir(&ic),
+		Overlap: ic.Overlap, Timeout: ic.Timeout, MaxEventSize: int(ic.MaxMessageSize),
 	}, poller.PoolSink(r.pipe.Pool(st.idx)), r.set, r.log)
 	if err != nil {
 		return err
 	}
 	ctx, stop := context.WithCancel(r.pollCtx)
-	st.stop, st.done = stop, make(chan struct{})
+	st.stop, st.done, st.giveUp = stop, make(chan struct{}), make(chan struct{})
+	// Its deliveries under way settle at Stop (r.settled), or when a
+	// reload that stops it gives up waiting for them (giveUp).
+	settled := make(chan struct{})
+	go func() {
+		select {
+		case <-r.settled:
+		case <-st.giveUp:
+		case <-st.done:
+			return
+		}
+		close(settled)
+	}()
 	r.pollers.Add(1)
 	go func() {
 		defer r.pollers.Done()
 		defer close(st.done)
-		if err := p.Run(ctx); err != nil {
+		if err := p.RunSettle(ctx, settled); err != nil {
 			r.log.Error().Err(err).Str("input", ic.Name).Msg("poller stopped")
 		}
 	}()
-	r.log.Info().Str("input", ic.Name).Str("url", redactURL(ic.URL)).Dur("interval", ic.Interval).Msg("polling the Darktrace API")
 	return nil
-}
-
-// redactURL shows a URL for logs: no user info or query, path tokens
-// masked (secret.ShowURL).
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return secret.ShowURL(u)
 }
 
 // sinkPool adapts a forward.ProducerPool to the receiver's SinkPool.

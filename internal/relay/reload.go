@@ -49,6 +49,7 @@ type inputState struct {
 	tls    *atomic.Pointer[tls.Config] // tls: what new handshakes use
 	stop   context.CancelFunc          // darktrace-api
 	done   chan struct{}               // darktrace-api: closed when its poller returned
+	giveUp chan struct{}               // darktrace-api: close to settle its deliveries now
 }
 
 // outputState is what the relay knows of one output's configuration.
@@ -197,7 +198,7 @@ func (r *Relay) apply(cfg *config.Config) error {
 	for _, p := range plans {
 		inIdx[p.cfg.Name] = p.idx
 	}
-	var notJSON []int
+	ro := forward.RouterOptions{Mode: cfg.RouteMode}
 	for i, oc := range cfg.Outputs {
 		outIdx[oc.Name] = i
 		spec := r.outputs[i]
@@ -205,8 +206,9 @@ func (r *Relay) apply(cfg *config.Config) error {
 			spec = *rebuilt[i]
 		}
 		if spec.NotJSON {
-			notJSON = append(notJSON, i)
+			ro.NotJSON = append(ro.NotJSON, i)
 		}
+		ro.OutputDedup = append(ro.OutputDedup, spec.Dedup)
 	}
 	routes, err := buildRoutes(cfg.Routes, inIdx, outIdx)
 	if err != nil {
@@ -217,7 +219,7 @@ func (r *Relay) apply(cfg *config.Config) error {
 	// refuses the reload. The routes go first, so that their events are
 	// routed by the new ones.
 	oldRouter := r.routes
-	if err := r.pipe.SetRoutes(routes, notJSON); err != nil {
+	if err := r.pipe.SetRoutes(routes, ro); err != nil {
 		abandon()
 		return err
 	}
@@ -231,7 +233,7 @@ func (r *Relay) apply(cfg *config.Config) error {
 			for _, s := range started {
 				r.stopInput(s, cfg.ShutdownTimeout)
 			}
-			if rerr := r.pipe.SetRoutes(oldRouter.routes, oldRouter.notJSON); rerr != nil {
+			if rerr := r.pipe.SetRoutes(oldRouter.routes, oldRouter.opts); rerr != nil {
 				r.log.Error().Err(rerr).Msg("cannot restore the routes")
 			}
 			abandon()
@@ -239,7 +241,7 @@ func (r *Relay) apply(cfg *config.Config) error {
 		}
 		started = append(started, st)
 	}
-	r.routes = savedRoutes{routes, notJSON}
+	r.routes = savedRoutes{routes, ro}
 	// Past this point the reload is applied, whatever fails.
 	for i, spec := range rebuilt {
 		if spec == nil {
@@ -461,14 +463,22 @@ func (r *Relay) listen(st *inputState, rc receiver.Config) error {
 	return nil
 }
 
-// stopInput stops st's listener or poller, within timeout.
+// stopInput stops st's listener or poller, within timeout: a poller's
+// deliveries under way that are not over by then stay unconfirmed, polled
+// again by its next start.
 func (r *Relay) stopInput(st *inputState, timeout time.Duration) {
+	timeout = max(timeout, time.Second)
 	if st.stop != nil {
 		st.stop()
-		<-st.done
+		select {
+		case <-st.done:
+		case <-time.After(timeout):
+			close(st.giveUp)
+			<-st.done
+		}
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), max(timeout, time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := st.l.Stop(ctx); err != nil {
 		r.log.Warn().Err(err).Str("input", st.cfg.Name).Msg("cannot stop the input cleanly")
@@ -488,8 +498,8 @@ func (r *Relay) setInputs(ins []*inputState) {
 
 // savedRoutes are the routes in force, to restore them.
 type savedRoutes struct {
-	routes  []forward.RouteSpec
-	notJSON []int
+	routes []forward.RouteSpec
+	opts   forward.RouterOptions
 }
 
 // serverTLS reads a tls input's certificate, key and client CA.
