@@ -255,3 +255,35 @@ func TestSetRoutesAndSetInput(t *testing.T) {
 		t.Fatal("a route to a missing output accepted")
 	}
 }
+
+// TestSetRoutesKeepsDeduplication: a reload that keeps a de-duplicating
+// route (name, outputs, window) or output keeps what it remembers, so an
+// alert seen before is not sent again; one that changes the route's
+// outputs starts afresh.
+func TestSetRoutesKeepsDeduplication(t *testing.T) {
+	a, b := &recSender{}, &recSender{}
+	p, _ := newTestPipeline(t,
+		OutputSpec{Name: "a", Encoder: lineEncoder{}, Sender: a, QueueSize: 1 << 20},
+		OutputSpec{Name: "b", Encoder: lineEncoder{}, Sender: b, QueueSize: 1 << 20})
+	d := &DedupSpec{Window: time.Hour}
+	routes := func(outs ...int) []RouteSpec { return []RouteSpec{{Name: "siem", Outputs: outs, Dedup: d}} }
+	opts := RouterOptions{OutputDedup: []*DedupSpec{nil, d}}
+	if err := p.SetRoutes(routes(0, 1), opts); err != nil {
+		t.Fatal(err)
+	}
+	l, w := linesFrom(10, 0)
+	feed(p, 0, l, 5)
+	if err := p.SetRoutes(routes(0, 1), opts); err != nil { // the same again: a reload
+		t.Fatal(err)
+	}
+	feed(p, 0, l, 5) // duplicates: sent nowhere
+	if err := p.SetRoutes(routes(0), RouterOptions{OutputDedup: []*DedupSpec{nil, d}}); err != nil {
+		t.Fatal(err)
+	}
+	feed(p, 0, l, 5) // the route changed: a fresh set, a gets them again
+	if n := stopWithin(p, 5*time.Second); n != 0 {
+		t.Fatalf("%d undelivered", n)
+	}
+	exactlyOnce(t, lineless(b.got()), w)
+	exactlyOnce(t, lineless(a.got()), append(slices.Clone(w), w...))
+}
