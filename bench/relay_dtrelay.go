@@ -65,13 +65,12 @@ func (r *DTRelay) Config(spec *RelaySpec) string {
 			q(spec.SinkURL), q(spec.IntakeKey), q(spec.Cert.CAFile()))
 	case OutputRELP:
 		// TLS checked by name like rsyslog's tls.authMode="name"; the
-		// window and batch size are dtrelay's defaults unless the spec sets
-		// a window, then batches of 4 windows (a batch bounds what is in
-		// flight).
+		// window is dtrelay's default unless the spec sets one, and the
+		// batch its default (one window).
 		fmt.Fprintf(&b, "    type: relp\n    address: %s\n    tls: true\n    ca_file: %s\n    server_name: localhost\n"+
 			"    format: sekoia\n    intake_key: %s\n", spec.SinkAddr, q(spec.Cert.CAFile()), q(spec.IntakeKey))
 		if w := spec.RELPWindow; w > 0 {
-			fmt.Fprintf(&b, "    window: %d\n    batch: {max_events: %d}\n", w, max(1000, 4*w))
+			fmt.Fprintf(&b, "    window: %d\n", w)
 		}
 	default:
 		fmt.Fprintf(&b, "    type: syslog\n    address: %s\n    format: sekoia\n    framing: octet-counting\n    intake_key: %s\n",

@@ -154,6 +154,12 @@ func (d *decoder) completeOutput(o *Output, p string) {
 			if !d.isSet(p + ".max_message_size") {
 				o.MaxMessageSize = DefaultRELPMaxMessage
 			}
+			// A batch that fits the window is written at once and then
+			// only waited for: the cheapest way through librelp's
+			// delayed answers (output.RelpSender).
+			if !d.isSet(p+".batch.max_events") && o.Window > 0 {
+				o.Batch.MaxEvents = o.Window
+			}
 		}
 		if o.TLS && o.ServerName == "" {
 			if host, _, err := net.SplitHostPort(o.Address); err == nil {

@@ -41,12 +41,11 @@ type dedupSet struct {
 	maxKeys int
 	deduped *metrics.Counter
 
-	mu     sync.Mutex
-	at     map[uint64]int64 // key → when it was sent, Unix ns
-	order  []dedupEntry     // the keys in the order sent; order[head:] are live
-	head   int
-	warned bool // forgot keys early once (logged by the pipeline)
-	early  int64
+	mu    sync.Mutex
+	at    map[uint64]int64 // key → when it was sent, Unix ns
+	order []dedupEntry     // the keys in the order sent; order[head:] are live
+	head  int
+	early int64
 }
 
 type dedupEntry struct {

@@ -139,9 +139,10 @@ type relpRefusal struct {
 // relpSession is one RELP session: its connection and its last
 // transaction number.
 type relpSession struct {
-	d    *dialed
-	r    *relp.Reader
-	txnr int
+	d        *dialed
+	r        *relp.Reader
+	txnr     int
+	quickAck func(fd uintptr)
 }
 
 // Errors of a broken session.
@@ -291,6 +292,16 @@ func (s *RelpSender) transfer(ctx context.Context, b *forward.Batch) (reason str
 		}
 		if err := conn.SetReadDeadline(time.Now().Add(s.cfg.Timeout)); err != nil {
 			return "closed", err
+		}
+		if s.sess.r.Buffered() == 0 && (next >= b.Len() || b.Len() > s.cfg.Window) {
+			// About to wait for answers with nothing to write: librelp
+			// writes each answer on its own with Nagle's algorithm on, so
+			// it holds all but the first until our kernel acknowledges
+			// that one, which it delays up to 40 ms when no write of ours
+			// carries the ACK. Acknowledge now. While a batch larger than
+			// the window is still being written, the same holds between
+			// refills.
+			quickAck(s.sess.d.raw, s.sess.quickAck)
 		}
 		for {
 			if reason, err := s.answer(b); err != nil {
@@ -453,7 +464,7 @@ func (s *RelpSender) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sess := &relpSession{d: d, r: relp.NewReader(d.conn, relpMaxResponse), txnr: 1}
+	sess := &relpSession{d: d, r: relp.NewReader(d.conn, relpMaxResponse), txnr: 1, quickAck: quickAckFunc()}
 	if err := s.handshake(ctx, sess); err != nil {
 		_ = d.tcp.SetLinger(0)
 		_ = d.conn.Close()

@@ -64,3 +64,17 @@ func unackedBytes(raw syscall.RawConn) (n int, reset bool, err error) {
 
 // tcpStateClose is TCP_CLOSE of the kernel's tcp_states.h.
 const tcpStateClose = 7
+
+// quickAck asks the kernel to acknowledge at once what it received and
+// has not acknowledged yet (TCP_QUICKACK), instead of delaying the ACK up
+// to 40 ms: a peer writing small answers with Nagle's algorithm on waits
+// for that ACK before it sends the next ones.
+func quickAck(raw syscall.RawConn, set func(fd uintptr)) {
+	_ = raw.Control(set)
+}
+
+// quickAckFunc returns the Control function quickAck runs (made once per
+// connection: a closure per call would allocate).
+func quickAckFunc() func(fd uintptr) {
+	return func(fd uintptr) { _ = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_QUICKACK, 1) }
+}

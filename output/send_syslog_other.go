@@ -14,3 +14,8 @@ func peekPending(syscall.RawConn) (bool, error) { return false, nil }
 // unackedBytes: SIOCOUTQ is Linux-only. Elsewhere a batch counts as
 // delivered once written to the socket (dtrelay's appliance runs Linux).
 func unackedBytes(syscall.RawConn) (int, bool, error) { return 0, false, nil }
+
+// quickAck: TCP_QUICKACK is Linux-only.
+func quickAck(syscall.RawConn, func(fd uintptr)) {}
+
+func quickAckFunc() func(fd uintptr) { return func(uintptr) {} }

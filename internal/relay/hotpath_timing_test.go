@@ -43,10 +43,6 @@ type hotPath struct {
 	frames int
 }
 
-func newHotPath(tb testing.TB, size int) *hotPath {
-	return newHotPathSpool(tb, size, nil)
-}
-
 // newHotPathSpool is newHotPath with every block also appended to sp.
 func newHotPathSpool(tb testing.TB, size int, sp *spool.Spool) *hotPath {
 	return newHotPathWith(tb, size, sp, nil)
