@@ -106,6 +106,13 @@ type output struct {
 	// first failed attempt after the last accepted one, and since the
 	// start of the Sender.Send under way.
 	failingSince, sendingSince atomic.Int64
+
+	// repl is a replacement of the spec waiting for a batch boundary
+	// (replace.go); replReady cuts a retry's wait short when one comes.
+	repl      atomic.Pointer[replacement]
+	replReady chan struct{}
+	reRefs    []recRef // reencode's scratch
+	reAcked   []bool
 }
 
 func newOutput(spec OutputSpec, idx int, set *metrics.Set, log zerolog.Logger) *output {
@@ -115,14 +122,10 @@ func newOutput(spec OutputSpec, idx int, set *metrics.Set, log zerolog.Logger) *
 		q:          newQueue(spec.QueueSize),
 		log:        log.With().Str("output", spec.Name).Logger(),
 		done:       make(chan struct{}),
+		replReady:  make(chan struct{}, 1),
 	}
 	o.sampled = o.log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second})
-	if o.MaxEvents <= 0 {
-		o.MaxEvents = 1000
-	}
-	if o.MaxBytes <= 0 {
-		o.MaxBytes = 4 << 20
-	}
+	o.defaults()
 	l := fmt.Sprintf(`{output=%q}`, spec.Name)
 	o.events = set.GetOrCreateCounter("dtrelay_output_events_total" + l)
 	o.bytes = set.GetOrCreateCounter("dtrelay_output_bytes_total" + l)
@@ -147,6 +150,16 @@ func newOutput(spec OutputSpec, idx int, set *metrics.Set, log zerolog.Logger) *
 	return o
 }
 
+// defaults fills in the batch limits left zero.
+func (o *output) defaults() {
+	if o.MaxEvents <= 0 {
+		o.MaxEvents = 1000
+	}
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = 4 << 20
+	}
+}
+
 // run is the batcher goroutine. It returns when the queue is closed and
 // drained, or when o.send is cancelled.
 func (o *output) run() {
@@ -155,6 +168,12 @@ func (o *output) run() {
 	off := 0
 	for {
 		if cur == nil {
+			if o.repl.Load() != nil { // a reload rebuilt the output: flush, it applies
+				if o.batch.Len() > 0 {
+					o.flush()
+				}
+				o.applyNext()
+			}
 			wait := time.Duration(-1)
 			if o.batch.Len() > 0 {
 				wait = 0
@@ -260,6 +279,9 @@ func (o *output) flush() {
 		}
 		o.retry(attempt, err, hi-lo)
 		attempt++
+		if o.repl.Load() != nil { // rebuilt by a reload: the rest goes the new way
+			n, lo, attempt = o.reencode(lo), 0, 0
+		}
 	}
 	o.failing.Store(false)
 	o.batch.Reset()
@@ -268,6 +290,7 @@ func (o *output) flush() {
 	o.src.deliveredAll(o.pending)
 	clear(o.pending)
 	o.pending = o.pending[:0]
+	o.applyNext() // a batch boundary: a reload's rebuild takes over here
 }
 
 // chunk returns events [lo, hi) of the batch as a Batch of their own, with
@@ -350,6 +373,8 @@ func (o *output) retry(attempt int, err error, events int) {
 	select {
 	case <-t.C:
 	case <-o.send.Done():
+		t.Stop()
+	case <-o.replReady: // a reload rebuilt the output (flush re-encodes)
 		t.Stop()
 	}
 }

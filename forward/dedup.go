@@ -254,11 +254,11 @@ const dedupSaveEvery = 30 * time.Second
 // startDedupState loads the de-duplication state from dir and saves it
 // every dedupSaveEvery until stopDedupState. Nothing without dir or sets.
 func (p *Pipeline) startDedupState(dir string) {
-	if dir == "" || len(p.router.dedupSets()) == 0 {
+	if dir == "" || len(p.router.Load().dedupSets()) == 0 {
 		return
 	}
 	p.stateDir = dir
-	n, err := p.router.LoadDedup(dir, time.Now())
+	n, err := p.router.Load().LoadDedup(dir, time.Now())
 	if err != nil {
 		p.log.Error().Err(err).Msg("cannot read the de-duplication state: alerts sent before the restart may be sent again")
 	} else {
@@ -282,10 +282,10 @@ func (p *Pipeline) startDedupState(dir string) {
 
 // saveDedup saves the state and logs the keys forgotten early.
 func (p *Pipeline) saveDedup() {
-	if err := p.router.SaveDedup(p.stateDir, time.Now()); err != nil {
+	if err := p.router.Load().SaveDedup(p.stateDir, time.Now()); err != nil {
 		p.log.Error().Err(err).Msg("cannot save the de-duplication state")
 	}
-	for _, d := range p.router.dedupSets() {
+	for _, d := range p.router.Load().dedupSets() {
 		if n := d.forgotEarly(); n > 0 {
 			p.log.Warn().Str("set", d.name).Int64("keys", n).Int("max_keys", d.maxKeys).
 				Msg("de-duplication forgot keys before their window ended (max_keys reached): duplicates may be sent; raise max_keys or shorten the window")

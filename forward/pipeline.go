@@ -55,14 +55,18 @@ type Options struct {
 // Pipeline joins inputs to outputs. Create it with New, feed it through the
 // ProducerPool of each input, and stop it with Stop.
 type Pipeline struct {
-	router  *Router
+	router  atomic.Pointer[Router] // replaced by SetRoutes
 	outputs []*output
 	// De-duplication state kept in stateDir; stopSaving ends its saver.
 	stateDir   string
+	dedupDir   string // Options.StateDir, for a reload that adds de-duplication
 	stopSaving chan struct{}
 	saverDone  chan struct{}
+	poolMu     sync.Mutex // guards pools and stalls (SetInput)
 	pools      []*ProducerPool
+	stalls     map[string]*stalls // by input name: a replaced pool's gauges read the same
 	log        zerolog.Logger
+	set        *metrics.Set
 	cancel     context.CancelFunc
 
 	// With a spool.
@@ -93,8 +97,9 @@ func New(opts Options) (*Pipeline, error) {
 		return nil, err
 	}
 	sendCtx, cancel := context.WithCancel(context.Background())
-	p := &Pipeline{router: router, log: opts.Log, cancel: cancel, spool: opts.Spool,
+	p := &Pipeline{log: opts.Log, set: opts.Metrics, cancel: cancel, spool: opts.Spool,
 		sampled: opts.Log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second})}
+	p.router.Store(router)
 	p.spoolLost = opts.Metrics.GetOrCreateCounter(`dtrelay_spool_unspooled_total`)
 	for i, spec := range opts.Outputs {
 		o := newOutput(spec, i, opts.Metrics, opts.Log)
@@ -118,12 +123,17 @@ func New(opts Options) (*Pipeline, error) {
 	for _, o := range p.outputs {
 		go o.run()
 	}
+	p.dedupDir = opts.StateDir
 	p.startDedupState(opts.StateDir)
 	return p, nil
 }
 
 // Pool returns the ProducerPool of input i (its index in Options.Inputs).
-func (p *Pipeline) Pool(i int) *ProducerPool { return p.pools[i] }
+func (p *Pipeline) Pool(i int) *ProducerPool {
+	p.poolMu.Lock()
+	defer p.poolMu.Unlock()
+	return p.pools[i]
+}
 
 // Unblock lets producers waiting on a full queue go on, so that receivers
 // can finish their reads while stopping. Queues may then exceed their size.
@@ -180,6 +190,9 @@ wait:
 	p.cancel() // abandon deliveries still under way
 	for _, o := range p.outputs {
 		<-o.done
+		if r := o.repl.Swap(nil); r != nil { // a reload's, never applied
+			o.discard(r, nil)
+		}
 	}
 	var lost, spooled int64
 	for _, o := range p.outputs {
@@ -249,7 +262,7 @@ type ProducerPool struct {
 	pool     sync.Pool
 	m        inputMetrics
 	sampled  zerolog.Logger // per-read problems: a few lines per period
-	stalls   stalls         // its producers' waits for room downstream
+	stalls   *stalls        // its producers' waits for room downstream; one per input name
 
 	// The least sizes of a read's first block and of those after it. A
 	// datagram input publishes a block per datagram, so its blocks are
@@ -262,6 +275,7 @@ func newProducerPool(p *Pipeline, idx int, in InputSpec, maxPayload int, set *me
 	pp := &ProducerPool{p: p, name: in.Name, input: uint16(idx), datagram: in.Datagram, track: in.Track,
 		sampled: log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second})}
 	pp.m = newInputMetrics(set, in.Name)
+	pp.stalls = p.stallsOf(in.Name)
 	set.GetOrCreateGauge(fmt.Sprintf(`dtrelay_input_blocked{input=%q}`, in.Name), func() float64 {
 		n, _ := pp.stalls.read()
 		return float64(n)
@@ -279,6 +293,23 @@ func newProducerPool(p *Pipeline, idx int, in InputSpec, maxPayload int, set *me
 		return &Producer{pp: pp, cls: cls, clock: pp.stalls.clock()}
 	}
 	return pp
+}
+
+// stallsOf returns the stall clocks of the input named name: the metrics
+// registered for a name read the first pool's, and a pool that replaces it
+// (SetInput) must feed the same.
+func (p *Pipeline) stallsOf(name string) *stalls {
+	p.poolMu.Lock()
+	defer p.poolMu.Unlock()
+	if p.stalls == nil {
+		p.stalls = map[string]*stalls{}
+	}
+	s := p.stalls[name]
+	if s == nil {
+		s = &stalls{}
+		p.stalls[name] = s
+	}
+	return s
 }
 
 // Get returns a Producer for one read.

@@ -59,7 +59,7 @@ func (pr *Producer) classify(frame []byte) bool {
 	}
 	parser.Scan(frame, &pr.hdr)
 	payload, app := pr.hdr.Payload.Bytes(frame), pr.hdr.App.Bytes(frame)
-	if pr.pp.p.router.NeedsFields() {
+	if pr.pp.p.router.Load().NeedsFields() {
 		return pr.cls.ClassifyFields(payload, app, &pr.al, &pr.fl) == nil
 	}
 	return pr.cls.Classify(payload, app, &pr.al) == nil
@@ -74,7 +74,7 @@ func (pr *Producer) add(frame []byte, notJSON bool) {
 		pr.kinds[pr.al.Kind]++
 		pr.alerts++
 	}
-	r := pr.pp.p.router
+	r := pr.pp.p.router.Load()
 	in := &pr.in
 	*in = RouteInput{Kind: pr.al.Kind, Priority: pr.al.Priority, Score: pr.al.Score, Input: int(pr.pp.input), NotJSON: notJSON,
 		Host: pr.hdr.Host.Bytes(frame), App: pr.hdr.App.Bytes(frame), Payload: pr.hdr.Payload.Bytes(frame), Now: pr.now}

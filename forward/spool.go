@@ -249,7 +249,7 @@ func (o *spoolSource) nextSpooled(wait time.Duration) (*Block, bool) {
 		if b != nil {
 			o.taken(b)
 		}
-		if b != nil || done || wait >= 0 {
+		if b != nil || done || wait >= 0 || o.repl.Load() != nil { // repl: a reload's, for the batcher
 			return b, done
 		}
 	}

@@ -64,17 +64,22 @@ func runRelay(path, level string, stderr io.Writer) int {
 	log.Info().Str("version", versionString()).Str("config", source).Msg("dtrelay starting")
 
 	// Before Start: a SIGTERM while the stages start (the metrics listener
-	// may already answer) waits for them, then stops them gracefully.
+	// may already answer) waits for them, then stops them gracefully; and
+	// SIGHUP's default action kills.
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	r, err := relay.Start(cfg, metrics.NewSet(), log)
 	if err != nil {
 		log.Error().Err(err).Msg("cannot start")
 		return exitFailure
 	}
 	s := <-sig
+	for ; s == syscall.SIGHUP; s = <-sig {
+		reload(r, path, log)
+	}
 	beginShutdown(r, cfg.ShutdownDelay, sig, log)
 	signal.Stop(sig)
+	cfg = r.Config()
 	log.Info().Str("signal", s.String()).Dur("timeout", cfg.ShutdownTimeout).Msg("stopping")
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
@@ -105,6 +110,13 @@ func beginShutdown(r *relay.Relay, delay time.Duration, sig <-chan os.Signal, lo
 		}
 	}()
 	r.BeginShutdown(ctx, delay)
+}
+
+// reload is SIGHUP: the configuration file is read again and applied;
+// relay.Reload logs and counts the outcome (a refused one changes nothing).
+func reload(r *relay.Relay, path string, log zerolog.Logger) {
+	log.Info().Str("config", path).Msg("SIGHUP: reloading the configuration")
+	_ = r.Reload(func() (*config.Config, []config.Warning, error) { return loadConfig(path) })
 }
 
 func loadConfig(path string) (*config.Config, []config.Warning, error) {

@@ -71,7 +71,10 @@ func (r *Relay) BeginShutdown(ctx context.Context, delay time.Duration) {
 func (r *Relay) liveness() []healthReason {
 	var rs []healthReason
 	if !r.health.stopping.Load() { // stopping, inputs end on purpose
-		for _, l := range r.listeners {
+		r.lmu.RLock()
+		ls := r.listeners
+		r.lmu.RUnlock()
+		for _, l := range ls {
 			if !l.Running() {
 				rs = append(rs, healthReason{Reason: "input_stopped", Input: l.Name(),
 					Detail: "the input's listener no longer runs: it accepts nothing"})

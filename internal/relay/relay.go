@@ -15,7 +15,6 @@ import (
 
 	"github.com/dtrelay/dtrelay/config"
 	"github.com/dtrelay/dtrelay/forward"
-	"github.com/dtrelay/dtrelay/internal/tlsfiles"
 	"github.com/dtrelay/dtrelay/poller"
 	"github.com/dtrelay/dtrelay/receiver"
 	"github.com/dtrelay/dtrelay/spool"
@@ -31,19 +30,31 @@ type Relay struct {
 
 	pollers     sync.WaitGroup
 	stopPolling context.CancelFunc
-	settled     chan struct{} // closed once the pipeline stopped: pollers commit what it delivered
-	listeners   []*receiver.Listener
+	settled     chan struct{}        // closed once the pipeline stopped: pollers commit what it delivered
+	listeners   []*receiver.Listener // replaced (not modified) by Reload, under lmu
+	lmu         sync.RWMutex
 	httpSrv     *http.Server
 	metricsLn   net.Listener
 
 	outputs []forward.OutputSpec // their dead-letter files are closed at Stop
 	health  healthState          // /healthz and /readyz (health.go)
+
+	// For Reload (reload.go); mu also guards cfg.
+	mu        sync.Mutex
+	ins       []*inputState // in configuration order
+	outs      []outputState
+	routes    savedRoutes
+	partial   *receiver.PartialBudget
+	pollCtx   context.Context
+	maxMsg    int // the largest max_message_size at Start: the spool's record limit
+	inMetrics map[string]*receiver.Metrics
+	reloads   reloadMetrics
 }
 
 // Start builds and starts a relay: outputs and pipeline first, then the
 // receivers, then the metrics listener. On error, what was started is stopped.
 func Start(cfg *config.Config, set *metrics.Set, log zerolog.Logger) (*Relay, error) {
-	r := &Relay{cfg: cfg, log: log, set: set}
+	r := &Relay{cfg: cfg, log: log, set: set, inMetrics: map[string]*receiver.Metrics{}, reloads: newReloadMetrics(set)}
 	opts := forward.Options{Metrics: set, Log: log}
 	outIdx := map[string]int{}
 	for i, oc := range cfg.Outputs {
@@ -53,6 +64,7 @@ func Start(cfg *config.Config, set *metrics.Set, log zerolog.Logger) (*Relay, er
 			return nil, fmt.Errorf("cannot set up output %q: %w", oc.Name, err)
 		}
 		opts.Outputs = append(opts.Outputs, spec)
+		r.outs = append(r.outs, outputState{cfg: oc, digest: outputDigest(oc)})
 		outIdx[oc.Name] = i
 	}
 	inIdx := map[string]int{}
@@ -71,6 +83,14 @@ func Start(cfg *config.Config, set *metrics.Set, log zerolog.Logger) (*Relay, er
 		return nil, err
 	}
 	opts.Routes, opts.RouteMode = routes, cfg.RouteMode
+	r.maxMsg = maxMsg
+	r.routes.routes, r.routes.opts.Mode = routes, cfg.RouteMode
+	for i, o := range opts.Outputs {
+		if o.NotJSON {
+			r.routes.opts.NotJSON = append(r.routes.opts.NotJSON, i)
+		}
+		r.routes.opts.OutputDedup = append(r.routes.opts.OutputDedup, o.Dedup)
+	}
 	if cfg.Spool != nil {
 		var names []string
 		for _, oc := range cfg.Outputs {
@@ -98,30 +118,34 @@ func Start(cfg *config.Config, set *metrics.Set, log zerolog.Logger) (*Relay, er
 		}
 		return nil, err
 	}
-	pollCtx, stopPolling := context.WithCancel(context.Background())
-	r.stopPolling, r.settled = stopPolling, make(chan struct{})
+	r.pollCtx, r.stopPolling = context.WithCancel(context.Background())
+	r.settled = make(chan struct{})
 	partial := receiver.NewPartialBudget(int64(cfg.MaxPartialBytes))
+	r.partial = partial
 	set.GetOrCreateGauge("dtrelay_partial_frame_bytes", func() float64 { return float64(partial.Held()) })
 	for i, ic := range inputs {
-		if ic.Protocol == config.ProtocolDarktraceAPI {
-			if err := r.startPoller(pollCtx, ic, i); err != nil {
-				r.Stop(context.Background())
-				return nil, fmt.Errorf("cannot start input %q: %w", ic.Name, err)
+		st := &inputState{cfg: ic, idx: i, digest: inputDigest(ic)}
+		var rc receiver.Config
+		var tc *tls.Config
+		if ic.Protocol != config.ProtocolDarktraceAPI {
+			if rc, err = receiverConfig(ic, partial); err == nil && ic.Protocol == config.ProtocolTLS && ic.TLS != nil {
+				tc, err = serverTLS(ic)
 			}
-			continue
+			if err != nil {
+				r.Stop(context.Background())
+				return nil, fmt.Errorf("cannot set up input %q: %w", ic.Name, err)
+			}
 		}
-		rc, err := receiverConfig(ic, partial)
-		if err != nil {
-			r.Stop(context.Background())
-			return nil, fmt.Errorf("cannot set up input %q: %w", ic.Name, err)
-		}
-		l, err := receiver.Start(rc, sinkPool{r.pipe.Pool(i)}, receiver.NewMetrics(set, ic.Name), log)
-		if err != nil {
+		if err := r.startInput(st, rc, tc); err != nil {
 			r.Stop(context.Background())
 			return nil, fmt.Errorf("cannot start input %q: %w", ic.Name, err)
 		}
-		r.listeners = append(r.listeners, l)
+		r.ins = append(r.ins, st)
+		if st.l != nil {
+			r.listeners = append(r.listeners, st.l)
+		}
 	}
+	r.reloads.last.Set(float64(time.Now().UnixNano()) / 1e9)
 	r.startMetrics()
 	return r, nil
 }
@@ -129,6 +153,8 @@ func Start(cfg *config.Config, set *metrics.Set, log zerolog.Logger) (*Relay, er
 // Addrs returns the bound address of each receiving input, in order.
 func (r *Relay) Addrs() []net.Addr {
 	var a []net.Addr
+	r.lmu.RLock()
+	defer r.lmu.RUnlock()
 	for _, l := range r.listeners {
 		a = append(a, l.Addr())
 	}
@@ -199,23 +225,39 @@ func closeSenders(specs []forward.OutputSpec) {
 	}
 }
 
-// startPoller starts the Darktrace API poller of input ic, the pipeline's
-// input i. Its checkpoint lives in the input's state directory (state_dir,
-// else the spool's, else /var/lib/dtrelay); a directory where it cannot be
-// written is an error.
-func (r *Relay) startPoller(ctx context.Context, ic config.Input, i int) error {
+// startPoller starts the Darktrace API poller of input st. Its checkpoint
+// lives in the input's state directory (state_dir, else the spool's, else
+// /var/lib/dtrelay); a directory where it cannot be written is an error.
+// Stop ends every poller; st.stop ends this one (stopInput).
+func (r *Relay) startPoller(st *inputState) error {
+	ic := st.cfg
 	p, err := poller.New(poller.Config{
 		Name: ic.Name, URL: ic.URL, PublicToken: ic.PublicToken, PrivateToken: ic.PrivateToken,
 		Interval: ic.Interval, CAFile: ic.CAFile, NoSystemRoots: ic.NoSystemRoots, StateDir: r.cfg.PollerStateDir(&ic),
 		Overlap: ic.Overlap, Timeout: ic.Timeout, MaxEventSize: int(ic.MaxMessageSize),
-	}, poller.PoolSink(r.pipe.Pool(i)), r.set, r.log)
+	}, poller.PoolSink(r.pipe.Pool(st.idx)), r.set, r.log)
 	if err != nil {
 		return err
 	}
+	ctx, stop := context.WithCancel(r.pollCtx)
+	st.stop, st.done, st.giveUp = stop, make(chan struct{}), make(chan struct{})
+	// Its deliveries under way settle at Stop (r.settled), or when a
+	// reload that stops it gives up waiting for them (giveUp).
+	settled := make(chan struct{})
+	go func() {
+		select {
+		case <-r.settled:
+		case <-st.giveUp:
+		case <-st.done:
+			return
+		}
+		close(settled)
+	}()
 	r.pollers.Add(1)
 	go func() {
 		defer r.pollers.Done()
-		if err := p.RunSettle(ctx, r.settled); err != nil {
+		defer close(st.done)
+		if err := p.RunSettle(ctx, settled); err != nil {
 			r.log.Error().Err(err).Str("input", ic.Name).Msg("poller stopped")
 		}
 	}()
@@ -228,7 +270,8 @@ type sinkPool struct{ pp *forward.ProducerPool }
 func (s sinkPool) Get() receiver.FrameSink  { return s.pp.Get() }
 func (s sinkPool) Put(f receiver.FrameSink) { s.pp.Put(f.(*forward.Producer)) }
 
-// receiverConfig maps an input's configuration; partial is the process's
+// receiverConfig maps an input's configuration, but for the TLS server
+// configuration (serverTLS, set by startInput); partial is the process's
 // one partial-frame budget, shared by every input.
 func receiverConfig(ic config.Input, partial *receiver.PartialBudget) (receiver.Config, error) {
 	rc := receiver.Config{
@@ -245,21 +288,6 @@ func receiverConfig(ic config.Input, partial *receiver.PartialBudget) (receiver.
 		MaxConnectionsPerSource: ic.MaxConnectionsPerSource,
 		HandshakeTimeout:        ic.HandshakeTimeout,
 		Partial:                 partial,
-	}
-	if ic.Protocol == "tls" && ic.TLS != nil {
-		cert, err := tls.LoadX509KeyPair(ic.TLS.CertFile, ic.TLS.KeyFile)
-		if err != nil {
-			return rc, fmt.Errorf("cannot load certificate: %w", err)
-		}
-		tc := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
-		if ic.TLS.ClientCAFile != "" {
-			pool, err := tlsfiles.CAPool(ic.TLS.ClientCAFile)
-			if err != nil {
-				return rc, err
-			}
-			tc.ClientCAs, tc.ClientAuth = pool, tls.RequireAndVerifyClientCert
-		}
-		rc.TLS = tc
 	}
 	return rc, nil
 }
