@@ -6,6 +6,7 @@ toolchain go1.26.10
 
 require (
 	github.com/VictoriaMetrics/metrics v1.35.1
+	github.com/coreos/go-systemd/v22 v22.7.0
 	github.com/klauspost/compress v1.20.3
 	github.com/leodido/go-syslog/v4 v4.5.0
 	github.com/panjf2000/gnet/v2 v2.9.7

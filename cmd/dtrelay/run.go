@@ -61,9 +61,16 @@ func runRelay(path, level string, stderr io.Writer) int {
 		return 1
 	}
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	n := &notifier{log: log} // after Notify: systemd may send SIGHUP as soon as it reads READY=1
+	n.ready(httpLiveness(r.MetricsAddr()))
 	s := <-sig
+	for s == syscall.SIGHUP { // the unit's ExecReload; SIGHUP's default action would kill the relay
+		log.Warn().Msg("SIGHUP: reloading the configuration is not supported yet; carrying on unchanged")
+		s = <-sig
+	}
 	signal.Stop(sig)
+	n.stopping()
 	log.Info().Str("signal", s.String()).Dur("timeout", cfg.ShutdownTimeout).Msg("stopping")
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
