@@ -201,6 +201,73 @@ echo "exit code $rc"
 [ "$rc" = 0 ] || fail "dtrelay exited $rc after SIGTERM, want 0"
 grep -q '"message":"stopped"' "$LOG" || fail "no 'stopped' log line"
 
+step "the syscalls it makes are within the unit's SystemCallFilter"
+# No systemd here to apply the filter, so: the relay (run, with an alert
+# over TCP and UDP, a /metrics scrape, SIGHUP, SIGTERM; and check) under
+# strace, every syscall it made looked up in what the unit allows.
+if need strace strace; then
+	syscall_set() { # the syscalls of a systemd-analyze syscall-filter group, its groups expanded
+		systemd-analyze syscall-filter "$1" | tail -n +2 | sed 's/^ *//; /^#/d; /^$/d' | while read -r s; do
+			case $s in @*) syscall_set "$s" ;; *) echo "$s" ;; esac
+		done
+	}
+	filter=$(sed -n 's/^SystemCallFilter=//p' "$UNIT")
+	allowed=$(mktemp)
+	denied=$(mktemp)
+	trace=$(mktemp -d)
+	chown dtrelay "$trace"
+	while read -r rule; do # a leading ~ denies every group and call on its line
+		out=$allowed
+		case $rule in "~"*) out=$denied rule=${rule#"~"} ;; esac
+		for f in $rule; do
+			case $f in @*) syscall_set "$f" ;; *) echo "$f" ;; esac
+		done >>"$out"
+	done <<<"$filter"
+	(cd /var/lib/dtrelay && exec setpriv --reuid=dtrelay --regid=dtrelay --init-groups --no-new-privs --inh-caps=-all \
+		strace -f -qq -o "$trace/check" /usr/bin/dtrelay check -c "$CONFIG") >/dev/null
+	(cd /var/lib/dtrelay && NOTIFY_SOCKET=/run/dtrelay-ci-no-such-socket exec setpriv --reuid=dtrelay --regid=dtrelay \
+		--init-groups --no-new-privs --inh-caps=-all strace -f -qq -o "$trace/run" /usr/bin/dtrelay run -c "$CONFIG") \
+		</dev/null >/dev/null 2>>"$LOG" &
+	spid=$! # strace, once the subshell and setpriv have exec'd it
+	pid=
+	for _ in $(seq 100); do
+		for c in $(cat "/proc/$spid/task/$spid/children" 2>/dev/null); do
+			[ "$(readlink "/proc/$c/exe" 2>/dev/null)" = /usr/bin/dtrelay ] && pid=$c
+		done
+		[ -n "$pid" ] && (exec 3<>/dev/tcp/127.0.0.1/1514) 2>/dev/null && break
+		sleep 0.1
+	done
+	[ -n "$pid" ] || fail "dtrelay under strace did not start"
+	echo "$pid" >"$PIDFILE"
+	printf '%s\n' "$line" >/dev/tcp/127.0.0.1/1514
+	printf '%s\n' "$line" >/dev/udp/127.0.0.1/1514
+	exec 3<>/dev/tcp/127.0.0.1/9514
+	printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3
+	timeout 5 head -c 12 <&3 | grep -q 'HTTP/1.. 200' || fail "no /metrics from dtrelay under strace"
+	exec 3<&-
+	for _ in $(seq 100); do
+		[ "$(grep -cF "$marker" "$OUTFILE")" -ge 3 ] && break
+		sleep 0.1
+	done
+	kill -HUP "$pid"
+	sleep 0.3
+	kill -TERM "$pid"
+	rc=0
+	wait "$spid" || rc=$?
+	rm -f "$PIDFILE"
+	[ "$rc" = 0 ] || fail "dtrelay under strace exited $rc"
+	used=$(cat "$trace"/check "$trace"/run | awk '{print $2}' | grep -o '^[a-z_0-9]*' | sort -u)
+	outside=$(grep -vxF -f "$allowed" <<<"$used" || true)
+	outside="$outside $(grep -xF -f "$denied" <<<"$used" || true)"
+	echo "$(wc -l <<<"$used") syscalls made: $(tr '\n' ' ' <<<"$used")"
+	filter=$(tr '\n' ' ' <<<"$filter")
+	[ -z "${outside// /}" ] || fail "syscalls outside SystemCallFilter= $filter: $(echo $outside)"
+	echo "all within SystemCallFilter= $filter"
+	rm -rf "$allowed" "$denied" "$trace"
+else
+	echo "strace cannot be installed: the syscalls are not checked"
+fi
+
 step "purge"
 run dpkg --purge dtrelay
 for f in /usr/bin/dtrelay "$UNIT" /usr/lib/sysusers.d/dtrelay.conf /etc/dtrelay /var/lib/dtrelay /usr/share/doc/dtrelay; do
