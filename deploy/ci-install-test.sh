@@ -201,7 +201,7 @@ echo "exit code $rc"
 [ "$rc" = 0 ] || fail "dtrelay exited $rc after SIGTERM, want 0"
 grep -q '"message":"stopped"' "$LOG" || fail "no 'stopped' log line"
 
-step "the syscalls it makes are within the unit's SystemCallFilter"
+step "the syscalls it makes are within the unit's SystemCallFilter and RestrictAddressFamilies"
 # No systemd here to apply the filter, so: the relay (run, with an alert
 # over TCP and UDP, a /metrics scrape, SIGHUP, SIGTERM; and check) under
 # strace, every syscall it made looked up in what the unit allows.
@@ -263,6 +263,11 @@ if need strace strace; then
 	filter=$(tr '\n' ' ' <<<"$filter")
 	[ -z "${outside// /}" ] || fail "syscalls outside SystemCallFilter= $filter: $(echo $outside)"
 	echo "all within SystemCallFilter= $filter"
+	families=$(sed -n 's/^RestrictAddressFamilies=//p' "$UNIT")
+	for af in $(cat "$trace"/check "$trace"/run | grep -o 'socket(AF_[A-Z0-9]*' | sed 's/socket(//' | sort -u); do
+		grep -qw -- "$af" <<<"$families" || fail "a socket of family $af, outside RestrictAddressFamilies=$families"
+	done
+	echo "socket families used: $(cat "$trace"/check "$trace"/run | grep -o 'socket(AF_[A-Z0-9]*' | sed 's/socket(//' | sort -u | tr '\n' ' ')(RestrictAddressFamilies=$families)"
 	rm -rf "$allowed" "$denied" "$trace"
 else
 	echo "strace cannot be installed: the syscalls are not checked"
