@@ -170,7 +170,7 @@ step "send an alert over TCP to 1514"
 marker="ci-install-$(date +%s)-$$"
 alert="{\"pbid\":1,\"time\":1700000000000,\"score\":1,\"model\":{\"name\":\"Unrestricted Test Model\"},\"ci\":\"$marker\"}"
 line="<165>1 2024-01-01T00:00:00Z dt-master darktrace - - - $alert"
-printf "+ printf '%%s\\n' '%s' > /dev/tcp/127.0.0.1/1514\n" "$line"
+echo "+ printf '%s\\n' '$line' > /dev/tcp/127.0.0.1/1514"
 exec 3<>/dev/tcp/127.0.0.1/1514
 printf '%s\n' "$line" >&3
 exec 3>&-
