@@ -10,7 +10,7 @@ FUZZTIME  ?= 30s
 BENCHTIME ?= 2s
 PKGS      := ./...
 
-.PHONY: all build run test test-race test-poller-long fuzz bench bench-e2e check vet vuln fmt clean
+.PHONY: all build run test test-race test-poller-long fuzz bench bench-e2e check vet vuln fmt clean package install-test
 
 all: build
 
@@ -48,6 +48,26 @@ bench-e2e: build ## standard dtbench scenarios vs rsyslog and syslog-ng (needs b
 vet:
 	$(GO) vet $(PKGS)
 
+# Packages: nfpm (a Go tool pinned in deploy/tools.mod, apart from the
+# relay's own go.mod) builds the .deb and the .rpm from deploy/nfpm.yaml.
+# The version: a v-tag as 1.2.0 (1.2.0+3.gSHA past it), else 0.0.0~gitDATE.SHA.
+DIST        := dist
+NFPM        := $(GO) tool -modfile=deploy/tools.mod nfpm
+ARCH        ?= $(shell $(GO) env GOARCH)
+PKG_VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null) && echo "$${v\#v}" | sed 's/-\([0-9]*\)-g/+\1.g/' || \
+	echo "0.0.0~git$$(git log -1 --format=%cd --date=format:%Y%m%d 2>/dev/null).$$(git rev-parse --short HEAD 2>/dev/null || echo dev)")
+
+package: ## dist/dtrelay_*.deb and dist/dtrelay-*.rpm (see deploy/)
+	rm -rf $(DIST) && mkdir -p $(DIST)
+	CGO_ENABLED=0 GOARCH=$(ARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/dtrelay ./cmd/dtrelay
+	for p in deb rpm; do \
+	  ARCH=$(ARCH) PKG_VERSION='$(PKG_VERSION)' $(NFPM) package --config deploy/nfpm.yaml --packager $$p --target $(DIST)/ || exit 1; \
+	done
+	@ls -l $(DIST)/*.deb $(DIST)/*.rpm
+
+install-test: ## as root on Debian: install the .deb, run it as the dtrelay user, purge it (deploy/ci-install-test.sh)
+	bash deploy/ci-install-test.sh
+
 # govulncheck against an offline vulnerability database: the online one is not
 # reachable here, so the database is built from the golang.org/x/vulndb module's
 # data/osv with its own cmd/indexdb (pinned, so the verdict is reproducible;
@@ -78,4 +98,4 @@ check: ## gofmt, go vet, staticcheck and the tests
 	$(MAKE) test
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) $(DIST)

@@ -73,13 +73,16 @@ func runRelay(path, level string, stderr io.Writer) int {
 		log.Error().Err(err).Msg("cannot start")
 		return exitFailure
 	}
+	n := &notifier{log: log} // sig is caught already: systemd may send SIGHUP as soon as it reads READY=1
+	n.ready(httpLiveness(r.MetricsAddr()))
 	s := <-sig
-	for ; s == syscall.SIGHUP; s = <-sig {
+	for ; s == syscall.SIGHUP; s = <-sig { // the unit's ExecReload
 		reload(r, path, log)
 	}
+	cfg = r.Config() // the last configuration applied
+	n.stopping()
 	beginShutdown(r, cfg.ShutdownDelay, sig, log)
 	signal.Stop(sig)
-	cfg = r.Config()
 	log.Info().Str("signal", s.String()).Dur("timeout", cfg.ShutdownTimeout).Msg("stopping")
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
