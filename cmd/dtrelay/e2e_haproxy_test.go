@@ -313,3 +313,91 @@ func TestHAProxyTwoRelaysSurviveAKill9(t *testing.T) {
 		}
 	}
 }
+
+// runShort is run with one connection per chunk, closed by the sender
+// once written, as senders that connect per batch do: the balancer moves
+// a new connection, not one under way.
+func (s *haSender) runShort(t *testing.T, lo, hi, chunk int, pause time.Duration) {
+	for i := lo; i < hi; i += chunk {
+		end := min(hi, i+chunk)
+		s.mu.Lock()
+		from := len(s.broken)
+		s.mu.Unlock()
+		s.run(t, i, end, chunk, 0)
+		s.mu.Lock()
+		if len(s.broken) > from {
+			t.Errorf("a connection broke while sending alerts %d-%d", i, end)
+		}
+		s.mu.Unlock()
+		if pause > 0 {
+			time.Sleep(pause)
+		}
+	}
+}
+
+// TestHAProxyDrainWithShutdownDelay (issue 18): one relay of two is
+// stopped with SIGTERM and shutdown_delay longer than HAProxy's checks
+// (inter 1s × fall 2): its /readyz turns 503 at once, HAProxy marks it
+// down and sends new connections to the other while it still accepts,
+// then it drains and exits 0. Nothing is lost or duplicated.
+func TestHAProxyDrainWithShutdownDelay(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the scale-out test runs HAProxy and two relays")
+	}
+	in, relays, front, _, _ := haSetup(t, haDrainDelay)
+	const n = 12_000
+	s := &haSender{addr: fmt.Sprintf("127.0.0.1:%d", front), payloads: alerts(n), writtenOn: map[int]int{}, broken: map[int]bool{}}
+	var wg sync.WaitGroup
+	const workers = 4
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.runShort(t, w*n/workers, (w+1)*n/workers, 20, 5*time.Millisecond) // ~6 s of load
+		}()
+	}
+	waitFor(t, "2,000 alerts written", func() bool { return s.total.Load() >= 2_000 })
+	start := time.Now()
+	relays[0].proc.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan int, 1)
+	go func() {
+		relays[0].proc.cmd.Wait()
+		done <- relays[0].proc.cmd.ProcessState.ExitCode()
+	}()
+	var code int
+	select {
+	case code = <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the drained relay did not exit within 20 s")
+	}
+	took := time.Since(start)
+	wg.Wait()
+	if code != 0 || took < 3*time.Second {
+		t.Fatalf("drained relay exited %d after %v, want 0 after shutdown_delay (3s)", code, took)
+	}
+	if !in.WaitEvents(n, 30*time.Second) {
+		t.Fatalf("intake got %d of %d alerts", in.Count(), n)
+	}
+	time.Sleep(300 * time.Millisecond)
+	got := map[string]int{}
+	for _, e := range in.Events() {
+		got[string(e)]++
+	}
+	for i, p := range s.payloads {
+		if got[p] != 1 {
+			t.Fatalf("alert %d arrived %d times", i, got[p])
+		}
+	}
+	s.mu.Lock()
+	broken := len(s.broken)
+	s.mu.Unlock()
+	t.Logf("%d alerts on %d connections; relay1 drained in %v (shutdown_delay 3s); %d connections broke; 0 lost, 0 duplicated",
+		n, s.conns, took.Round(time.Millisecond), broken)
+	if code := relays[1].proc.stop(t); code != 0 {
+		t.Errorf("relay2 exit code %d", code)
+	}
+}
+
+// haDrainDelay is the drained relays' shutdown_delay (a variable so that
+// the test can be shown to fail without it).
+var haDrainDelay = "shutdown_delay: 3s\n"
