@@ -200,8 +200,9 @@ type Output struct {
 	// Framing (syslog): "octet-counting" (default) or "newline".
 	Framing string
 	// Window (relp) is the number of messages sent and not yet
-	// acknowledged, at most; default 128, as rsyslog's omrelp. A relp
-	// output's batch.max_events defaults to it.
+	// acknowledged, at most; default 1024 (rsyslog omrelp's 128 is slow,
+	// see output.DefaultRelpWindow). A relp output's batch.max_events
+	// defaults to four windows.
 	Window int
 	// MaxMessageSize (relp) is the largest message sent; larger events go
 	// to the dead-letter file. Default 256KiB; the intake's own limit

@@ -79,7 +79,7 @@ func TestFull(t *testing.T) {
 				Batch: stream, QueueSize: 64 * MiB, Timeout: 30 * time.Second},
 			{Name: "sekoia-relp", Type: "relp", Address: "relp.intake.sekoia.io:11514", TLS: true, ServerName: "relp.intake.sekoia.io",
 				CAFile: cert, Format: "sekoia", IntakeKey: "sekoia-intake-key-0123456789", Window: 128, MaxMessageSize: MiB,
-				Batch: Batch{MaxEvents: 128, MaxBytes: 4 * MiB}, QueueSize: 64 * MiB, Timeout: 30 * time.Second},
+				Batch: Batch{MaxEvents: 512, MaxBytes: 4 * MiB}, QueueSize: 64 * MiB, Timeout: 30 * time.Second},
 			{Name: "insightidr", Type: "syslog", Address: "collector.example.net:5514", TLS: false, Format: "original", Framing: "newline",
 				Batch: stream, QueueSize: 64 * MiB, Timeout: 30 * time.Second},
 			{Name: "archive-http", Type: "http", URL: "https://archive.example.net/ingest?stream=darktrace", Compression: "none",

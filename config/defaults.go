@@ -29,7 +29,7 @@ const (
 	DefaultShutdownTimeout  = 10 * time.Second
 	DefaultShutdownDelay    = 0
 	DefaultUnreadyAfter     = 60 * time.Second
-	DefaultRELPWindow       = 128       // rsyslog omrelp's
+	DefaultRELPWindow       = 1024      // rsyslog omrelp has 128; see output.DefaultRelpWindow
 	DefaultRELPMaxMessage   = 256 * KiB // relp outputs' max_message_size
 	MaxRELPWindow           = 65536
 	DefaultDedupMaxKeys     = 1_000_000
@@ -162,11 +162,11 @@ func (d *decoder) completeOutput(o *Output, p string) {
 			if !d.isSet(p + ".max_message_size") {
 				o.MaxMessageSize = DefaultRELPMaxMessage
 			}
-			// A batch that fits the window is written at once and then
-			// only waited for: the cheapest way through librelp's
-			// delayed answers (output.RelpSender).
+			// Four windows a batch: the answers to the first three come
+			// while the sender writes, and only the last window is waited
+			// for (output.RelpSender); max_bytes still bounds it.
 			if !d.isSet(p+".batch.max_events") && o.Window > 0 {
-				o.Batch.MaxEvents = o.Window
+				o.Batch.MaxEvents = 4 * o.Window
 			}
 		}
 		if o.TLS && o.ServerName == "" {

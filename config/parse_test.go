@@ -197,9 +197,9 @@ func TestOutputDefaults(t *testing.T) {
 		Address: "collector:5514", Format: "original", Framing: "newline", Batch: stream, QueueSize: 64 * MiB, Timeout: 30 * time.Second})
 	f("{name: s, type: relp, address: \"relp.intake.sekoia.io:11514\", intake_key: "+key+"}", Output{Name: "s", Type: "relp",
 		Address: "relp.intake.sekoia.io:11514", TLS: true, ServerName: "relp.intake.sekoia.io", Format: "sekoia",
-		Window: 128, MaxMessageSize: 256 * KiB, IntakeKey: key, Batch: Batch{MaxEvents: 128, MaxBytes: 4 * MiB}, QueueSize: 64 * MiB, Timeout: 30 * time.Second})
+		Window: 1024, MaxMessageSize: 256 * KiB, IntakeKey: key, Batch: Batch{MaxEvents: 4096, MaxBytes: 4 * MiB}, QueueSize: 64 * MiB, Timeout: 30 * time.Second})
 	f("{name: r, type: relp, address: \"10.0.0.5:2514\", tls: false, format: original, window: 16, max_message_size: 1MiB}", Output{Name: "r", Type: "relp",
-		Address: "10.0.0.5:2514", Format: "original", Window: 16, MaxMessageSize: MiB, Batch: Batch{MaxEvents: 16, MaxBytes: 4 * MiB}, QueueSize: 64 * MiB, Timeout: 30 * time.Second})
+		Address: "10.0.0.5:2514", Format: "original", Window: 16, MaxMessageSize: MiB, Batch: Batch{MaxEvents: 64, MaxBytes: 4 * MiB}, QueueSize: 64 * MiB, Timeout: 30 * time.Second})
 	f("{name: f, type: file, path: \"-\"}", Output{Name: "f", Type: "file", Path: "-",
 		Batch: Batch{MaxEvents: 1000, MaxBytes: 4 * MiB}, QueueSize: 64 * MiB})
 	f("{name: f, type: file, path: \"-\", batch: {max_wait: 2s, max_events: 1, max_bytes: 2KB}, queue_size: 1GiB}", Output{Name: "f", Type: "file", Path: "-",

@@ -107,8 +107,8 @@ func (l *loadFlags) register(fs *flag.FlagSet, defDuration time.Duration) {
 	fs.StringVar(&l.header, "header", "rfc3164", "syslog header: rfc3164 (Darktrace's default) or rfc5424")
 	fs.Float64Var(&l.rate, "rate", 0, "alerts per second over all connections (0: as fast as the relay takes them)")
 	fs.Uint64Var(&l.count, "count", 0, "alerts per run, or fewer if --duration ends first (0: no count limit)")
-	fs.IntVar(&l.relpWindow, "relp-window", 0, "--output relp: every relay's RELP window `N` (dtrelay: window N, its batch one window); "+
-		"0: dtrelay's default (128), rsyslog omrelp's fastest (1024)")
+	fs.IntVar(&l.relpWindow, "relp-window", 0, "--output relp: every relay's RELP window `N` (dtrelay: window N, batches of 4N); "+
+		"0: dtrelay's default (1024), rsyslog omrelp's fastest (1024)")
 	fs.DurationVar(&l.duration, "duration", defDuration, "length of each run's load (0: no time limit; then give --count)")
 }
 
