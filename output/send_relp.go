@@ -145,11 +145,16 @@ type relpSession struct {
 	r        *relp.Reader
 	txnr     int
 	quickAck func(fd uintptr)
-	// delayed: a wait for answers between two writes of this session took
+	// delayed > 0: a recent wait for answers between two writes took
 	// longer than relpAckStall, the mark of an intake holding its answers
-	// for our delayed ACK: from then on every wait acknowledges first.
-	delayed bool
+	// for our delayed ACK: the next delayed waits acknowledge first.
+	delayed int
 }
+
+// relpAckWaits is how many waits acknowledge first after a stall, before
+// the sender tries again without (a stall may be a one-off: a busy intake,
+// a scheduling delay).
+const relpAckWaits = 256
 
 // relpAckStall is how long a wait for answers between two writes must take
 // to be taken for a delayed-ACK stall (Linux delays an ACK 40 ms at least).
@@ -309,12 +314,15 @@ func (s *RelpSender) transfer(ctx context.Context, b *forward.Batch) (reason str
 		// burst of answers fills a segment) unless a write of ours carries
 		// the ACK. So a wait with nothing left to write acknowledges first
 		// (TCP_QUICKACK). Between refills of a batch larger than the
-		// window, our writes usually carry it; a session where one such
-		// wait stalled acknowledges before every wait.
+		// window, our writes usually carry it; after one such wait stalled,
+		// the next relpAckWaits waits acknowledge first too.
 		var waitFrom time.Time
 		if s.sess.r.Buffered() == 0 {
-			if next >= b.Len() || s.sess.delayed {
+			if next >= b.Len() || s.sess.delayed > 0 {
 				quickAck(s.sess.d.raw, s.sess.quickAck)
+				if next < b.Len() {
+					s.sess.delayed--
+				}
 			} else {
 				waitFrom = time.Now()
 			}
@@ -324,8 +332,8 @@ func (s *RelpSender) transfer(ctx context.Context, b *forward.Batch) (reason str
 				return reason, err
 			}
 			if first && !waitFrom.IsZero() && time.Since(waitFrom) > relpAckStall {
-				s.sess.delayed = true
-				s.log.Debug().Msg("intake delays its RELP answers until acknowledged: acknowledging before every wait")
+				s.sess.delayed = relpAckWaits
+				s.log.Debug().Msg("intake delays its RELP answers until acknowledged: acknowledging before the next waits")
 			}
 			if s.sess.r.Buffered() == 0 || s.head == len(s.flight) {
 				break
