@@ -55,6 +55,7 @@ type Relay struct {
 // receivers, then the metrics listener. On error, what was started is stopped.
 func Start(cfg *config.Config, set *metrics.Set, log zerolog.Logger) (*Relay, error) {
 	r := &Relay{cfg: cfg, log: log, set: set, inMetrics: map[string]*receiver.Metrics{}, reloads: newReloadMetrics(set)}
+	registerBuildInfo(set)
 	opts := forward.Options{Metrics: set, Log: log}
 	outIdx := map[string]int{}
 	for i, oc := range cfg.Outputs {
