@@ -17,7 +17,7 @@ func inputKeys() []string {
 	return []string{"name", "protocol", "address", "max_message_size", "tls", "allow", "proxy_protocol",
 		"trusted_proxies", "max_connections", "max_connections_per_source", "idle_timeout", "handshake_timeout",
 		"strict", "url", "public_token", "private_token", "interval", "ca_file", "system_roots",
-		"state_dir", "overlap", "timeout"}
+		"state_dir", "overlap", "timeout", "silent_after"}
 }
 
 func outputKeys() []string {
@@ -40,7 +40,7 @@ func spoolKeys() []string {
 func deadLetterKeys() []string { return []string{"dir", "max_size"} }
 
 func metricsKeys() []string {
-	return []string{"address", "pprof", "unready_after"}
+	return []string{"address", "pprof", "unready_after", "max_sources"}
 }
 
 // decodeConfig decodes the document root into a Config, recording lines and
@@ -113,6 +113,8 @@ func (d *decoder) decodeConfig(root *yaml.Node) *Config {
 					d.boolean(v, p, &c.Metrics.Pprof)
 				case "unready_after":
 					d.duration(v, p, &c.Metrics.UnreadyAfter)
+				case "max_sources":
+					d.integer(v, p, &c.Metrics.MaxSources)
 				}
 			})
 		case "route_mode":
@@ -167,6 +169,8 @@ func (d *decoder) decodeInput(n *yaml.Node, path string, in *Input) bool {
 			d.duration(v, p, &in.IdleTimeout)
 		case "handshake_timeout":
 			d.duration(v, p, &in.HandshakeTimeout)
+		case "silent_after":
+			d.duration(v, p, &in.SilentAfter)
 		case "strict":
 			d.boolean(v, p, &in.Strict)
 		case "url":

@@ -42,6 +42,9 @@ func (d *decoder) validate(c *Config) {
 		d.validateSpoolRename(c)
 	}
 	d.validateDeadLetter(&c.DeadLetter, maxMessageSize(c.Inputs))
+	if c.Metrics.MaxSources < 1 && !d.problemsIn("metrics.max_sources") {
+		d.problemf("metrics.max_sources", "must be at least 1, got %d", c.Metrics.MaxSources)
+	}
 	if c.Metrics.Address != "" {
 		if host, _, ok := d.listenAddress("metrics.address", c.Metrics.Address); ok && !isLoopback(host) {
 			served := "/metrics, /healthz and /readyz are"
@@ -110,7 +113,7 @@ func maxMessageSize(inputs []Input) Size {
 // inputKeyUse reports whether key is used by inputs of protocol.
 func inputKeyUse(protocol, key string) bool {
 	switch key {
-	case "name", "protocol", "max_message_size":
+	case "name", "protocol", "max_message_size", "silent_after":
 		return true
 	case "address", "allow", "strict":
 		return protocol != ProtocolDarktraceAPI
@@ -149,6 +152,9 @@ func (d *decoder) validateInputs(inputs []Input) {
 			d.problemf(p+".max_message_size", "must be from %s to %s, got %s", MinMessageSize, MaxMessageSize, in.MaxMessageSize)
 		}
 		d.largeMessageWarning(in, p)
+		if in.SilentAfter < 0 {
+			d.problemf(p+".silent_after", "must not be negative (0: never), got %s", formatDuration(in.SilentAfter))
+		}
 		if in.Protocol == ProtocolDarktraceAPI {
 			d.validatePoller(in, p)
 			continue
