@@ -38,6 +38,8 @@ type Relay struct {
 
 	outputs []forward.OutputSpec // their dead-letter files are closed at Stop
 	health  healthState          // /healthz and /readyz (health.go)
+	sources *sourceTable         // sources.go
+	stopSrc chan struct{}        // ends the silence checker
 
 	// For Reload (reload.go); mu also guards cfg.
 	mu        sync.Mutex
@@ -55,7 +57,8 @@ type Relay struct {
 // receivers, then the metrics listener. On error, what was started is stopped.
 func Start(cfg *config.Config, set *metrics.Set, log zerolog.Logger) (*Relay, error) {
 	r := &Relay{cfg: cfg, log: log, set: set, inMetrics: map[string]*receiver.Metrics{}, reloads: newReloadMetrics(set)}
-	opts := forward.Options{Metrics: set, Log: log}
+	r.sources = newSourceTable(cfg.Metrics.MaxSources, set, log, func(mask uint64) []string { return r.pipe.OutputNames(mask) })
+	opts := forward.Options{Metrics: set, Log: log, Sources: r.sources}
 	outIdx := map[string]int{}
 	for i, oc := range cfg.Outputs {
 		spec, err := buildOutput(oc, cfg.DeadLetter, set, log)
@@ -73,7 +76,7 @@ func Start(cfg *config.Config, set *metrics.Set, log zerolog.Logger) (*Relay, er
 	for _, ic := range cfg.Inputs {
 		inIdx[ic.Name] = len(opts.Inputs)
 		opts.Inputs = append(opts.Inputs, forward.InputSpec{Name: ic.Name, Datagram: ic.Protocol == config.ProtocolUDP,
-			Strict: ic.Strict, Track: ic.Protocol == config.ProtocolDarktraceAPI})
+			Strict: ic.Strict, Track: ic.Protocol == config.ProtocolDarktraceAPI, Source: pollerSource(ic)})
 		inputs = append(inputs, ic)
 		maxMsg = max(maxMsg, int(ic.MaxMessageSize))
 	}
@@ -146,6 +149,8 @@ func Start(cfg *config.Config, set *metrics.Set, log zerolog.Logger) (*Relay, er
 		}
 	}
 	r.reloads.last.Set(float64(time.Now().UnixNano()) / 1e9)
+	r.stopSrc = make(chan struct{})
+	go r.sources.runChecker(r.stopSrc)
 	r.startMetrics()
 	return r, nil
 }
@@ -213,6 +218,10 @@ func (r *Relay) Stop(ctx context.Context) int64 {
 	}
 	if r.httpSrv != nil {
 		r.httpSrv.Close()
+	}
+	if r.stopSrc != nil {
+		close(r.stopSrc)
+		r.stopSrc = nil
 	}
 	r.closeDeadLetters()
 	return lost

@@ -1,0 +1,80 @@
+package relay
+
+import (
+	"bytes"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/rs/zerolog"
+
+	"github.com/dtrelay/dtrelay/config"
+	"github.com/dtrelay/dtrelay/forward"
+	"github.com/dtrelay/dtrelay/parser"
+)
+
+func addrPort(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+
+// TestSourceTablePeersConnectionsSilence: the last peers first and
+// bounded, connections counted by peer address, a hostless sender named
+// by its address, silence flagged and logged once, then cleared.
+func TestSourceTablePeersConnectionsSilence(t *testing.T) {
+	var logs bytes.Buffer
+	set := metrics.NewSet()
+	tab := newSourceTable(10, set, zerolog.New(&logs), func(mask uint64) []string { return nil })
+	tab.configure(config.Input{Name: "in", SilentAfter: time.Second})
+	obs := tab.conns("in")
+	obs.Opened(addrPort("10.0.0.1:5000"))
+	obs.Opened(addrPort("10.0.0.1:5001"))
+	obs.Opened(addrPort("10.0.0.9:5001"))
+	now := time.Now().UnixNano()
+	read := func(peer string, host string, at int64) {
+		r := forward.SourceRead{Bytes: 10}
+		if host != "" {
+			r.Host = []byte(host)
+		}
+		r.Kinds[parser.KindModelBreach] = 2
+		tab.Read(&forward.SourceBatch{Input: "in", Peer: addrPort(peer), Now: at, Reads: []forward.SourceRead{r}})
+	}
+	for i, p := range []string{"10.0.0.1:1", "10.0.0.2:1", "10.0.0.3:1", "10.0.0.4:1", "10.0.0.5:1", "10.0.0.1:2"} {
+		read(p, "master", now+int64(i))
+	}
+	read("[::ffff:10.0.0.9]:7", "", now)
+	st := tab.statuses()
+	if len(st) != 2 {
+		t.Fatalf("sources = %+v, want 2", st)
+	}
+	m, hostless := st[1], st[0] // "10.0.0.9" < "master"
+	if got := strings.Join(m.Peers, " "); got != "10.0.0.1 10.0.0.5 10.0.0.4 10.0.0.3" {
+		t.Errorf("peers = %s, want the last four, latest first", got)
+	}
+	if m.Connections != 2 || m.Alerts["model_breach"] != 12 || m.Bytes != 60 {
+		t.Errorf("master = %+v, want 2 connections, 12 alerts, 60 bytes", m)
+	}
+	if hostless.Source != "10.0.0.9" || hostless.Connections != 1 {
+		t.Errorf("hostless = %+v, want source 10.0.0.9 with 1 connection", hostless)
+	}
+	obs.Closed(addrPort("10.0.0.1:5000"))
+	if c := tab.statuses()[1].Connections; c != 1 {
+		t.Errorf("after a close: %d connections, want 1", c)
+	}
+
+	later := now + int64(2*time.Second)
+	tab.checkSilent(later)
+	tab.checkSilent(later + 1)
+	if n := strings.Count(logs.String(), "source silent"); n != 2 { // both sources, once each
+		t.Errorf("%d silence warnings, want 2:\n%s", n, logs.String())
+	}
+	if st := tab.statuses(); !st[0].Silent || !st[1].Silent {
+		t.Errorf("sources = %+v, want both silent", st)
+	}
+	read("10.0.0.1:3", "master", later+2)
+	if st := tab.statuses(); st[1].Silent || !st[0].Silent {
+		t.Errorf("sources = %+v, want master back and 10.0.0.9 still silent", st)
+	}
+	if n := strings.Count(logs.String(), "sends again"); n != 1 {
+		t.Errorf("%d back lines, want 1", n)
+	}
+}
