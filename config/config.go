@@ -43,6 +43,18 @@ type Config struct {
 	// above it the connection holding the largest is closed. Default
 	// 256MiB; at least twice the largest tcp/tls max_message_size.
 	MaxPartialBytes Size
+	// Heartbeat, when set, makes dtrelay send a heartbeat event of its
+	// own every Interval.
+	Heartbeat *Heartbeat
+}
+
+// Heartbeat is the heartbeat key: every Interval (default 5m, at least
+// 1s) a JSON event {"dtrelay_heartbeat": {...}} of kind heartbeat goes to
+// Outputs; without Outputs the routes decide, as for an alert of kind
+// heartbeat (no routes: every output).
+type Heartbeat struct {
+	Interval time.Duration
+	Outputs  []string
 }
 
 // Input protocols.

@@ -10,7 +10,7 @@ import (
 // The keys each mapping knows. Whether a key applies to an input's protocol
 // or an output's type is checked later (inputKeyUse, outputKeyUse).
 func rootKeys() []string {
-	return []string{"inputs", "outputs", "routes", "route_mode", "spool", "dead_letter", "metrics", "shutdown_timeout", "shutdown_delay", "max_partial_bytes"}
+	return []string{"inputs", "outputs", "routes", "route_mode", "spool", "dead_letter", "metrics", "shutdown_timeout", "shutdown_delay", "max_partial_bytes", "heartbeat"}
 }
 
 func inputKeys() []string {
@@ -36,6 +36,8 @@ func dedupKeys() []string { return []string{"window", "max_keys"} }
 func spoolKeys() []string {
 	return []string{"dir", "max_size", "fsync_interval", "when_full", "rename"}
 }
+
+func heartbeatKeys() []string { return []string{"interval", "outputs"} }
 
 func deadLetterKeys() []string { return []string{"dir", "max_size"} }
 
@@ -94,6 +96,18 @@ func (d *decoder) decodeConfig(root *yaml.Node) *Config {
 				}
 			}) {
 				c.Spool = s
+			}
+		case "heartbeat":
+			h := &Heartbeat{}
+			if d.fields(v, p, heartbeatKeys(), func(key string, v *yaml.Node, p string) {
+				switch key {
+				case "interval":
+					d.duration(v, p, &h.Interval)
+				case "outputs":
+					d.strList(v, p, &h.Outputs)
+				}
+			}) {
+				c.Heartbeat = h
 			}
 		case "dead_letter":
 			d.fields(v, p, deadLetterKeys(), func(key string, v *yaml.Node, p string) {

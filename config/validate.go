@@ -37,6 +37,9 @@ func (d *decoder) validate(c *Config) {
 	d.validatePartial(c)
 	d.validateOutputs(c)
 	d.validateRoutes(c)
+	if h := c.Heartbeat; h != nil {
+		d.validateHeartbeat(h, c.Outputs)
+	}
 	if c.Spool != nil {
 		d.validateSpool(c.Spool, c.Inputs)
 		d.validateSpoolRename(c)
@@ -417,5 +420,21 @@ func (d *decoder) headerSecret(path, v string) {
 func (d *decoder) shortKeyWarning(path, key string) {
 	if key != "" && len(key) < shortIntakeKey {
 		d.warnf(path, "%s", fmt.Sprintf("is shorter than %d characters; Sekoia intake keys are longer, check it", shortIntakeKey))
+	}
+}
+
+// validateHeartbeat checks heartbeat: interval at least 1s, outputs named.
+func (d *decoder) validateHeartbeat(h *Heartbeat, outs []Output) {
+	if h.Interval < time.Second && !d.problemsIn("heartbeat.interval") {
+		d.problemf("heartbeat.interval", "must be at least 1s, got %s", formatDuration(h.Interval))
+	}
+	names := map[string]bool{}
+	for _, o := range outs {
+		names[o.Name] = true
+	}
+	for j, name := range h.Outputs {
+		if !names[name] {
+			d.problemf(index("heartbeat.outputs", j), "no output is named %s", quote(name))
+		}
 	}
 }
