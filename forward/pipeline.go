@@ -61,9 +61,11 @@ type Options struct {
 // Pipeline joins inputs to outputs. Create it with New, feed it through the
 // ProducerPool of each input, and stop it with Stop.
 type Pipeline struct {
-	router  atomic.Pointer[Router] // replaced by SetRoutes
-	srcObs  SourceObserver         // Options.Sources
-	outputs []*output
+	router atomic.Pointer[Router] // replaced by SetRoutes
+	srcObs SourceObserver         // Options.Sources
+	// Events of Inject refused by a full queue.
+	injectDropped *metrics.Counter
+	outputs       []*output
 	// De-duplication state kept in stateDir; stopSaving ends its saver.
 	stateDir   string
 	dedupDir   string // Options.StateDir, for a reload that adds de-duplication
@@ -108,6 +110,7 @@ func New(opts Options) (*Pipeline, error) {
 		sampled: opts.Log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second})}
 	p.router.Store(router)
 	p.spoolLost = opts.Metrics.GetOrCreateCounter(`dtrelay_spool_unspooled_total`)
+	p.injectDropped = opts.Metrics.GetOrCreateCounter(`dtrelay_heartbeat_dropped_total`)
 	for i, spec := range opts.Outputs {
 		o := newOutput(spec, i, opts.Metrics, opts.Log)
 		o.send, o.src = sendCtx, memSource{o.q}

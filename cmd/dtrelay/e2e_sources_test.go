@@ -186,3 +186,95 @@ metrics: {address: "127.0.0.1:%d", max_sources: 2}
 		t.Errorf("max_sources warnings = %v, want one", ws)
 	}
 }
+
+// TestHeartbeatToFileOutput: the heartbeat reaches the output named in
+// heartbeat.outputs (or, without them, the one a route for kind heartbeat
+// names) with its fields, and not the other output.
+func TestHeartbeatToFileOutput(t *testing.T) {
+	for _, tc := range []struct{ name, heartbeat, routes string }{
+		{"outputs", `heartbeat: {interval: 1s, outputs: [hb]}`, ``},
+		{"routes", `heartbeat: {interval: 1s}`, `routes:
+  - {match: {kinds: [heartbeat]}, outputs: [hb]}
+  - {match: {kinds: [model_breach]}, outputs: [alerts]}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			port := freePort(t)
+			hbFile, alFile := filepath.Join(dir, "hb.ndjson"), filepath.Join(dir, "alerts.ndjson")
+			cfg := writeFile(t, dir, "c.yaml", fmt.Sprintf(`
+inputs: [{name: in, protocol: tcp, address: "127.0.0.1:%d", silent_after: 1h}]
+outputs:
+  - {name: alerts, type: file, path: %s}
+  - {name: hb, type: file, path: %s}
+%s
+%s
+`, port, alFile, hbFile, tc.heartbeat, tc.routes))
+			p := startRelay(t, "run", "-c", cfg)
+			c := dialWhenUp(t, "tcp", fmt.Sprintf("127.0.0.1:%d", port))
+			defer c.Close()
+			al := alerts(1)
+			for range 3 {
+				if _, err := c.Write([]byte(syslog5424("dt-master-1", al[0]))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			type heartbeat struct {
+				H struct {
+					Version         string   `json:"version"`
+					Host            string   `json:"host"`
+					UptimeS         *int64   `json:"uptime_s"`
+					IntervalS       int64    `json:"interval_s"`
+					SourcesSeen     int      `json:"sources_seen"`
+					SourcesSilent   []string `json:"sources_silent"`
+					AlertsSinceLast uint64   `json:"alerts_since_last"`
+					Queues          []struct {
+						Name     string `json:"name"`
+						Capacity int64  `json:"capacity"`
+					} `json:"queues"`
+				} `json:"dtrelay_heartbeat"`
+			}
+			var hb heartbeat
+			var alerts uint64
+			waitFor(t, "a heartbeat counting the source", func() bool {
+				n := 0
+				for _, l := range fileLines(hbFile) {
+					if !strings.Contains(l, "dtrelay_heartbeat") {
+						continue // an alert: without routes, every output has them
+					}
+					hb = heartbeat{}
+					if err := json.Unmarshal([]byte(l), &hb); err != nil {
+						t.Fatalf("heartbeat line %q: %v", l, err)
+					}
+					alerts += hb.H.AlertsSinceLast
+					n++
+				}
+				done := n > 0 && hb.H.SourcesSeen == 1
+				if !done {
+					alerts = 0
+				}
+				return done
+			})
+			h := hb.H
+			if h.Version == "" || h.Host == "" || h.UptimeS == nil || h.IntervalS != 1 || h.SourcesSilent == nil || len(h.SourcesSilent) != 0 {
+				t.Errorf("heartbeat = %+v, want version, host, uptime_s, interval_s 1, no silent source", h)
+			}
+			if alerts != 3 {
+				t.Errorf("alerts_since_last over the heartbeats = %d, want the 3 sent", alerts)
+			}
+			if len(h.Queues) != 2 || h.Queues[0].Name != "alerts" || h.Queues[1].Name != "hb" || h.Queues[0].Capacity <= 0 {
+				t.Errorf("queues = %+v, want alerts and hb with their capacity", h.Queues)
+			}
+			if p.stop(t) != 0 {
+				t.Errorf("exit code not 0")
+			}
+			for _, l := range fileLines(alFile) {
+				if strings.Contains(l, "dtrelay_heartbeat") {
+					t.Errorf("the heartbeat reached output alerts: %s", l)
+				}
+			}
+			if n := len(fileLines(alFile)); n != 3 {
+				t.Errorf("output alerts has %d lines, want the 3 alerts", n)
+			}
+		})
+	}
+}

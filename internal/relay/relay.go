@@ -151,6 +151,9 @@ func Start(cfg *config.Config, set *metrics.Set, log zerolog.Logger) (*Relay, er
 	r.reloads.last.Set(float64(time.Now().UnixNano()) / 1e9)
 	r.stopSrc = make(chan struct{})
 	go r.sources.runChecker(r.stopSrc)
+	if cfg.Heartbeat != nil {
+		r.startHeartbeat(cfg.Heartbeat, r.stopSrc)
+	}
 	r.startMetrics()
 	return r, nil
 }
@@ -180,6 +183,10 @@ func (r *Relay) MetricsAddr() net.Addr {
 // events that could not be delivered.
 func (r *Relay) Stop(ctx context.Context) int64 {
 	r.health.stopping.Store(true) // /readyz: draining
+	if r.stopSrc != nil {         // the silence checker and the heartbeat
+		close(r.stopSrc)
+		r.stopSrc = nil
+	}
 	start := time.Now()
 	if r.pipe != nil {
 		r.pipe.Unblock()
@@ -218,10 +225,6 @@ func (r *Relay) Stop(ctx context.Context) int64 {
 	}
 	if r.httpSrv != nil {
 		r.httpSrv.Close()
-	}
-	if r.stopSrc != nil {
-		close(r.stopSrc)
-		r.stopSrc = nil
 	}
 	r.closeDeadLetters()
 	return lost

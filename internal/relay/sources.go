@@ -77,7 +77,12 @@ type sourceTable struct {
 	inputs map[string]*inputSources
 	n      int // sources tracked, but for "other"
 	warned bool
+
+	alerts atomic.Uint64 // JSON alerts since takeAlerts, for the heartbeat
 }
+
+// takeAlerts returns the JSON alerts received since its last call.
+func (t *sourceTable) takeAlerts() uint64 { return t.alerts.Swap(0) }
 
 type inputSources struct {
 	name        string
@@ -141,6 +146,11 @@ func (t *sourceTable) Read(b *forward.SourceBatch) {
 			s = t.add(in, b.Source, r.Host, peer, b.Now)
 		}
 		s.read(t, r, peer, b.Now)
+		var n uint64
+		for _, k := range r.Kinds {
+			n += uint64(k)
+		}
+		t.alerts.Add(n)
 		if r.Tests > 0 {
 			t.testAlert(s, b.Input, r)
 		}
