@@ -144,6 +144,8 @@ func (r *Relay) needsRestart(next *config.Config) string {
 		return "the metrics listener's settings changed"
 	case cur.MaxPartialBytes != next.MaxPartialBytes:
 		return "max_partial_bytes changed"
+	case !reflect.DeepEqual(cur.Heartbeat, next.Heartbeat):
+		return "the heartbeat's settings changed"
 	}
 	if cur.Spool != nil {
 		for _, ic := range next.Inputs {
