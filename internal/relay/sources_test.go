@@ -2,8 +2,10 @@ package relay
 
 import (
 	"bytes"
+	"fmt"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -76,5 +78,58 @@ func TestSourceTablePeersConnectionsSilence(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), "sends again"); n != 1 {
 		t.Errorf("%d back lines, want 1", n)
+	}
+}
+
+// TestSourceTableConcurrent: producers publishing, connections coming and
+// going, the checker, Sources and a scrape at once (run with -race); past
+// max_sources the rest is counted under "other", nothing is lost.
+func TestSourceTableConcurrent(t *testing.T) {
+	set := metrics.NewSet()
+	tab := newSourceTable(8, set, zerolog.Nop(), func(uint64) []string { return nil })
+	tab.configure(config.Input{Name: "in", SilentAfter: time.Millisecond})
+	const producers, reads = 4, 500
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for p := range producers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			obs := tab.conns("in")
+			for i := range reads {
+				peer := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(p), byte(i % 3)}), 1000)
+				obs.Opened(peer)
+				r := forward.SourceRead{Host: []byte(fmt.Sprintf("h%d", (p*reads+i)%12))}
+				r.Kinds[parser.KindModelBreach] = 1
+				tab.Read(&forward.SourceBatch{Input: "in", Peer: peer, Now: time.Now().UnixNano(), Reads: []forward.SourceRead{r}})
+				obs.Closed(peer)
+			}
+		}()
+	}
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			tab.checkSilent(time.Now().UnixNano())
+			_ = tab.statuses()
+			var b bytes.Buffer
+			set.WritePrometheus(&b)
+		}
+	}()
+	wg.Wait()
+	close(done)
+	var total uint64
+	st := tab.statuses()
+	for _, s := range st {
+		total += s.Alerts["model_breach"]
+		if s.Connections != 0 {
+			t.Errorf("%s: %d connections after every close", s.Source, s.Connections)
+		}
+	}
+	if len(st) != 9 || total != producers*reads {
+		t.Errorf("%d sources counting %d alerts, want 8 and other counting %d", len(st), total, producers*reads)
 	}
 }
