@@ -68,9 +68,20 @@ func darktraceRoutes(dedup bool) []forward.RouteSpec {
 
 // newHotPathWith is newHotPathSpool with routes.
 func newHotPathWith(tb testing.TB, size int, sp *spool.Spool, routes []forward.RouteSpec) *hotPath {
+	return newHotPathSources(tb, size, sp, routes, true)
+}
+
+// newHotPathSources is newHotPathWith, with the relay's source table or
+// without it.
+func newHotPathSources(tb testing.TB, size int, sp *spool.Spool, routes []forward.RouteSpec, sources bool) *hotPath {
 	s := &nullSender{}
 	set := metrics.NewSet()
-	srcs := newSourceTable(1000, set, zerolog.Nop(), func(uint64) []string { return nil })
+	var srcs *sourceTable
+	var obs forward.SourceObserver
+	if sources {
+		srcs = newSourceTable(1000, set, zerolog.Nop(), func(uint64) []string { return nil })
+		obs = srcs
+	}
 	p, err := forward.New(forward.Options{
 		Spool:  sp,
 		Routes: routes,
@@ -82,7 +93,7 @@ func newHotPathWith(tb testing.TB, size int, sp *spool.Spool, routes []forward.R
 		Metrics:    set,
 		Log:        zerolog.Nop(),
 		// The relay's per-source table, as Start wires it (issue 15).
-		Sources: srcs,
+		Sources: obs,
 	})
 	if err != nil {
 		tb.Fatal(err)
@@ -184,5 +195,24 @@ func BenchmarkFrameParse(b *testing.B) {
 				b.ReportMetric(float64(h.sent.n.Load())/float64(done), "forwarded/alert")
 			})
 		}
+	}
+}
+
+// BenchmarkFrameParseSources is BenchmarkFrameParse (1500 bytes, no
+// routes) without and with the per-source table, in one binary: the cost
+// of counting by source (issue 15).
+func BenchmarkFrameParseSources(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		b.Run(fmt.Sprintf("sources=%v", on), func(b *testing.B) {
+			h := newHotPathSources(b, 1500, nil, nil, on)
+			b.SetBytes(int64(len(h.read) / h.frames))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for done := 0; done < b.N; done += h.frames {
+				h.oneRead()
+			}
+			b.StopTimer()
+			h.pipe.Stop(context.Background())
+		})
 	}
 }
