@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"fmt"
 	"net/netip"
 	"net/url"
 	"sort"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/dtrelay/dtrelay/config"
 	"github.com/dtrelay/dtrelay/forward"
+	"github.com/dtrelay/dtrelay/internal/promlabel"
 	"github.com/dtrelay/dtrelay/parser"
 	"github.com/dtrelay/dtrelay/receiver"
 )
@@ -173,11 +173,15 @@ func (t *sourceTable) find(in *inputSources, fixed string, host []byte, peer net
 // add registers a new source, or returns the input's "other" past
 // max_sources.
 func (t *sourceTable) add(in *inputSources, fixed string, host []byte, peer netip.Addr, now int64) *source {
-	name := fixed
+	key := fixed // in byName; none for a source named by its address
+	switch {
+	case key != "":
+	case len(host) > 0:
+		key = string(host)
+	}
+	name := strings.ToValidUTF8(key, "\uFFFD") // a label value and a log field
 	switch {
 	case name != "":
-	case len(host) > 0:
-		name = string(host)
 	case peer.IsValid():
 		name = peer.String()
 	default:
@@ -202,10 +206,10 @@ func (t *sourceTable) add(in *inputSources, fixed string, host []byte, peer neti
 		return s
 	}
 	s := t.newSource(in, name)
-	if fixed == "" && len(host) == 0 {
+	if key == "" {
 		in.byPeer[peer] = s
 	} else {
-		in.byName[name] = s
+		in.byName[key] = s
 	}
 	t.n++
 	ev := t.log.Info().Str("input", in.name).Str("source", name)
@@ -229,7 +233,7 @@ func (t *sourceTable) lookupLocked(in *inputSources, fixed string, host []byte, 
 // newSource makes a source and its gauges; under t.mu.
 func (t *sourceTable) newSource(in *inputSources, name string) *source {
 	s := &source{in: in, name: name}
-	labels := fmt.Sprintf(`input=%q,source=%q`, in.name, name)
+	labels := `input="` + promlabel.Escape(in.name) + `",source="` + promlabel.Escape(name) + `"`
 	t.set.GetOrCreateGauge(`dtrelay_source_last_alert_timestamp_seconds{`+labels+`}`, func() float64 {
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -263,8 +267,8 @@ func (s *source) read(t *sourceTable, r *forward.SourceRead, peer netip.Addr, no
 		alerts = true
 		s.kinds[k] += uint64(n)
 		if s.kindCtr[k] == nil { // once per source and kind
-			s.kindCtr[k] = t.set.GetOrCreateCounter(fmt.Sprintf(`dtrelay_source_alerts_total{input=%q,source=%q,kind=%q}`,
-				s.in.name, s.name, parser.Kind(k)))
+			s.kindCtr[k] = t.set.GetOrCreateCounter(`dtrelay_source_alerts_total{input="` + promlabel.Escape(s.in.name) +
+				`",source="` + promlabel.Escape(s.name) + `",kind="` + parser.Kind(k).String() + `"}`)
 		}
 		s.kindCtr[k].Add(int(n))
 	}
@@ -298,7 +302,7 @@ func (s *source) read(t *sourceTable, r *forward.SourceRead, peer netip.Addr, no
 
 func (t *sourceTable) testAlert(s *source, input string, r *forward.SourceRead) {
 	outs := t.outputs(r.TestMask)
-	to := "no output (no route matched)"
+	to := "no output (the routes send it nowhere)"
 	if len(outs) > 0 {
 		to = "outputs " + strings.Join(outs, ", ")
 	}

@@ -133,3 +133,23 @@ func TestSourceTableConcurrent(t *testing.T) {
 		t.Errorf("%d sources counting %d alerts, want 8 and other counting %d", len(st), total, producers*reads)
 	}
 }
+
+// TestSourceNameInLabels: a HOSTNAME with a quote, a backslash and bytes
+// that are not UTF-8 makes valid series (escaped, invalid bytes replaced).
+func TestSourceNameInLabels(t *testing.T) {
+	set := metrics.NewSet()
+	tab := newSourceTable(10, set, zerolog.Nop(), func(uint64) []string { return nil })
+	r := forward.SourceRead{Host: []byte("dt\"a\\b\xff")}
+	r.Kinds[parser.KindAudit] = 1
+	tab.Read(&forward.SourceBatch{Input: "in", Peer: addrPort("10.0.0.1:1"), Now: 1, Reads: []forward.SourceRead{r}})
+	tab.Read(&forward.SourceBatch{Input: "in", Peer: addrPort("10.0.0.1:1"), Now: 2, Reads: []forward.SourceRead{r}})
+	var b bytes.Buffer
+	set.WritePrometheus(&b)
+	want := `dtrelay_source_alerts_total{input="in",source="dt\"a\\b` + "\uFFFD" + `",kind="audit"} 2`
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("scrape lacks %s:\n%s", want, b.String())
+	}
+	if st := tab.statuses(); len(st) != 1 {
+		t.Errorf("sources = %+v, want one (looked up by its raw bytes)", st)
+	}
+}
