@@ -91,11 +91,17 @@ type output struct {
 	events, bytes, batches, retries *metrics.Counter
 	skipNotJSON                     *metrics.Counter
 	dropped, deadLettered           func(reason string) *metrics.Counter
-	latency                         *metrics.Histogram
-	overflows                       *metrics.Counter
-	undelivered                     int64
-	down                            atomic.Bool    // the last delivery attempt failed
-	sampled                         zerolog.Logger // per-event problems: a few lines per period
+	latency, delivery               *metrics.PrometheusHistogram
+	// lastOK is when a chunk was last accepted (Unix ns, 0: never); oldest
+	// the reception time (Unix ns, 0: none) of the oldest record in the
+	// batch under way, set by the batcher as records join the batch (its
+	// own copy in batchOldest) and read on scrape.
+	lastOK, oldest atomic.Int64
+	batchOldest    int64
+	overflows      *metrics.Counter
+	undelivered    int64
+	down           atomic.Bool    // the last delivery attempt failed
+	sampled        zerolog.Logger // per-event problems: a few lines per period
 
 	// src gives the blocks and keeps what survives a stop (source.go).
 	src source
@@ -144,10 +150,39 @@ func newOutput(spec OutputSpec, idx int, set *metrics.Set, log zerolog.Logger) *
 		}
 		return 1
 	})
-	o.latency = set.GetOrCreateHistogram("dtrelay_output_send_duration_seconds" + l)
+	o.latency = set.GetOrCreatePrometheusHistogramExt("dtrelay_output_send_duration_seconds"+l, DurationBuckets)
+	o.delivery = set.GetOrCreatePrometheusHistogramExt("dtrelay_output_delivery_latency_seconds"+l, DurationBuckets)
 	o.overflows = set.GetOrCreateCounter("dtrelay_output_spool_overflows_total" + l)
 	set.GetOrCreateGauge("dtrelay_output_queue_bytes"+l, func() float64 { return float64(o.q.bytes()) })
+	set.GetOrCreateGauge("dtrelay_output_queue_capacity_bytes"+l, func() float64 { return float64(o.q.capacity()) })
+	set.GetOrCreateGauge("dtrelay_output_last_success_timestamp_seconds"+l, func() float64 {
+		return float64(o.lastOK.Load()) / 1e9
+	})
+	set.GetOrCreateGauge("dtrelay_output_oldest_pending_seconds"+l, func() float64 {
+		return o.oldestPending(time.Now().UnixNano())
+	})
 	return o
+}
+
+// DurationBuckets are the upper bounds, in seconds, of the relay's
+// Prometheus histograms (send duration, delivery latency): 1 ms to 10 min.
+var DurationBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600}
+
+// oldestPending returns the age at now (Unix ns) of the oldest record
+// waiting for this output: in the batch under way or first in its memory
+// queue; 0 when none waits. Read on scrape: it costs the batcher one
+// comparison per record. What an overflowed output has still to read from
+// the spool is younger than the batch it reads it into (the spool is read
+// in order), so the batch's oldest stands for it.
+func (o *output) oldestPending(now int64) float64 {
+	t := o.oldest.Load()
+	if q := o.q.oldestReceived(o.bit); q > 0 && (t == 0 || q < t) {
+		t = q
+	}
+	if t == 0 || now <= t {
+		return 0
+	}
+	return float64(now-t) / 1e9
 }
 
 // defaults fills in the batch limits left zero.
@@ -207,6 +242,10 @@ func (o *output) run() {
 			}
 			if o.batch.Len() == 0 {
 				o.firstAt = time.Now()
+			}
+			if r := o.rec.Received; r > 0 && (o.batchOldest == 0 || r < o.batchOldest) {
+				o.batchOldest = r
+				o.oldest.Store(r)
 			}
 			o.batch.Data = data
 			o.batch.Ends = append(o.batch.Ends, len(data))
@@ -284,6 +323,8 @@ func (o *output) flush() {
 		}
 	}
 	o.failing.Store(false)
+	o.batchOldest = 0
+	o.oldest.Store(0)
 	o.batch.Reset()
 	clear(o.refs)
 	o.refs = o.refs[:0]
@@ -318,6 +359,9 @@ func (o *output) chunk(lo, hi int) *Batch {
 func (o *output) accepted(b *Batch, lo int, took time.Duration, attempt int) {
 	o.latency.Update(took.Seconds())
 	rej := b.Rejected()
+	now := time.Now().UnixNano()
+	o.lastOK.Store(now)
+	o.observeDelivery(lo, b.Len(), rej, now)
 	o.events.Add(b.Len() - len(rej))
 	o.bytes.Add(len(b.Data))
 	o.batches.Inc()
@@ -330,6 +374,22 @@ func (o *output) accepted(b *Batch, lo int, took time.Duration, attempt int) {
 	o.failingSince.Store(0)
 	if o.down.Swap(false) || attempt > 0 {
 		o.log.Info().Int("failed_attempts", attempt).Msg("intake accepts events again")
+	}
+}
+
+// observeDelivery records in the delivery latency histogram, for each of
+// the n events of the batch from lo that the intake accepted (not in rej),
+// how long ago at now its record was received: one observation per record,
+// read from the record headers of the blocks the batch still holds.
+func (o *output) observeDelivery(lo, n int, rej []Rejection, now int64) {
+	for i := range n {
+		if len(rej) > 0 && slices.ContainsFunc(rej, func(r Rejection) bool { return r.Index == i }) {
+			continue
+		}
+		ref := o.refs[lo+i]
+		if recv := recordReceived(ref.b.buf, ref.off); recv > 0 {
+			o.delivery.Update(float64(max(now-recv, 0)) / 1e9)
+		}
 	}
 }
 

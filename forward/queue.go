@@ -165,3 +165,30 @@ func (q *queue) close() {
 	default:
 	}
 }
+
+// capacity returns the queue's bound in bytes.
+func (q *queue) capacity() int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.max
+}
+
+// oldestReceived returns the reception time (Unix ns) of the first record
+// routed to bit in the oldest queued block, 0 when none is queued. A block
+// is queued only for the outputs one of its records is routed to, and its
+// records are in reception order. For scrapes: it reads under the lock a
+// block the queue still holds.
+func (q *queue) oldestReceived(bit uint64) int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.head >= len(q.blocks) {
+		return 0
+	}
+	b := q.blocks[q.head]
+	for off := 0; off+recHeaderSize <= len(b.buf); off += recordLen(b.buf[off:]) {
+		if recordMask(b.buf[off:])&bit != 0 {
+			return recordReceived(b.buf, off)
+		}
+	}
+	return 0
+}

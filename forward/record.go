@@ -176,3 +176,9 @@ func recordMask(rec []byte) uint64 {
 func setRecordMask(rec []byte, mask uint64) {
 	binary.LittleEndian.PutUint64(rec[recMaskOffset:], mask)
 }
+
+// recordReceived returns the reception time (Unix ns) in the header of the
+// record at off in buf.
+func recordReceived(buf []byte, off int) int64 {
+	return int64(binary.LittleEndian.Uint64(buf[off+56:]))
+}

@@ -103,6 +103,7 @@
 //	dtrelay_poller_unconfirmed_events{input,endpoint}      events forwarded, not confirmed yet
 //	dtrelay_poller_checkpoint_timestamp_seconds{input,endpoint}
 //	dtrelay_poller_checkpoint_age_seconds{input,endpoint}  now - checkpoint: alert when it exceeds a few intervals
+//	dtrelay_poller_interval_seconds{input}                 the polling period (interval)
 //	dtrelay_poller_errors_total{input,reason}              failed polls and dropped events, by reason
 //
 // Reasons: signature, date, login_redirect, forbidden, unauthorized,

@@ -143,6 +143,9 @@ func New(cfg Config, sink Sink, set *metrics.Set, log zerolog.Logger) (*Poller, 
 	}
 	p := &Poller{cfg: cfg, sink: sink, set: set, c: c, log: log.With().Str("input", cfg.Name).Logger()}
 	p.dups = set.GetOrCreateCounter(fmt.Sprintf(`dtrelay_poller_duplicates_total{input=%q}`, cfg.Name))
+	// The polling period, for rules on dtrelay_poller_checkpoint_age_seconds
+	// (set, not a callback: a reload's new Poller of the same input updates it).
+	set.GetOrCreateGauge(fmt.Sprintf(`dtrelay_poller_interval_seconds{input=%q}`, cfg.Name), nil).Set(cfg.Interval.Seconds())
 	for _, r := range []string{"signature", "date", "login_redirect", "forbidden", "unauthorized", "redirect",
 		"rate_limited", "http_status", "bad_response", "too_large", "timeout", "tls", "transport", "delivery",
 		dropNotObject, dropInvalid, dropOversize, "state"} {

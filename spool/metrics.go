@@ -47,6 +47,9 @@ func (m *spoolMetrics) registerGauges(s *Spool) {
 		m.gauges = append(m.gauges, name)
 	}
 	gauge("dtrelay_spool_bytes", func(st Stats) float64 { return float64(st.Bytes) })
+	// max_size: the bound of dtrelay_spool_bytes (the disk may end it sooner).
+	m.set.GetOrCreateGauge("dtrelay_spool_capacity_bytes", func() float64 { return float64(s.opts.MaxSize) })
+	m.gauges = append(m.gauges, "dtrelay_spool_capacity_bytes")
 	gauge("dtrelay_spool_segments", func(st Stats) float64 { return float64(st.Segments) })
 	gauge("dtrelay_spool_oldest_age_seconds", func(st Stats) float64 { return st.OldestAge.Seconds() })
 	gauge("dtrelay_spool_blocked_appends", func(st Stats) float64 { return float64(st.Blocked) })

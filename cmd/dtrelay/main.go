@@ -93,8 +93,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func versionString() string {
+	return versionOnly() + " " + runtime.Version()
+}
+
+// versionOnly is the version without the Go version: -X main.version, else
+// the module's version and VCS revision, else "(devel)".
+func versionOnly() string {
 	if version != "" {
-		return version + " " + runtime.Version()
+		return version
 	}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		v := bi.Main.Version
@@ -103,7 +109,7 @@ func versionString() string {
 				v += " " + s.Value[:12]
 			}
 		}
-		return v + " " + bi.GoVersion
+		return v
 	}
 	return "(devel)"
 }

@@ -68,6 +68,7 @@ func runRelay(path, level string, stderr io.Writer) int {
 	// SIGHUP's default action kills.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	relay.Version = versionOnly()
 	r, err := relay.Start(cfg, metrics.NewSet(), log)
 	if err != nil {
 		log.Error().Err(err).Msg("cannot start")

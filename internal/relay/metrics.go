@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	stdlog "log"
@@ -65,13 +66,18 @@ func (r *Relay) startMetrics() {
 // /debug/pprof/.
 func metricsHandler(set *metrics.Set, withPprof bool, live, ready func() []healthReason) http.Handler {
 	mux := http.NewServeMux()
+	// # HELP and # TYPE lines for every family; the library leaves HELP
+	// empty, writeHelp fills it in (help.go).
+	metrics.ExposeMetadata(true)
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		set.WritePrometheus(w)
-		metrics.WriteProcessMetrics(w)
+		var buf bytes.Buffer
+		set.WritePrometheus(&buf)
+		metrics.WriteProcessMetrics(&buf)
 		// process_open_fds against process_max_fds: the descriptors the
 		// inputs need to accept connections.
-		metrics.WriteFDMetrics(w)
+		metrics.WriteFDMetrics(&buf)
+		_, _ = w.Write(writeHelp(buf.Bytes()))
 	})
 	mux.HandleFunc("/healthz", healthHandler(live))
 	mux.HandleFunc("/readyz", healthHandler(ready))

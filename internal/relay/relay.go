@@ -57,6 +57,7 @@ type Relay struct {
 // receivers, then the metrics listener. On error, what was started is stopped.
 func Start(cfg *config.Config, set *metrics.Set, log zerolog.Logger) (*Relay, error) {
 	r := &Relay{cfg: cfg, log: log, set: set, inMetrics: map[string]*receiver.Metrics{}, reloads: newReloadMetrics(set)}
+	registerBuildInfo(set)
 	r.sources = newSourceTable(cfg.Metrics.MaxSources, set, log, func(mask uint64) []string { return r.pipe.OutputNames(mask) })
 	opts := forward.Options{Metrics: set, Log: log, Sources: r.sources}
 	outIdx := map[string]int{}
