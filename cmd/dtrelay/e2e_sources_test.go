@@ -64,6 +64,7 @@ outputs:
 metrics: {address: "127.0.0.1:%d"}
 `, port, silentAfter, filepath.Join(dir, "a.ndjson"), filepath.Join(dir, "s.ndjson"), mport))
 	p := startRelay(t, "run", "-c", cfg)
+	dialWhenUp(t, "tcp", fmt.Sprintf("127.0.0.1:%d", mport)).Close() // started after the inputs
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	c1 := dialWhenUp(t, "tcp", addr)
 	defer c1.Close()
@@ -159,6 +160,7 @@ outputs: [{name: out, type: file, path: %s}]
 metrics: {address: "127.0.0.1:%d", max_sources: 2}
 `, port, filepath.Join(dir, "o.ndjson"), mport))
 	p := startRelay(t, "run", "-c", cfg)
+	dialWhenUp(t, "tcp", fmt.Sprintf("127.0.0.1:%d", mport)).Close() // started after the inputs
 	c := dialWhenUp(t, "tcp", fmt.Sprintf("127.0.0.1:%d", port))
 	defer c.Close()
 	al := alerts(1)

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"runtime/debug"
 	"time"
 
 	"github.com/dtrelay/dtrelay/config"
@@ -52,10 +51,7 @@ func (r *Relay) startHeartbeat(h *config.Heartbeat, stop <-chan struct{}) {
 	if host == "" {
 		host = "dtrelay"
 	}
-	version := "(devel)"
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		version = bi.Main.Version
-	}
+	version := Version
 	started := time.Now()
 	r.sources.takeAlerts() // counted from the start
 	go func() {

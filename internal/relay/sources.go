@@ -61,6 +61,18 @@ const OtherSource = "other"
 
 const maxPeers = 4 // peer addresses kept per source
 
+// The HELP texts of the families of this file and of heartbeat.go.
+func init() {
+	for fam, text := range map[string]string{
+		"dtrelay_source_alerts_total":                 "JSON alerts received from the source (HOSTNAME, peer address or poller instance), by kind.",
+		"dtrelay_source_last_alert_timestamp_seconds": "Unix time of the source's last JSON alert.",
+		"dtrelay_source_silent":                       "1 while the source has sent nothing for its input's silent_after, else 0.",
+		"dtrelay_heartbeat_dropped_total":             "Heartbeat events a full output queue refused.",
+	} {
+		helpTexts[fam] = text
+	}
+}
+
 // sourceTable tracks the sources of every input. Producers publish to it
 // once per read (forward.SourceObserver): the table's read lock to find
 // the source, then the source's own mutex; a new source takes the write
