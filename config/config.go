@@ -43,6 +43,18 @@ type Config struct {
 	// above it the connection holding the largest is closed. Default
 	// 256MiB; at least twice the largest tcp/tls max_message_size.
 	MaxPartialBytes Size
+	// Heartbeat, when set, makes dtrelay send a heartbeat event of its
+	// own every Interval.
+	Heartbeat *Heartbeat
+}
+
+// Heartbeat is the heartbeat key: every Interval (default 5m, at least
+// 1s) a JSON event {"dtrelay_heartbeat": {...}} of kind heartbeat goes to
+// Outputs; without Outputs the routes decide, as for an alert of kind
+// heartbeat (no routes: every output).
+type Heartbeat struct {
+	Interval time.Duration
+	Outputs  []string
 }
 
 // Input protocols.
@@ -95,6 +107,10 @@ type Input struct {
 	// (receiver.DefaultKeepAlive), and a sender that sends one alert an
 	// hour keeps its connection.
 	IdleTimeout time.Duration
+	// SilentAfter flags a source of this input that sent before and has
+	// sent nothing for that long: logged (warn, once; info when it comes
+	// back) and dtrelay_source_silent 1. Default 0: never.
+	SilentAfter time.Duration
 	// Strict additionally rejects payloads that are not valid UTF-8 (the
 	// JSON grammar is always checked in full); a payload that fails is
 	// counted not_json (tcp, udp, tls).
@@ -303,6 +319,10 @@ type Metrics struct {
 	// (every delivery attempt since, none accepted) before /readyz answers
 	// 503. Default 60s; 0: from the first failed attempt.
 	UnreadyAfter time.Duration
+	// MaxSources bounds the sources tracked (dtrelay_source_* metrics,
+	// Relay.Sources): beyond it, new senders are counted as source
+	// "other" of their input. Default 1000.
+	MaxSources int
 }
 
 // defaultYAML is the configuration used without a file: TCP and UDP on

@@ -38,6 +38,10 @@ const (
 // Defaults of dead_letter.
 const (
 	DefaultDeadLetterMaxSize = 1 * GiB
+	// DefaultHeartbeatInterval is heartbeat.interval.
+	DefaultHeartbeatInterval = 5 * time.Minute
+	// DefaultMaxSources is metrics.max_sources.
+	DefaultMaxSources = 1000
 	// DefaultDeadLetterDir is dead_letter.dir without a spool: the state
 	// directory of the packaged service.
 	DefaultDeadLetterDir = "/var/lib/dtrelay/dead-letter"
@@ -54,6 +58,12 @@ func (d *decoder) complete(c *Config) {
 	}
 	if !d.isSet("metrics.unready_after") {
 		c.Metrics.UnreadyAfter = DefaultUnreadyAfter
+	}
+	if !d.isSet("metrics.max_sources") {
+		c.Metrics.MaxSources = DefaultMaxSources
+	}
+	if c.Heartbeat != nil && !d.isSet("heartbeat.interval") {
+		c.Heartbeat.Interval = DefaultHeartbeatInterval
 	}
 	if !d.isSet("max_partial_bytes") {
 		c.MaxPartialBytes = DefaultMaxPartialBytes

@@ -75,7 +75,7 @@ func TestProblems(t *testing.T) {
 	f(minimalDoc+"routes:\n  - match: {kinds: [breach], min_priority: critical, inputs: [nope, \"\", ~]}\n    outputs: [out, out, gone]\n",
 		`6: routes[0].match.inputs[1]: must not be empty`, // found while decoding, before the checks
 		`6: routes[0].match.inputs[2]: must not be empty`,
-		`6: routes[0].match.kinds[0]: unknown kind "breach" (want unknown, model_breach, ai_analyst, antigena, system_status, email, audit or test)`,
+		`6: routes[0].match.kinds[0]: unknown kind "breach" (want unknown, model_breach, ai_analyst, antigena, system_status, email, audit, test or heartbeat)`,
 		`6: routes[0].match.min_priority: unknown priority "critical" (want none, low, medium or high)`,
 		`6: routes[0].match.inputs[0]: no input is named "nope"`,
 		`7: routes[0].outputs[1]: output "out" is listed twice`,
@@ -317,7 +317,7 @@ routes:
 		t.Fatalf("want only an error for the unexpanded $DT_KIND, got config %v, error %v", c != nil, err)
 	}
 	// "$NAME" without braces is not a variable.
-	if got := err.Error(); got != `line 10: routes[0].match.kinds[0]: unknown kind "$DT_KIND" (want unknown, model_breach, ai_analyst, antigena, system_status, email, audit or test)` {
+	if got := err.Error(); got != `line 10: routes[0].match.kinds[0]: unknown kind "$DT_KIND" (want unknown, model_breach, ai_analyst, antigena, system_status, email, audit, test or heartbeat)` {
 		t.Fatalf("error %q", got)
 	}
 	c, _, err = Parse([]byte(strings.Replace(doc, "$DT_KIND, ", "", 1)), "")

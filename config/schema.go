@@ -10,14 +10,14 @@ import (
 // The keys each mapping knows. Whether a key applies to an input's protocol
 // or an output's type is checked later (inputKeyUse, outputKeyUse).
 func rootKeys() []string {
-	return []string{"inputs", "outputs", "routes", "route_mode", "spool", "dead_letter", "metrics", "shutdown_timeout", "shutdown_delay", "max_partial_bytes"}
+	return []string{"inputs", "outputs", "routes", "route_mode", "spool", "dead_letter", "metrics", "shutdown_timeout", "shutdown_delay", "max_partial_bytes", "heartbeat"}
 }
 
 func inputKeys() []string {
 	return []string{"name", "protocol", "address", "max_message_size", "tls", "allow", "proxy_protocol",
 		"trusted_proxies", "max_connections", "max_connections_per_source", "idle_timeout", "handshake_timeout",
 		"strict", "url", "public_token", "private_token", "interval", "ca_file", "system_roots",
-		"state_dir", "overlap", "timeout"}
+		"state_dir", "overlap", "timeout", "silent_after"}
 }
 
 func outputKeys() []string {
@@ -37,10 +37,12 @@ func spoolKeys() []string {
 	return []string{"dir", "max_size", "fsync_interval", "when_full", "rename"}
 }
 
+func heartbeatKeys() []string { return []string{"interval", "outputs"} }
+
 func deadLetterKeys() []string { return []string{"dir", "max_size"} }
 
 func metricsKeys() []string {
-	return []string{"address", "pprof", "unready_after"}
+	return []string{"address", "pprof", "unready_after", "max_sources"}
 }
 
 // decodeConfig decodes the document root into a Config, recording lines and
@@ -95,6 +97,18 @@ func (d *decoder) decodeConfig(root *yaml.Node) *Config {
 			}) {
 				c.Spool = s
 			}
+		case "heartbeat":
+			h := &Heartbeat{}
+			if d.fields(v, p, heartbeatKeys(), func(key string, v *yaml.Node, p string) {
+				switch key {
+				case "interval":
+					d.duration(v, p, &h.Interval)
+				case "outputs":
+					d.strList(v, p, &h.Outputs)
+				}
+			}) {
+				c.Heartbeat = h
+			}
 		case "dead_letter":
 			d.fields(v, p, deadLetterKeys(), func(key string, v *yaml.Node, p string) {
 				switch key {
@@ -113,6 +127,8 @@ func (d *decoder) decodeConfig(root *yaml.Node) *Config {
 					d.boolean(v, p, &c.Metrics.Pprof)
 				case "unready_after":
 					d.duration(v, p, &c.Metrics.UnreadyAfter)
+				case "max_sources":
+					d.integer(v, p, &c.Metrics.MaxSources)
 				}
 			})
 		case "route_mode":
@@ -167,6 +183,8 @@ func (d *decoder) decodeInput(n *yaml.Node, path string, in *Input) bool {
 			d.duration(v, p, &in.IdleTimeout)
 		case "handshake_timeout":
 			d.duration(v, p, &in.HandshakeTimeout)
+		case "silent_after":
+			d.duration(v, p, &in.SilentAfter)
 		case "strict":
 			d.boolean(v, p, &in.Strict)
 		case "url":

@@ -37,11 +37,17 @@ func (d *decoder) validate(c *Config) {
 	d.validatePartial(c)
 	d.validateOutputs(c)
 	d.validateRoutes(c)
+	if h := c.Heartbeat; h != nil {
+		d.validateHeartbeat(h, c.Outputs)
+	}
 	if c.Spool != nil {
 		d.validateSpool(c.Spool, c.Inputs)
 		d.validateSpoolRename(c)
 	}
 	d.validateDeadLetter(&c.DeadLetter, maxMessageSize(c.Inputs))
+	if c.Metrics.MaxSources < 1 && !d.problemsIn("metrics.max_sources") {
+		d.problemf("metrics.max_sources", "must be at least 1, got %d", c.Metrics.MaxSources)
+	}
 	if c.Metrics.Address != "" {
 		if host, _, ok := d.listenAddress("metrics.address", c.Metrics.Address); ok && !isLoopback(host) {
 			served := "/metrics, /healthz and /readyz are"
@@ -110,7 +116,7 @@ func maxMessageSize(inputs []Input) Size {
 // inputKeyUse reports whether key is used by inputs of protocol.
 func inputKeyUse(protocol, key string) bool {
 	switch key {
-	case "name", "protocol", "max_message_size":
+	case "name", "protocol", "max_message_size", "silent_after":
 		return true
 	case "address", "allow", "strict":
 		return protocol != ProtocolDarktraceAPI
@@ -149,6 +155,9 @@ func (d *decoder) validateInputs(inputs []Input) {
 			d.problemf(p+".max_message_size", "must be from %s to %s, got %s", MinMessageSize, MaxMessageSize, in.MaxMessageSize)
 		}
 		d.largeMessageWarning(in, p)
+		if in.SilentAfter < 0 {
+			d.problemf(p+".silent_after", "must not be negative (0: never), got %s", formatDuration(in.SilentAfter))
+		}
 		if in.Protocol == ProtocolDarktraceAPI {
 			d.validatePoller(in, p)
 			continue
@@ -411,5 +420,21 @@ func (d *decoder) headerSecret(path, v string) {
 func (d *decoder) shortKeyWarning(path, key string) {
 	if key != "" && len(key) < shortIntakeKey {
 		d.warnf(path, "%s", fmt.Sprintf("is shorter than %d characters; Sekoia intake keys are longer, check it", shortIntakeKey))
+	}
+}
+
+// validateHeartbeat checks heartbeat: interval at least 1s, outputs named.
+func (d *decoder) validateHeartbeat(h *Heartbeat, outs []Output) {
+	if h.Interval < time.Second && !d.problemsIn("heartbeat.interval") {
+		d.problemf("heartbeat.interval", "must be at least 1s, got %s", formatDuration(h.Interval))
+	}
+	names := map[string]bool{}
+	for _, o := range outs {
+		names[o.Name] = true
+	}
+	for j, name := range h.Outputs {
+		if !names[name] {
+			d.problemf(index("heartbeat.outputs", j), "no output is named %s", quote(name))
+		}
 	}
 }

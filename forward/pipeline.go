@@ -27,6 +27,10 @@ type InputSpec struct {
 	// Track makes every block of the input report its delivery, for
 	// Producer.FlushWait (a poller's input; a channel per block).
 	Track bool
+	// Source, when set, names the one source of every message of the
+	// input (a poller's instance) for Options.Sources; else a message's
+	// HOSTNAME, or the peer address, does.
+	Source string
 }
 
 // Options configures a Pipeline.
@@ -50,13 +54,18 @@ type Options struct {
 	Spool   *spool.Spool
 	Metrics *metrics.Set
 	Log     zerolog.Logger
+	// Sources, when set, is told what each sender sent, once per read.
+	Sources SourceObserver
 }
 
 // Pipeline joins inputs to outputs. Create it with New, feed it through the
 // ProducerPool of each input, and stop it with Stop.
 type Pipeline struct {
-	router  atomic.Pointer[Router] // replaced by SetRoutes
-	outputs []*output
+	router atomic.Pointer[Router] // replaced by SetRoutes
+	srcObs SourceObserver         // Options.Sources
+	// Events of Inject refused by a full queue.
+	injectDropped *metrics.Counter
+	outputs       []*output
 	// De-duplication state kept in stateDir; stopSaving ends its saver.
 	stateDir   string
 	dedupDir   string // Options.StateDir, for a reload that adds de-duplication
@@ -97,10 +106,11 @@ func New(opts Options) (*Pipeline, error) {
 		return nil, err
 	}
 	sendCtx, cancel := context.WithCancel(context.Background())
-	p := &Pipeline{log: opts.Log, set: opts.Metrics, cancel: cancel, spool: opts.Spool,
+	p := &Pipeline{log: opts.Log, set: opts.Metrics, cancel: cancel, spool: opts.Spool, srcObs: opts.Sources,
 		sampled: opts.Log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second})}
 	p.router.Store(router)
 	p.spoolLost = opts.Metrics.GetOrCreateCounter(`dtrelay_spool_unspooled_total`)
+	p.injectDropped = opts.Metrics.GetOrCreateCounter(`dtrelay_heartbeat_dropped_total`)
 	for i, spec := range opts.Outputs {
 		o := newOutput(spec, i, opts.Metrics, opts.Log)
 		o.send, o.src = sendCtx, memSource{o.q}
@@ -256,6 +266,7 @@ func (b *Block) count(mask uint64) int {
 type ProducerPool struct {
 	p        *Pipeline
 	name     string
+	source   string // InputSpec.Source
 	input    uint16
 	datagram bool
 	track    bool
@@ -272,7 +283,7 @@ type ProducerPool struct {
 }
 
 func newProducerPool(p *Pipeline, idx int, in InputSpec, maxPayload int, set *metrics.Set, log zerolog.Logger) *ProducerPool {
-	pp := &ProducerPool{p: p, name: in.Name, input: uint16(idx), datagram: in.Datagram, track: in.Track,
+	pp := &ProducerPool{p: p, name: in.Name, source: in.Source, input: uint16(idx), datagram: in.Datagram, track: in.Track,
 		sampled: log.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second})}
 	pp.m = newInputMetrics(set, in.Name)
 	pp.stalls = p.stallsOf(in.Name)

@@ -3,6 +3,7 @@ package forward
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"time"
 
 	"github.com/dtrelay/dtrelay/parser"
@@ -26,6 +27,9 @@ type Producer struct {
 	clock *stallClock // times its waits for room downstream (stall.go)
 
 	dl *delivery // of the blocks published since Publish (Track inputs)
+
+	peer netip.AddrPort // the current read's (SetPeer)
+	srcs readSources    // the read's counts by sender, for Options.Sources (sources.go)
 
 	kinds                     [parser.NumKinds]uint64
 	notJSON, filtered, alerts uint64
@@ -82,6 +86,9 @@ func (pr *Producer) add(frame []byte, notJSON bool) {
 		in.Fields = &pr.fl
 	}
 	mask := r.Route(in)
+	if pr.pp.p.srcObs != nil {
+		pr.countSource(frame, pr.al.Kind, notJSON, mask)
+	}
 	if mask == 0 {
 		if !notJSON { // not_json is counted as such already
 			pr.filtered++
@@ -171,5 +178,9 @@ func (pr *Producer) Flush() {
 	if pr.alerts > 0 {
 		m.lastAlert.Set(float64(pr.now) / 1e9)
 	}
+	if pr.srcs.n > 0 {
+		pr.flushSources()
+	}
 	pr.notJSON, pr.filtered, pr.alerts, pr.now = 0, 0, 0, 0
+	pr.peer = netip.AddrPort{}
 }

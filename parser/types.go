@@ -71,13 +71,16 @@ const (
 	KindEmail
 	KindAudit
 	KindTest
+	// KindHeartbeat is dtrelay's own heartbeat event (the heartbeat
+	// configuration key); the classifier never returns it.
+	KindHeartbeat
 	numKinds
 )
 
 // NumKinds is the number of kinds: a Kind is always below it.
 const NumKinds = int(numKinds)
 
-var kindNames = [numKinds]string{"unknown", "model_breach", "ai_analyst", "antigena", "system_status", "email", "audit", "test"}
+var kindNames = [numKinds]string{"unknown", "model_breach", "ai_analyst", "antigena", "system_status", "email", "audit", "test", "heartbeat"}
 
 func (k Kind) String() string {
 	if k < numKinds {

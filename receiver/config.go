@@ -97,6 +97,9 @@ type Config struct {
 	// across all inputs of the process. Nil gives the input a budget of its
 	// own of DefaultMaxPartialBytes.
 	Partial *PartialBudget
+	// Conns, when set, is told of every accepted connection's open and
+	// close (see ConnObserver).
+	Conns ConnObserver
 	// TLS is the server configuration (certificates, ClientCAs and
 	// ClientAuth for mTLS) of a tls input; MinVersion is raised to TLS 1.2.
 	TLS *tls.Config

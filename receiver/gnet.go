@@ -57,6 +57,7 @@ type gconn struct {
 	framer   Framer
 	proxy    *proxyReader // non-nil until the PROXY header is read (the handshake phase)
 	framed   bool         // a frame was completed
+	opened   bool         // ConnObserver.Opened was called
 	hold     partialHold
 	lastRead atomic.Int64 // clock of the last read
 	progress atomic.Int64 // clock of the last read that left no partial frame or completed one
@@ -272,6 +273,9 @@ func (s *gnetServer) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	gc.framer.Init(s.cfg.MaxMessageSize)
 	if s.cfg.ProxyProtocol {
 		gc.proxy = &proxyReader{}
+	} else {
+		gc.opened = true
+		s.connOpened(gc.remote)
 	}
 	gc.hold.over = func(held int64) { s.partialOver(&gc.slot, held) }
 	s.partial.register(&gc.hold)
@@ -297,7 +301,7 @@ func (s *gnetServer) OnClose(c gnet.Conn, err error) gnet.Action {
 	s.slots.close(&gc.slot)
 	s.m.closed()
 	if gc.framer.Pending() && errors.Is(err, io.EOF) && !gc.closing.Load() {
-		sink := s.pool.Get()
+		sink := s.getSink(gc.remote)
 		gc.framer.Finish(sink)
 		sink.Flush()
 		s.pool.Put(sink)
@@ -306,6 +310,9 @@ func (s *gnetServer) OnClose(c gnet.Conn, err error) gnet.Action {
 	}
 	s.partial.release(&gc.hold)
 	s.closed(gc.framer.TakeStats(), gc.remote)
+	if gc.opened {
+		s.connClosed(gc.remote)
+	}
 	return gnet.None
 }
 
@@ -335,7 +342,7 @@ func (s *gnetServer) OnTraffic(c gnet.Conn) gnet.Action {
 			return act
 		}
 	}
-	sink := s.pool.Get()
+	sink := s.getSink(gc.remote)
 	gc.framer.Feed(data, sink)
 	sink.Flush()
 	s.pool.Put(sink)
@@ -380,6 +387,8 @@ func (s *gnetServer) proxyHeader(gc *gconn, data []byte) ([]byte, gnet.Action) {
 	if !s.checkSource(&gc.slot, gc.remote, src.IsValid()) {
 		return nil, gnet.Close
 	}
+	gc.opened = true
+	s.connOpened(gc.remote)
 	if rest == nil {
 		rest = data[:0]
 	}
@@ -396,7 +405,7 @@ func (s *gnetServer) datagram(c gnet.Conn, data []byte) {
 	}
 	var f Framer
 	f.max = s.cfg.MaxMessageSize
-	sink := s.pool.Get()
+	sink := s.getSink(remote)
 	f.FeedDatagram(data, sink)
 	sink.Flush()
 	s.pool.Put(sink)

@@ -36,6 +36,7 @@ type Listener struct {
 type common struct {
 	cfg     Config
 	pool    SinkPool
+	peers   PeerPool // pool, when it is one
 	m       *Metrics
 	log     zerolog.Logger
 	logs    *sampledLogs // per-message and per-connection problems, sampled per reason
@@ -44,7 +45,9 @@ type common struct {
 }
 
 func newCommon(cfg Config, pool SinkPool, m *Metrics, log zerolog.Logger) *common {
+	peers, _ := pool.(PeerPool)
 	return &common{
+		peers:   peers,
 		cfg:     cfg,
 		pool:    pool,
 		m:       m,

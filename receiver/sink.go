@@ -1,5 +1,7 @@
 package receiver
 
+import "net/netip"
+
 // FrameSink consumes the complete frames of one read. A frame is one syslog
 // message without its framing (no octet count, no trailing LF or NUL; a
 // trailing CR is already removed). It may be empty of content but is never a
@@ -38,4 +40,42 @@ type TailSink interface {
 	// nothing of it and reports false, and the frame is counted truncated.
 	// frame is valid only during the call.
 	Tail(frame []byte) bool
+}
+
+// A PeerPool is a SinkPool that is told where each read came from: Get is
+// replaced by GetFrom with the read's remote address (the TCP or TLS peer,
+// the source a PROXY header named, or the datagram's sender).
+type PeerPool interface {
+	SinkPool
+	GetFrom(remote netip.AddrPort) FrameSink
+}
+
+// ConnObserver is told of the connections of a tcp or tls input: Opened
+// once a connection is admitted and its source is known (after the PROXY
+// header with proxy_protocol; after the TLS handshake for tls), Closed when
+// it ends, with the same address, once for each Opened. Both are called
+// on the connection's event loop or goroutine and must be quick.
+type ConnObserver interface {
+	Opened(remote netip.AddrPort)
+	Closed(remote netip.AddrPort)
+}
+
+// getSink takes a sink for a read from remote.
+func (cm *common) getSink(remote netip.AddrPort) FrameSink {
+	if cm.peers != nil {
+		return cm.peers.GetFrom(remote)
+	}
+	return cm.pool.Get()
+}
+
+func (cm *common) connOpened(remote netip.AddrPort) {
+	if cm.cfg.Conns != nil {
+		cm.cfg.Conns.Opened(remote)
+	}
+}
+
+func (cm *common) connClosed(remote netip.AddrPort) {
+	if cm.cfg.Conns != nil {
+		cm.cfg.Conns.Closed(remote)
+	}
 }

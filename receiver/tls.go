@@ -234,6 +234,8 @@ func (s *tlsServer) serve(raw net.Conn, sl *slot) {
 	s.slots.handshaken(sl)
 	s.m.opened()
 	defer s.m.closed()
+	s.connOpened(remote)
+	defer s.connClosed(remote)
 	s.readLoop(tc, raw, sl, remote)
 }
 
@@ -267,7 +269,7 @@ func (s *tlsServer) readLoop(tc *tls.Conn, raw net.Conn, sl *slot, remote netip.
 		n, err := tc.Read(buf)
 		if n > 0 {
 			sl.busy.Store(true)
-			sink := s.pool.Get()
+			sink := s.getSink(remote)
 			f.Feed(buf[:n], sink)
 			sink.Flush()
 			s.pool.Put(sink)
@@ -288,7 +290,7 @@ func (s *tlsServer) readLoop(tc *tls.Conn, raw net.Conn, sl *slot, remote netip.
 		}
 		if err != nil {
 			s.readEnded(err, sl, remote)
-			s.endStream(&f, err, sl)
+			s.endStream(&f, err, sl, remote)
 			break
 		}
 	}
@@ -301,12 +303,12 @@ func (s *tlsServer) readLoop(tc *tls.Conn, raw net.Conn, sl *slot, remote netip.
 // end of file (io.EOF: the peer's close_notify, or its FIN at a record
 // boundary; not our own close or stop) a last line without its LF or NUL
 // is delivered if the sink takes it as a complete message (Framer.Finish).
-func (s *tlsServer) endStream(f *Framer, err error, sl *slot) {
+func (s *tlsServer) endStream(f *Framer, err error, sl *slot, remote netip.AddrPort) {
 	if !f.Pending() || !errors.Is(err, io.EOF) || sl.closing.Load() || s.closing.Load() {
 		f.End()
 		return
 	}
-	sink := s.pool.Get()
+	sink := s.getSink(remote)
 	f.Finish(sink)
 	sink.Flush()
 	s.pool.Put(sink)

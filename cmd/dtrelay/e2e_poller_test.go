@@ -70,4 +70,8 @@ outputs: [{name: out, type: file, path: %s}]
 	if strings.Contains(p.stderr.String(), "e2e-private-token-secret") {
 		t.Fatal("the private token appears in the logs")
 	}
+	// The poller's one source is its instance (issue 15).
+	if news := logLines(t, p.stderr.String(), "new source"); len(news) != 1 || news[0]["source"] != srv.URL || news[0]["input"] != "cloud" {
+		t.Errorf("new source lines = %v, want one for %s", news, srv.URL)
+	}
 }

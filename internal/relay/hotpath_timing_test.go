@@ -41,6 +41,7 @@ type hotPath struct {
 	sent   *nullSender
 	read   []byte // one read's worth of LF-framed RFC 3164 lines
 	frames int
+	srcs   *sourceTable
 }
 
 // newHotPathSpool is newHotPath with every block also appended to sp.
@@ -67,7 +68,20 @@ func darktraceRoutes(dedup bool) []forward.RouteSpec {
 
 // newHotPathWith is newHotPathSpool with routes.
 func newHotPathWith(tb testing.TB, size int, sp *spool.Spool, routes []forward.RouteSpec) *hotPath {
+	return newHotPathSources(tb, size, sp, routes, true)
+}
+
+// newHotPathSources is newHotPathWith, with the relay's source table or
+// without it.
+func newHotPathSources(tb testing.TB, size int, sp *spool.Spool, routes []forward.RouteSpec, sources bool) *hotPath {
 	s := &nullSender{}
+	set := metrics.NewSet()
+	var srcs *sourceTable
+	var obs forward.SourceObserver
+	if sources {
+		srcs = newSourceTable(1000, set, zerolog.Nop(), func(uint64) []string { return nil })
+		obs = srcs
+	}
 	p, err := forward.New(forward.Options{
 		Spool:  sp,
 		Routes: routes,
@@ -76,8 +90,10 @@ func newHotPathWith(tb testing.TB, size int, sp *spool.Spool, routes []forward.R
 		// batcher keeping up does: then every block comes from the free list.
 		Outputs:    []forward.OutputSpec{{Name: "out", Encoder: output.NDJSONEncoder{}, Sender: s, QueueSize: 1 << 20}},
 		MaxPayload: 256 << 10,
-		Metrics:    metrics.NewSet(),
+		Metrics:    set,
 		Log:        zerolog.Nop(),
+		// The relay's per-source table, as Start wires it (issue 15).
+		Sources: obs,
 	})
 	if err != nil {
 		tb.Fatal(err)
@@ -91,7 +107,7 @@ func newHotPathWith(tb testing.TB, size int, sp *spool.Spool, routes []forward.R
 		sb.WriteByte('\n')
 		n++
 	}
-	return &hotPath{framer: receiver.NewFramer(256 << 10), pool: p.Pool(0), pipe: p, sent: s, read: []byte(sb.String()), frames: n}
+	return &hotPath{framer: receiver.NewFramer(256 << 10), pool: p.Pool(0), pipe: p, sent: s, read: []byte(sb.String()), frames: n, srcs: srcs}
 }
 
 func (h *hotPath) oneRead() {
@@ -119,6 +135,10 @@ func TestHotPathAllocations(t *testing.T) {
 		}
 		if allocs := alloctest.PerRun(100, h.oneRead); allocs != 0 {
 			t.Errorf("%d-byte alerts: %.2f allocations per read of %d messages, want 0", size, allocs, h.frames)
+		}
+		// The per-source table was fed: one sender, every message counted.
+		if st := h.srcs.statuses(); len(st) != 1 || st[0].Alerts["model_breach"]+st[0].Alerts["ai_analyst"] < uint64(1000*h.frames) {
+			t.Errorf("%d-byte alerts: sources %+v, want one with at least %d alerts", size, st, 1000*h.frames)
 		}
 		h.pipe.Stop(context.Background())
 	}
@@ -175,5 +195,24 @@ func BenchmarkFrameParse(b *testing.B) {
 				b.ReportMetric(float64(h.sent.n.Load())/float64(done), "forwarded/alert")
 			})
 		}
+	}
+}
+
+// BenchmarkFrameParseSources is BenchmarkFrameParse (1500 bytes, no
+// routes) without and with the per-source table, in one binary: the cost
+// of counting by source (issue 15).
+func BenchmarkFrameParseSources(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		b.Run(fmt.Sprintf("sources=%v", on), func(b *testing.B) {
+			h := newHotPathSources(b, 1500, nil, nil, on)
+			b.SetBytes(int64(len(h.read) / h.frames))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for done := 0; done < b.N; done += h.frames {
+				h.oneRead()
+			}
+			b.StopTimer()
+			h.pipe.Stop(context.Background())
+		})
 	}
 }

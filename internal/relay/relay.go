@@ -38,6 +38,8 @@ type Relay struct {
 
 	outputs []forward.OutputSpec // their dead-letter files are closed at Stop
 	health  healthState          // /healthz and /readyz (health.go)
+	sources *sourceTable         // sources.go
+	stopSrc chan struct{}        // ends the silence checker
 
 	// For Reload (reload.go); mu also guards cfg.
 	mu        sync.Mutex
@@ -56,7 +58,8 @@ type Relay struct {
 func Start(cfg *config.Config, set *metrics.Set, log zerolog.Logger) (*Relay, error) {
 	r := &Relay{cfg: cfg, log: log, set: set, inMetrics: map[string]*receiver.Metrics{}, reloads: newReloadMetrics(set)}
 	registerBuildInfo(set)
-	opts := forward.Options{Metrics: set, Log: log}
+	r.sources = newSourceTable(cfg.Metrics.MaxSources, set, log, func(mask uint64) []string { return r.pipe.OutputNames(mask) })
+	opts := forward.Options{Metrics: set, Log: log, Sources: r.sources}
 	outIdx := map[string]int{}
 	for i, oc := range cfg.Outputs {
 		spec, err := buildOutput(oc, cfg.DeadLetter, set, log)
@@ -74,7 +77,7 @@ func Start(cfg *config.Config, set *metrics.Set, log zerolog.Logger) (*Relay, er
 	for _, ic := range cfg.Inputs {
 		inIdx[ic.Name] = len(opts.Inputs)
 		opts.Inputs = append(opts.Inputs, forward.InputSpec{Name: ic.Name, Datagram: ic.Protocol == config.ProtocolUDP,
-			Strict: ic.Strict, Track: ic.Protocol == config.ProtocolDarktraceAPI})
+			Strict: ic.Strict, Track: ic.Protocol == config.ProtocolDarktraceAPI, Source: pollerSource(ic)})
 		inputs = append(inputs, ic)
 		maxMsg = max(maxMsg, int(ic.MaxMessageSize))
 	}
@@ -147,6 +150,11 @@ func Start(cfg *config.Config, set *metrics.Set, log zerolog.Logger) (*Relay, er
 		}
 	}
 	r.reloads.last.Set(float64(time.Now().UnixNano()) / 1e9)
+	r.stopSrc = make(chan struct{})
+	go r.sources.runChecker(r.stopSrc)
+	if cfg.Heartbeat != nil {
+		r.startHeartbeat(cfg.Heartbeat, r.stopSrc)
+	}
 	r.startMetrics()
 	return r, nil
 }
@@ -176,6 +184,10 @@ func (r *Relay) MetricsAddr() net.Addr {
 // events that could not be delivered.
 func (r *Relay) Stop(ctx context.Context) int64 {
 	r.health.stopping.Store(true) // /readyz: draining
+	if r.stopSrc != nil {         // the silence checker and the heartbeat
+		close(r.stopSrc)
+		r.stopSrc = nil
+	}
 	start := time.Now()
 	if r.pipe != nil {
 		r.pipe.Unblock()

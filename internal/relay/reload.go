@@ -144,6 +144,8 @@ func (r *Relay) needsRestart(next *config.Config) string {
 		return "the metrics listener's settings changed"
 	case cur.MaxPartialBytes != next.MaxPartialBytes:
 		return "max_partial_bytes changed"
+	case !reflect.DeepEqual(cur.Heartbeat, next.Heartbeat):
+		return "the heartbeat's settings changed"
 	}
 	if cur.Spool != nil {
 		for _, ic := range next.Inputs {
@@ -403,7 +405,7 @@ func (r *Relay) planInputs(cfg *config.Config) ([]inputPlan, []*inputState, erro
 // at its index.
 func (r *Relay) startPlanned(p inputPlan, cfg *config.Config) (*inputState, error) {
 	spec := forward.InputSpec{Name: p.cfg.Name, Datagram: p.cfg.Protocol == config.ProtocolUDP,
-		Strict: p.cfg.Strict, Track: p.cfg.Protocol == config.ProtocolDarktraceAPI}
+		Strict: p.cfg.Strict, Track: p.cfg.Protocol == config.ProtocolDarktraceAPI, Source: pollerSource(p.cfg)}
 	maxPayload := r.maxMsg
 	for _, ic := range cfg.Inputs {
 		maxPayload = max(maxPayload, int(ic.MaxMessageSize))
@@ -418,6 +420,7 @@ func (r *Relay) startPlanned(p inputPlan, cfg *config.Config) (*inputState, erro
 // startInput starts st, whose pool is in place: its poller, or its
 // listener with rc and, for tls, the server configuration tc.
 func (r *Relay) startInput(st *inputState, rc receiver.Config, tc *tls.Config) error {
+	r.sources.configure(st.cfg)
 	if st.cfg.Protocol == config.ProtocolDarktraceAPI {
 		return r.startPoller(st)
 	}
@@ -455,6 +458,7 @@ func (r *Relay) listen(st *inputState, rc receiver.Config) error {
 		m = receiver.NewMetrics(r.set, st.cfg.Name)
 		r.inMetrics[st.cfg.Name] = m
 	}
+	rc.Conns = r.sources.conns(st.cfg.Name)
 	l, err := receiver.Start(rc, sinkPool{r.pipe.Pool(st.idx)}, m, r.log)
 	if err != nil {
 		return err
