@@ -56,7 +56,7 @@ func (r *Relay) startMetrics() {
 		return
 	}
 	r.metricsLn = ln
-	r.httpSrv, _ = serveMetrics(ln, metricsHandler(r.set, r.cfg.Metrics.Pprof, r.liveness, r.readiness), defaultMetricsLimits, r.log)
+	r.httpSrv, _ = serveMetrics(ln, withStatus(metricsHandler(r.set, r.cfg.Metrics.Pprof, r.liveness, r.readiness), r.Status), defaultMetricsLimits, r.log)
 	r.log.Info().Str("address", ln.Addr().String()).Bool("pprof", r.cfg.Metrics.Pprof).Msg("serving metrics")
 }
 
