@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -131,6 +133,38 @@ metrics: {address: "127.0.0.1:%d"}
 	if strings.Contains(page, "http://") || strings.Contains(page, "https://") || strings.Contains(page, " src=") {
 		t.Error("page refers to external assets")
 	}
+	// dtrelay status: the same as tables.
+	var o, e bytes.Buffer
+	cmd := exec.Command(binPath, "status", "-a", fmt.Sprintf("127.0.0.1:%d", mport))
+	cmd.Stdout, cmd.Stderr = &o, &e
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("dtrelay status: %v\n%s", err, e.String())
+	}
+	out := o.String()
+	for _, want := range []string{"INPUT", "SOURCE", "OUTPUT", "archive", "file", "spool: none"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dtrelay status lacks %q:\n%s", want, out)
+		}
+	}
+	lines := strings.Split(out, "\n")
+	var silentLine, okLine bool
+	for _, l := range lines {
+		f := strings.Fields(l)
+		if len(f) > 0 && f[0] == "dt-master-1" && f[len(f)-1] == "SILENT" {
+			silentLine = true
+		}
+		if len(f) > 0 && f[0] == "dt-master-2" && f[len(f)-1] == "ok" {
+			okLine = true
+		}
+	}
+	if !silentLine || !okLine {
+		t.Errorf("dtrelay status: want dt-master-1 SILENT and dt-master-2 ok:\n%s", out)
+	}
+	cmd = exec.Command(binPath, "status", "-a", "127.0.0.1:1")
+	if err := cmd.Run(); cmd.ProcessState.ExitCode() != 1 {
+		t.Errorf("dtrelay status against nothing: %v, want exit 1", err)
+	}
+
 	// /metrics still served beside the page.
 	if m, _ := getStatus(t, mport, "/metrics"); !strings.Contains(m, "dtrelay_source_silent") {
 		t.Error("/metrics lost")

@@ -8,6 +8,7 @@
 //	dtrelay spool inspect -c FILE   # what the spool holds (read-only)
 //	dtrelay deadletter list   -c FILE
 //	dtrelay deadletter replay -c FILE --output NAME
+//	dtrelay status [-a ADDR] [-w]   # the status page as tables (-w: every 2 s)
 //	dtrelay version
 package main
 
@@ -35,6 +36,8 @@ func usage(w io.Writer) {
   dtrelay check --online -c FILE               and reach each darktrace-api input and output (exit 1 on a failure)
   dtrelay spool inspect -c FILE                what the spool holds (read-only, also while running)
   dtrelay deadletter list   -c FILE            the events each output gave up on
+  dtrelay status [-a ADDR] [-w]                inputs, sources, outputs, spool of a running relay
+                                               (ADDR: metrics.address, default 127.0.0.1:9514; -w: every 2 s)
   dtrelay deadletter replay -c FILE --output NAME [-timeout 5m]
                                                send an output's dead-letter events again
   dtrelay version                              print the version
@@ -78,6 +81,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runRouteDryRun(*cfgPath, *samples, stdout, stderr)
 	case "spool":
 		return runSpool(args, stdout, stderr)
+	case "status":
+		return runStatus(args, stdout, stderr)
 	case "deadletter":
 		return runDeadLetter(args, stdout, stderr)
 	case "version", "-version", "--version":
