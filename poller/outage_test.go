@@ -43,6 +43,22 @@ type rig struct {
 
 const rigKey = "intake-key-for-the-outage-test"
 
+// startOutageRun starts an outage test: an API double creating events, a
+// rig (with a file output when withFile), a poller polling every 100 ms,
+// and waits until 20 events reached the intake.
+func startOutageRun(t *testing.T, withFile, withSpool bool) (*mockAPI, *rig, *feeder, *running) {
+	t.Helper()
+	m := newMockAPI(t, testPublic, testPrivate)
+	rg := newRig(t, withFile, withSpool)
+	cfg := testConfig(m)
+	cfg.Interval = 100 * time.Millisecond
+	cfg.Overlap = time.Second
+	f := feed(m, 1)
+	r := start(t, cfg, PoolSink(rg.pipe.Pool(0)))
+	waitFor(t, 5*time.Second, "events before the outage", func() bool { return rg.intake.Count() >= 20 })
+	return m, rg, f, r
+}
+
 func newRig(t *testing.T, withFile, withSpool bool) *rig {
 	t.Helper()
 	dir := t.TempDir()
@@ -178,14 +194,7 @@ func TestOutputRefusalLosesNothing(t *testing.T) {
 			name = "spool"
 		}
 		t.Run(name, func(t *testing.T) {
-			m := newMockAPI(t, testPublic, testPrivate)
-			rg := newRig(t, false, withSpool)
-			cfg := testConfig(m)
-			cfg.Interval = 100 * time.Millisecond
-			cfg.Overlap = time.Second
-			f := feed(m, 1)
-			r := start(t, cfg, PoolSink(rg.pipe.Pool(0)))
-			waitFor(t, 5*time.Second, "events before the outage", func() bool { return rg.intake.Count() >= 20 })
+			m, rg, f, r := startOutageRun(t, false, withSpool)
 			rg.intake.Refuse(401)
 			time.Sleep(outage(20 * time.Second))
 			confirmed := metricValue(r.set, `dtrelay_poller_events_total{input="cloud",endpoint="modelbreaches"}`)

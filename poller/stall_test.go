@@ -16,14 +16,7 @@ func TestDeadOutputDoesNotStallOthers(t *testing.T) {
 			name = "spool"
 		}
 		t.Run(name, func(t *testing.T) {
-			m := newMockAPI(t, testPublic, testPrivate)
-			rg := newRig(t, true, withSpool)
-			cfg := testConfig(m)
-			cfg.Interval = 100 * time.Millisecond
-			cfg.Overlap = time.Second
-			f := feed(m, 1)
-			r := start(t, cfg, PoolSink(rg.pipe.Pool(0)))
-			waitFor(t, 5*time.Second, "events before the outage", func() bool { return rg.intake.Count() >= 20 })
+			m, rg, f, r := startOutageRun(t, true, withSpool)
 			rg.intake.SetDown(true)
 			time.Sleep(200 * time.Millisecond) // the poll under way may still reach the intake
 			before := len(rg.fileEvents())
