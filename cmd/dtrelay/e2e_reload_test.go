@@ -28,22 +28,9 @@ import (
 // it.
 func rotateCert(t *testing.T, dir, name string) *x509.CertPool {
 	t.Helper()
-	ca, err := pki.NewCA(name)
+	ca, err := pki.RotateServerPair(dir, name)
 	if err != nil {
 		t.Fatal(err)
-	}
-	c, err := ca.Issue(pki.Server, pki.Loopback...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tc, tk := filepath.Join(dir, "cert.tmp"), filepath.Join(dir, "key.tmp")
-	if err := pki.WritePair(c, tc, tk); err != nil {
-		t.Fatal(err)
-	}
-	for from, to := range map[string]string{tc: "cert.pem", tk: "key.pem"} {
-		if err := os.Rename(from, filepath.Join(dir, to)); err != nil {
-			t.Fatal(err)
-		}
 	}
 	return ca.Pool
 }

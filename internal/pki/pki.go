@@ -16,6 +16,7 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -142,4 +143,31 @@ func serial() *big.Int {
 		return big.NewInt(time.Now().UnixNano())
 	}
 	return n
+}
+
+// RotateServerPair issues a server certificate for the loopback names from
+// a new CA called name and writes it over dir/cert.pem and dir/key.pem the
+// way certificate tools do (written aside, then renamed), so that a reader
+// sees the old pair or the new one, never half of each file. It returns
+// the CA.
+func RotateServerPair(dir, name string) (*CA, error) {
+	ca, err := NewCA(name)
+	if err != nil {
+		return nil, err
+	}
+	c, err := ca.Issue(Server, Loopback...)
+	if err != nil {
+		return nil, err
+	}
+	tmpC, tmpK := filepath.Join(dir, "cert.tmp"), filepath.Join(dir, "key.tmp")
+	if err := WritePair(c, tmpC, tmpK); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(tmpC, filepath.Join(dir, "cert.pem")); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(tmpK, filepath.Join(dir, "key.pem")); err != nil {
+		return nil, err
+	}
+	return ca, nil
 }

@@ -71,23 +71,8 @@ func (f *reloadFixture) reload(yaml string) error {
 // CA to cert.pem and key.pem in dir (replacing them) and returns the CA.
 func issuePair(t *testing.T, dir, name string) *pki.CA {
 	t.Helper()
-	ca, err := pki.NewCA(name)
+	ca, err := pki.RotateServerPair(dir, name)
 	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := ca.Issue(pki.Server, pki.Loopback...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Written aside and renamed, as a certificate tool does.
-	tmpC, tmpK := filepath.Join(dir, "cert.tmp"), filepath.Join(dir, "key.tmp")
-	if err := pki.WritePair(c, tmpC, tmpK); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmpC, filepath.Join(dir, "cert.pem")); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmpK, filepath.Join(dir, "key.pem")); err != nil {
 		t.Fatal(err)
 	}
 	return ca
