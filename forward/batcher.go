@@ -105,6 +105,8 @@ type output struct {
 
 	// src gives the blocks and keeps what survives a stop (source.go).
 	src source
+	// lastErr is the last delivery error, for the status page (status.go).
+	lastErr atomic.Pointer[lastError]
 	// failing is set while a batch is being retried: with a spool, Stop
 	// does not wait for a failing output (its events stay in the spool).
 	failing atomic.Bool
@@ -413,6 +415,7 @@ func (o *output) stopped(rem int) {
 // warn at attempts 1, 2, 4, 8...
 func (o *output) retry(attempt int, err error, events int) {
 	d := retryDelay(attempt, err)
+	o.noteError(err)
 	o.retries.Inc()
 	o.failing.Store(true)
 	o.down.Store(true)

@@ -40,6 +40,7 @@ func (o *output) rejectEvent(i int, reason string) {
 
 // rejectRange gives up on events [lo, hi) of the batch, failed with err.
 func (o *output) rejectRange(lo, hi int, reason string, err error) {
+	o.noteError(err)
 	o.log.Error().Err(err).Int("events", hi-lo).Str("reason", reason).
 		Msg("intake rejected the batch permanently; events kept in the dead-letter file")
 	for i := lo; i < hi; i++ {

@@ -34,7 +34,10 @@ func runRelay(path, level string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "dtrelay: bad -log-level %q\n", level)
 		return exitConfig
 	}
-	log := zerolog.New(stderr).Level(lvl).With().Timestamp().Logger()
+	// The last warnings go to the status page too (relay.Warnings: a line
+	// below warn level costs it one comparison).
+	warns := relay.NewWarnings()
+	log := zerolog.New(zerolog.MultiLevelWriter(stderr, warns)).Level(lvl).With().Timestamp().Logger()
 	// Before the configuration (and its keys) is read: no core dump of a
 	// process holding them.
 	if err := protectSecrets(); err != nil {
@@ -69,7 +72,7 @@ func runRelay(path, level string, stderr io.Writer) int {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	relay.Version = versionOnly()
-	r, err := relay.Start(cfg, metrics.NewSet(), log)
+	r, err := relay.Start(cfg, metrics.NewSet(), log, relay.WithWarnings(warns))
 	if err != nil {
 		log.Error().Err(err).Msg("cannot start")
 		return exitFailure

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/dtrelay/dtrelay/internal/relay"
 )
@@ -59,9 +61,9 @@ func fetchStatus(c *http.Client, addr string) (relay.Status, error) {
 func printStatus(w io.Writer, st relay.Status) {
 	fmt.Fprintf(w, "dtrelay %s, up %s\n\n", st.Version, (time.Duration(st.UptimeS) * time.Second).String())
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "INPUT\tPROTOCOL\tADDRESS\tCONNECTIONS\tALERTS")
+	fmt.Fprintln(tw, "INPUT\tPROTOCOL\tADDRESS\tCONNECTIONS\tALERTS\tALERTS/S")
 	for _, i := range st.Inputs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", i.Name, i.Protocol, i.Address, i.Connections, i.AlertsTotal)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%.2f\n", i.Name, i.Protocol, i.Address, i.Connections, i.AlertsTotal, i.AlertsPerS)
 	}
 	fmt.Fprintln(tw, "\t\t\t\t")
 	fmt.Fprintln(tw, "SOURCE\tINPUT\tLAST SEEN\tCONNECTIONS\tSTATE")
@@ -73,18 +75,51 @@ func printStatus(w io.Writer, st relay.Status) {
 		fmt.Fprintf(tw, "%s\t%s\t%s ago\t%d\t%s\n", s.Source, s.Input, time.Since(s.LastSeen).Round(time.Second), s.Connections, state)
 	}
 	fmt.Fprintln(tw, "\t\t\t\t")
-	fmt.Fprintln(tw, "OUTPUT\tTYPE\tSTATE\tQUEUE\tOLDEST PENDING")
+	fmt.Fprintln(tw, "OUTPUT\tTYPE\tSTATE\tQUEUE\tOLDEST PENDING\tLAST ERROR")
 	for _, o := range st.Outputs {
 		state := "up"
 		if !o.Up {
 			state = "DOWN"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d B\t%.1f s\n", o.Name, o.Type, state, o.QueueBytes, o.QueueCapacity, o.OldestPendingS)
+		last := "-"
+		if !o.LastErrorAt.IsZero() {
+			last = time.Since(o.LastErrorAt).Round(time.Second).String() + " ago (below)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d B\t%.1f s\t%s\n", o.Name, o.Type, state, o.QueueBytes, o.QueueCapacity, o.OldestPendingS, last)
 	}
 	_ = tw.Flush()
+	// The errors in full, one line each: too long for a column.
+	for _, o := range st.Outputs {
+		if o.LastError != "" {
+			fmt.Fprintf(w, "last error of %s at %s: %s\n", o.Name, o.LastErrorAt.UTC().Format(time.RFC3339), oneLine(o.LastError))
+		}
+	}
 	if st.Spool != nil {
 		fmt.Fprintf(w, "\nspool: %d/%d B\n", st.Spool.Bytes, st.Spool.Capacity)
 	} else {
 		fmt.Fprintln(w, "\nspool: none")
 	}
+	fmt.Fprintf(w, "\nwarnings: %d since the start", st.WarningsTotal)
+	if len(st.Warnings) > 0 {
+		fmt.Fprint(w, "; the last, latest first:")
+	}
+	fmt.Fprintln(w)
+	for _, x := range st.Warnings {
+		line := x.Message
+		if x.Fields != "" {
+			line += " " + x.Fields
+		}
+		fmt.Fprintf(w, "  %s %-5s %s\n", x.Time.UTC().Format(time.RFC3339), x.Level, oneLine(line))
+	}
+}
+
+// oneLine keeps a text on one terminal line: control characters (a
+// newline in an intake's answer, an escape sequence) become spaces.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/dtrelay/dtrelay/config"
 	"github.com/dtrelay/dtrelay/forward"
+	"github.com/dtrelay/dtrelay/internal/secret"
 	"github.com/dtrelay/dtrelay/poller"
 	"github.com/dtrelay/dtrelay/receiver"
 	"github.com/dtrelay/dtrelay/spool"
@@ -51,12 +53,24 @@ type Relay struct {
 	maxMsg    int // the largest max_message_size at Start: the spool's record limit
 	inMetrics map[string]*receiver.Metrics
 	reloads   reloadMetrics
+
+	// For the status page (status.go): the secrets of every configuration
+	// applied, redacted from errors and warnings; the last warnings; the
+	// inputs' rates.
+	secrets   atomic.Pointer[secret.Set]
+	secretSrc *secretSource // under mu
+	warnings  *Warnings
+	rates     rateSampler
 }
 
 // Start builds and starts a relay: outputs and pipeline first, then the
 // receivers, then the metrics listener. On error, what was started is stopped.
-func Start(cfg *config.Config, set *metrics.Set, log zerolog.Logger) (*Relay, error) {
+func Start(cfg *config.Config, set *metrics.Set, log zerolog.Logger, options ...Option) (*Relay, error) {
 	r := &Relay{cfg: cfg, log: log, set: set, inMetrics: map[string]*receiver.Metrics{}, reloads: newReloadMetrics(set)}
+	for _, o := range options {
+		o(r)
+	}
+	r.setSecrets(cfg)
 	registerBuildInfo(set)
 	r.sources = newSourceTable(cfg.Metrics.MaxSources, set, log, func(mask uint64) []string { return r.pipe.OutputNames(mask) })
 	opts := forward.Options{Metrics: set, Log: log, Sources: r.sources}
@@ -152,6 +166,7 @@ func Start(cfg *config.Config, set *metrics.Set, log zerolog.Logger) (*Relay, er
 	r.reloads.last.Set(float64(time.Now().UnixNano()) / 1e9)
 	r.stopSrc = make(chan struct{})
 	go r.sources.runChecker(r.stopSrc)
+	go r.runRates(r.stopSrc)
 	if cfg.Heartbeat != nil {
 		r.startHeartbeat(cfg.Heartbeat, r.stopSrc)
 	}

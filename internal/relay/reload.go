@@ -300,6 +300,7 @@ func (r *Relay) apply(cfg *config.Config) error {
 	}
 	r.setInputs(next)
 	r.cfg = cfg
+	r.setSecrets(cfg) // added: an error or warning from before may hold the old ones
 	if len(failed) > 0 {
 		return fmt.Errorf("reload partly applied: %s", strings.Join(failed, "; "))
 	}
