@@ -202,7 +202,7 @@ var pageTmpl = template.Must(template.New("status").Funcs(template.FuncMap{
 		}
 		return n
 	},
-	"join": func(l []string) string { return strings.Join(l, ", ") },
+	"join":  func(l []string) string { return strings.Join(l, ", ") },
 	"bytes": humanBytes,
 	"pct": func(a, b int64) string {
 		if b <= 0 {
