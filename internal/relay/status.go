@@ -234,12 +234,12 @@ h1{font-size:1.35em;margin:0}h2{font-size:1.05em;margin:14px 0 4px}
 #summary span{border:1px solid #ccc;border-radius:4px;padding:3px 10px;background:#f7f7f7}
 #summary span.bad{border-color:#c00;background:#fde2e2;color:#900;font-weight:bold}
 table{border-collapse:collapse;width:100%}
-th,td{text-align:left;padding:2px 8px;border-bottom:1px solid #ddd;vertical-align:top}
+th,td{text-align:left;padding:2px 8px;border-bottom:1px solid #ddd;vertical-align:top;white-space:nowrap}
 th{background:#f0f0f0;font-weight:600;white-space:nowrap}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 td.t{white-space:nowrap;font-variant-numeric:tabular-nums}
-td.wrap{overflow-wrap:anywhere;word-break:break-word}
-td.err{overflow-wrap:anywhere;word-break:break-word;color:#900;font-family:ui-monospace,monospace;font-size:12px}
+td.wrap{white-space:normal;overflow-wrap:anywhere}
+td.err{white-space:normal;overflow-wrap:anywhere;color:#900;font-family:ui-monospace,monospace;font-size:12px;width:50%}
 tr.silent td{background:#fde2e2;color:#900;font-weight:bold}
 .down{color:#b00;font-weight:bold}.up{color:#070}
 tr.warn td.lvl{color:#a60}tr.error td.lvl,tr.fatal td.lvl,tr.panic td.lvl{color:#b00;font-weight:bold}

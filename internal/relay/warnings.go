@@ -97,7 +97,8 @@ func (w *Warnings) setSecrets(s *secret.Set) {
 
 // parseWarning reads a zerolog JSON line: its message, and its other
 // fields but time and level in their order, as key=value (strings as they
-// are, other values as JSON), redacted with s. A line that is not a JSON
+// are, in double quotes when they hold a space, other values as JSON),
+// redacted with s. A line that is not a JSON
 // object is kept whole as the message.
 func parseWarning(level zerolog.Level, p []byte, now time.Time, s *secret.Set) Warning {
 	wa := Warning{Time: now, Level: level.String()}
@@ -135,8 +136,10 @@ func parseWarning(level zerolog.Level, p []byte, now time.Time, s *secret.Set) W
 		b.WriteString(key)
 		b.WriteByte('=')
 		if isStr {
-			if strings.ContainsAny(str, " \"=") {
-				str = strings.TrimSpace(string(mustJSON(str)))
+			// Quoted when it has spaces, not escaped: for a person to read
+			// (an error quoting an intake's JSON answer stays legible).
+			if strings.ContainsAny(str, " \t=") {
+				str = `"` + str + `"`
 			}
 			b.WriteString(str)
 		} else {
@@ -148,11 +151,6 @@ func parseWarning(level zerolog.Level, p []byte, now time.Time, s *secret.Set) W
 	wa.Message, _ = s.Cut(wa.Message, maxWarningText)
 	wa.Fields, _ = s.Cut(b.String(), maxWarningText)
 	return wa
-}
-
-func mustJSON(v string) []byte {
-	b, _ := json.Marshal(v)
-	return b
 }
 
 // Option is an option of Start.
