@@ -45,6 +45,7 @@ outputs:
 metrics: {address: "127.0.0.1:%d"}
 `, port, sek.URL(), sek.CAFile(), key, web.URL(), pathToken, web.CAFile(), apiToken, mport))
 	p := startRelay(t, "run", "-c", cfg)
+	dialWhenUp(t, "tcp", fmt.Sprintf("127.0.0.1:%d", mport)).Close() // the metrics listener starts last
 	c := dialWhenUp(t, "tcp", fmt.Sprintf("127.0.0.1:%d", port))
 	defer c.Close()
 	if _, err := c.Write([]byte(syslog5424("dt-master-1", alerts(1)[0]))); err != nil {
