@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -38,9 +39,9 @@ func needChromium(t *testing.T) {
 
 // runChromium runs headless chromium with a fresh profile and args (the
 // URL last), bounded by chromiumTimeout; its whole process group is killed
-// when it returns or times out. It returns standard output.
-func runChromium(t *testing.T, args ...string) []byte {
-	t.Helper()
+// when it returns or times out. It returns standard output. Safe to call
+// from several goroutines (it does not fail the test itself).
+func runChromium(t *testing.T, args ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), chromiumTimeout)
 	defer cancel()
 	base := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -59,10 +60,10 @@ func runChromium(t *testing.T, args ...string) []byte {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // helpers left behind
 	}
 	if err != nil {
-		t.Fatalf("chromium %s: %v after %v\n%s", strings.Join(args, " "), err, time.Since(start).Round(time.Millisecond), errb.String())
+		return nil, fmt.Errorf("chromium %s: %v after %v\n%s", strings.Join(args, " "), err, time.Since(start).Round(time.Millisecond), errb.String())
 	}
 	t.Logf("chromium %s: %v", args[0], time.Since(start).Round(time.Millisecond))
-	return out.Bytes()
+	return out.Bytes(), nil
 }
 
 // TestStatusPageInChromium looks at the status page as a person would, in
@@ -136,8 +137,29 @@ metrics: {address: "127.0.0.1:%d"}
 		return silent && down
 	})
 	url := fmt.Sprintf("http://127.0.0.1:%d/", mport)
-
-	dom := string(runChromium(t, "--dump-dom", url))
+	art := os.Getenv("DTRELAY_ARTIFACTS")
+	if art == "" {
+		art = t.TempDir()
+	} else if err := os.MkdirAll(art, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	shot, pdf := filepath.Join(art, "status.png"), filepath.Join(art, "status.pdf")
+	_, _ = os.Remove(shot), os.Remove(pdf)
+	// The three runs at once: each starts a browser, which takes seconds.
+	runs := [][]string{{"--dump-dom", url}, {"--screenshot=" + shot, "--window-size=1280,800", url},
+		{"--print-to-pdf=" + pdf, "--no-pdf-header-footer", url}}
+	outs, errs := make([][]byte, len(runs)), make([]error, len(runs))
+	var wg sync.WaitGroup
+	for i, args := range runs {
+		wg.Go(func() { outs[i], errs[i] = runChromium(t, args...) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	dom := string(outs[0])
 	checks := []struct{ what, re string }{
 		{"dt-master-1's row flagged silent", `<tr class="silent"><td>darktrace</td><td>dt-master-1</td>`},
 		{"dt-master-1 marked SILENT", `<tr class="silent">(<td[^>]*>[^<]*</td>)*<td>SILENT</td></tr>`},
@@ -157,15 +179,6 @@ metrics: {address: "127.0.0.1:%d"}
 		t.Logf("DOM:\n%s", dom)
 	}
 
-	art := os.Getenv("DTRELAY_ARTIFACTS")
-	if art == "" {
-		art = t.TempDir()
-	} else if err := os.MkdirAll(art, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	shot := filepath.Join(art, "status.png")
-	_ = os.Remove(shot)
-	runChromium(t, "--screenshot="+shot, "--window-size=1280,800", url)
 	f, err := os.Open(shot)
 	if err != nil {
 		t.Fatalf("no screenshot: %v", err)
@@ -200,9 +213,6 @@ metrics: {address: "127.0.0.1:%d"}
 	}
 	t.Logf("screenshot: %s", shot)
 
-	pdf := filepath.Join(art, "status.pdf")
-	_ = os.Remove(pdf)
-	runChromium(t, "--print-to-pdf="+pdf, "--no-pdf-header-footer", url)
 	p, err := os.ReadFile(pdf)
 	if err != nil {
 		t.Fatalf("no PDF: %v", err)
