@@ -16,7 +16,7 @@ import (
 // Scenario is one load: what is sent, how, and where the relay forwards it.
 type Scenario struct {
 	Input    string // "tcp", "udp" or "tls"
-	Output   string // OutputSyslog, OutputTLSSyslog, OutputHTTPS or OutputRELP
+	Output   string // OutputSyslog, OutputTLSSyslog, OutputHTTP, OutputHTTPS or OutputRELP
 	Size     int    // alert size in bytes of JSON
 	MaxSize  int    // > Size: sizes spread over Size..MaxSize
 	Mix      Mix    // nil: DefaultMix
@@ -28,6 +28,10 @@ type Scenario struct {
 	Duration time.Duration
 	// RELPWindow, for OutputRELP: see RelaySpec.RELPWindow.
 	RELPWindow int
+	// Relays, when not empty, names the only relays Compare runs this
+	// scenario through (the standard's cells: dtrelay and the job's best
+	// peer); the others are not run and not listed as skipped.
+	Relays []string
 }
 
 // Name is a short label such as "tcp->tls-syslog 1.5KB c4" (size, then connections).
@@ -268,12 +272,16 @@ func startSink(spec *RelaySpec, tally *Tally, opts RunOptions) (func() error, er
 		}
 		spec.SinkAddr = s.Addr()
 		return once(s.Close), nil
-	case OutputHTTPS:
-		s, err := NewHTTPSink("127.0.0.1:0", spec.Cert.ServerConfig(), spec.IntakeKey, tally, log)
+	case OutputHTTPS, OutputHTTP:
+		tc := spec.Cert.ServerConfig()
+		if spec.Output == OutputHTTP {
+			tc = nil
+		}
+		s, err := NewHTTPSink("127.0.0.1:0", tc, spec.IntakeKey, tally, log)
 		if err != nil {
 			return nil, err
 		}
-		spec.SinkURL, spec.SinkAddr = s.URL(true), s.Addr()
+		spec.SinkURL, spec.SinkAddr = s.URL(tc != nil), s.Addr()
 		return once(s.Close), nil
 	case OutputSyslog, OutputTLSSyslog:
 		var tc = spec.Cert.ServerConfig()
@@ -287,7 +295,7 @@ func startSink(spec *RelaySpec, tally *Tally, opts RunOptions) (func() error, er
 		spec.SinkAddr = s.Addr()
 		return once(s.Close), nil
 	}
-	return nil, fmt.Errorf("bench: unknown output %q (want syslog, tls-syslog, https or relp)", spec.Output)
+	return nil, fmt.Errorf("bench: unknown output %q (want syslog, tls-syslog, http, https or relp)", spec.Output)
 }
 
 func once(f func() error) func() error {
