@@ -249,6 +249,7 @@ Flags:
 		dtrelay, rsyslogd, rsModules, syslogNG string
 		rounds, copyDrop                       int
 		keep, verbose, noProgress, halfPeak    bool
+		list                                   bool
 		drainIdle, drainMax                    time.Duration
 	)
 	load.register(fs, 10*time.Second)
@@ -270,6 +271,7 @@ Flags:
 	fs.BoolVar(&noProgress, "no-progress", false, "no progress display")
 	fs.IntVar(&copyDrop, "copy-drop-every", 0, "make the copy relay drop every `N`th alert (to check that loss fails the run)")
 	fs.BoolVar(&halfPeak, "half-peak", false, "after the runs, run dtrelay's scenarios again at --rate = half its measured peak (same rounds) and report p99 latency")
+	fs.BoolVar(&list, "list", false, "print the scenarios (with their count and relays) and exit")
 	fs.BoolVar(&verbose, "v", false, "verbose logging")
 	if standard {
 		for k, v := range standardDefaults {
@@ -294,6 +296,20 @@ Flags:
 		set := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		scs = bench.Standardize(scs, !set["count"], !set["relays"])
+	}
+	if list {
+		for _, sc := range scs {
+			rl := strings.Join(sc.Relays, ",")
+			if rl == "" {
+				rl = relays
+			}
+			fmt.Fprintf(stdout, "%-30s %-22s count %d, bound %v, %s %s, relays %s\n", sc.Name(),
+				bench.CellLabel(sc.Output, sc.Size, sc.MaxSize, sc.Conns), sc.Count, sc.Duration, sc.Framing, sc.Header, rl)
+		}
+		if halfPeak {
+			fmt.Fprintln(stdout, "then dtrelay in each scenario again at half its measured peak (--half-peak)")
+		}
+		return 0
 	}
 	self, _ := os.Executable()
 	rs, err := bench.NewRelays(bench.ParseList(relays), bench.RelayOptions{DTRelay: dtrelay, Rsyslogd: rsyslogd,
