@@ -59,6 +59,7 @@ type ScenarioResult struct {
 	P999         float64     `json:"p999_ms"`
 	CPUPerAlert  float64     `json:"cpu_us_per_alert"`
 	RSSMB        float64     `json:"rss_mb"`
+	OtherCPU     float64     `json:"other_cpu_cores"` // median, see RunResult.OtherCPU
 	UnderTest    bool        `json:"under_test"`
 	Errors       []string    `json:"errors,omitempty"`
 	Runs         []RunResult `json:"runs"`
@@ -246,6 +247,7 @@ func reduce(sr *ScenarioResult) {
 	sr.P999 = pick(func(r *RunResult) float64 { return r.P999 })
 	sr.CPUPerAlert = pick(func(r *RunResult) float64 { return r.CPUPerAlert })
 	sr.RSSMB = pick(func(r *RunResult) float64 { return r.RSSMB })
+	sr.OtherCPU = pick(func(r *RunResult) float64 { return r.OtherCPU })
 	best := 0
 	for i, r := range sr.Runs {
 		sr.Sent += r.Sent

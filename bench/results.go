@@ -122,6 +122,13 @@ func WriteRecord(dir string, res *Results) (string, error) {
 	if m.Command != "" {
 		fmt.Fprintf(&b, "- command: `%s`\n", m.Command)
 	}
+	if med, hi := res.OtherCPU(); hi > 0 {
+		fmt.Fprintf(&b, "- other processes' CPU during the runs: median %.2f cores, at most %.2f", med, hi)
+		if hi > BusyMachine {
+			b.WriteString(" (something else was using the machine: rates and CPU figures are disturbed; rerun on a quiet machine)")
+		}
+		b.WriteString("\n")
+	}
 	if res.Standard {
 		fmt.Fprintf(&b, "\nThe standard's cells (issue 16): dtrelay against the job's best peer; ratios are dtrelay / peer. "+
 			"Goal: ≥ %.1f× the peer's alerts/s at ≤ %.2f× its CPU per alert (\"at the edge\": a ratio within %.0f %% of a bound), "+
@@ -136,6 +143,25 @@ func WriteRecord(dir string, res *Results) (string, error) {
 		return "", fmt.Errorf("cannot write record: %w", err)
 	}
 	return path, nil
+}
+
+// BusyMachine is the CPU, in cores, of other processes during a run above
+// which the record says the machine was not quiet.
+const BusyMachine = 0.1
+
+// OtherCPU returns the median and the highest CPU (cores) that other
+// processes used during res's runs (RunResult.OtherCPU).
+func (res *Results) OtherCPU() (med, hi float64) {
+	var v []float64
+	for _, list := range [][]ScenarioResult{res.Scenarios, res.HalfPeak} {
+		for _, s := range list {
+			for _, r := range s.Runs {
+				v = append(v, r.OtherCPU)
+				hi = max(hi, r.OtherCPU)
+			}
+		}
+	}
+	return median(v), hi
 }
 
 // RecordName is the base name results measured per m are stored under:

@@ -84,10 +84,15 @@ type RunResult struct {
 	MaxLatency   float64       `json:"max_ms"`
 	CPUSec       float64       `json:"cpu_s"`
 	CPUPerAlert  float64       `json:"cpu_us_per_alert"`
-	RSSMB        float64       `json:"rss_mb"`                // peak
-	FirstEvent   string        `json:"first_event,omitempty"` // start of the first event the sink got
-	Series       []Point       `json:"series,omitempty"`
-	Error        string        `json:"error,omitempty"`
+	RSSMB        float64       `json:"rss_mb"` // peak
+	// OtherCPU is the CPU, in cores, that processes other than dtbench and
+	// the relay used during the load and drain (the machine's busy time
+	// from /proc/stat less theirs): near 0 on a quiet machine. For
+	// OutputRELP it includes the rsyslog that plays the intake.
+	OtherCPU   float64 `json:"other_cpu_cores"`
+	FirstEvent string  `json:"first_event,omitempty"` // start of the first event the sink got
+	Series     []Point `json:"series,omitempty"`
+	Error      string  `json:"error,omitempty"`
 }
 
 // RunOptions tunes how a run ends.
@@ -173,6 +178,9 @@ func RunOnce(ctx context.Context, relay Relay, sc Scenario, dir string, cert *Ce
 	start := time.Now()
 	m.start = start
 	m.sample() // CPU baseline
+	self := NewProcSampler(os.Getpid())
+	busy0, busyErr := MachineBusy()
+	self0, selfErr := self.Sample()
 
 	sendCtx := ctx
 	if sc.Duration <= 0 {
@@ -227,6 +235,12 @@ wait:
 	}
 	m.sample()
 	cpu := m.cpu // CPU before the relay's shutdown work
+	busy1, busyErr1 := MachineBusy()
+	self1, selfErr1 := self.Sample()
+	if wall := time.Since(start); busyErr == nil && selfErr == nil && busyErr1 == nil && selfErr1 == nil && wall > 0 {
+		other := (busy1 - busy0) - (self1.CPU - self0.CPU) - cpu
+		res.OtherCPU = max(0, other.Seconds()/wall.Seconds())
+	}
 	if err := stop(); err != nil {
 		opts.Log.Warn().Err(err).Str("relay", relay.Name()).Msg("relay stop")
 	}
