@@ -177,7 +177,7 @@ func TestWriteCells(t *testing.T) {
 	}
 	md := string(mdb)
 	for _, want := range []string{"- machine: m\n- cores: 2\n- kernel: k\n- go: go1.x\n- commit: c0ffee\n- command: `dtbench standard`\n" +
-			"- other processes' CPU during the runs: median 0.02 cores, at most 0.50 (something else was using the machine",
+		"- other processes' CPU during the runs: median 0.02 cores, at most 0.50 (something else was using the machine",
 		"≥ 1.2× the peer's alerts/s at ≤ 0.65× its CPU", "| syslog, TCP, 1.5 KB | rsyslog | 300000 vs 200000 | 1.50× |", "```\nscenario "} {
 		if !strings.Contains(md, want) {
 			t.Errorf("record lacks %q:\n%s", want, md)
