@@ -42,7 +42,7 @@ fuzz: ## every fuzz target for FUZZTIME each (default 30s)
 bench: ## micro-benchmarks (ns/op, MB/s, allocs/op)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(PKGS)
 
-bench-e2e: build ## standard dtbench scenarios vs rsyslog and syslog-ng (needs bench/install-peers.sh)
+bench-e2e: build ## dtbench standard: issue 16's eight cells, dtrelay vs the best peer (needs bench/install-peers.sh)
 	$(BIN)/dtbench standard --out bench/results
 
 vet:

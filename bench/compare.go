@@ -59,6 +59,7 @@ type ScenarioResult struct {
 	P999         float64     `json:"p999_ms"`
 	CPUPerAlert  float64     `json:"cpu_us_per_alert"`
 	RSSMB        float64     `json:"rss_mb"`
+	OtherCPU     float64     `json:"other_cpu_cores"` // median, see RunResult.OtherCPU
 	UnderTest    bool        `json:"under_test"`
 	Errors       []string    `json:"errors,omitempty"`
 	Runs         []RunResult `json:"runs"`
@@ -79,23 +80,33 @@ type Results struct {
 	Meta      Meta             `json:"meta"`
 	Scenarios []ScenarioResult `json:"scenarios"`
 	Skipped   []Skip           `json:"skipped,omitempty"`
+	// Standard marks the results of "dtbench standard": the record then
+	// leads with the cells table (WriteCells).
+	Standard bool `json:"standard,omitempty"`
+	// HalfPeak holds the reruns at half of dtrelay's peak rate (each
+	// scenario's Rate), for the p99 latency the goal sets there.
+	HalfPeak []ScenarioResult `json:"half_peak,omitempty"`
 }
 
 // Failures lists, one line each, the scenarios in which a relay under test
 // lost alerts or failed to run.
 func (r *Results) Failures() []string {
 	var out []string
-	for _, s := range r.Scenarios {
-		if !s.UnderTest {
-			continue
-		}
-		if s.Lost > 0 {
-			out = append(out, fmt.Sprintf("%s lost %d of %d alerts in %s", s.Relay, s.Lost, s.Sent, s.Scenario))
-		}
-		for _, e := range s.Errors {
-			out = append(out, fmt.Sprintf("%s failed in %s: %s", s.Relay, s.Scenario, e))
+	add := func(list []ScenarioResult, suffix string) {
+		for _, s := range list {
+			if !s.UnderTest {
+				continue
+			}
+			if s.Lost > 0 {
+				out = append(out, fmt.Sprintf("%s lost %d of %d alerts in %s%s", s.Relay, s.Lost, s.Sent, s.Scenario, suffix))
+			}
+			for _, e := range s.Errors {
+				out = append(out, fmt.Sprintf("%s failed in %s%s: %s", s.Relay, s.Scenario, suffix, e))
+			}
 		}
 	}
+	add(r.Scenarios, "")
+	add(r.HalfPeak, " (half peak)")
 	return out
 }
 
@@ -162,6 +173,9 @@ func Compare(ctx context.Context, cfg CompareConfig) (*Results, error) {
 			}
 		}
 		for ri, r := range relays {
+			if len(sc.Relays) > 0 && !slices.Contains(sc.Relays, r.Name()) {
+				continue
+			}
 			spec := &RelaySpec{Input: sc.Input, Output: sc.Output, Cert: cert}
 			if err := r.Supports(spec); err != nil {
 				res.Skipped = append(res.Skipped, Skip{Relay: r.Name(), Scenario: sc.Name(), Reason: err.Error()})
@@ -233,6 +247,7 @@ func reduce(sr *ScenarioResult) {
 	sr.P999 = pick(func(r *RunResult) float64 { return r.P999 })
 	sr.CPUPerAlert = pick(func(r *RunResult) float64 { return r.CPUPerAlert })
 	sr.RSSMB = pick(func(r *RunResult) float64 { return r.RSSMB })
+	sr.OtherCPU = pick(func(r *RunResult) float64 { return r.OtherCPU })
 	best := 0
 	for i, r := range sr.Runs {
 		sr.Sent += r.Sent

@@ -111,3 +111,31 @@ func truncate(b []byte, n int) []byte {
 	}
 	return b
 }
+
+// MachineBusy returns the CPU time all processes of the machine have used
+// since boot (/proc/stat: user, nice, system, irq, softirq and steal of
+// every CPU).
+func MachineBusy() (time.Duration, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, fmt.Errorf("cannot read /proc/stat: %w", err)
+	}
+	return parseMachineBusy(b, float64(clockTicks()))
+}
+
+func parseMachineBusy(stat []byte, tick float64) (time.Duration, error) {
+	line, _, _ := bytes.Cut(stat, []byte("\n"))
+	f := bytes.Fields(line)
+	if len(f) < 9 || string(f[0]) != "cpu" {
+		return 0, fmt.Errorf("cannot parse /proc/stat: %q", truncate(line, 80))
+	}
+	var busy uint64
+	for _, i := range []int{1, 2, 3, 6, 7, 8} { // user nice system (idle iowait) irq softirq steal
+		v, err := strconv.ParseUint(string(f[i]), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("cannot parse /proc/stat: %w", err)
+		}
+		busy += v
+	}
+	return time.Duration(float64(busy) / tick * float64(time.Second)), nil
+}

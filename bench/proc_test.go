@@ -51,3 +51,20 @@ func TestProcSamplerSelf(t *testing.T) {
 		t.Errorf("clock ticks %d", c)
 	}
 }
+
+func TestParseMachineBusy(t *testing.T) {
+	stat := []byte("cpu  100 20 30 5000 40 6 7 8 0 0\ncpu0 50 10 15 2500 20 3 3 4 0 0\n")
+	d, err := parseMachineBusy(stat, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 1710 * time.Millisecond; d != want { // 100+20+30+6+7+8 ticks, idle and iowait left out
+		t.Errorf("busy %v, want %v", d, want)
+	}
+	if _, err := parseMachineBusy([]byte("intr 1 2 3\n"), 100); err == nil {
+		t.Error("no error for a /proc/stat without its cpu line")
+	}
+	if _, err := MachineBusy(); err != nil {
+		t.Errorf("MachineBusy on this machine: %v", err)
+	}
+}

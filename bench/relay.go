@@ -17,7 +17,10 @@ import (
 const (
 	OutputSyslog    = "syslog"     // octet-counted TCP syslog, Sekoia format
 	OutputTLSSyslog = "tls-syslog" // the same over TLS
-	OutputHTTPS     = "https"      // Sekoia HTTPS intake
+	OutputHTTPS     = "https"      // Sekoia HTTPS intake (/plain/batch, or /batch for a relay that uses it)
+	// OutputHTTP is the same intake's /plain/batch without TLS: the
+	// newline-delimited batches of OutputHTTPS over plain TCP.
+	OutputHTTP = "http"
 	// OutputRELP is RELP over TLS, Sekoia format, to a real rsyslog imrelp
 	// (RELPSink).
 	OutputRELP = "relp"
@@ -40,9 +43,9 @@ type RelaySpec struct {
 	Dir       string // a fresh directory for the relay's config, state and log
 	Input     string // "tcp", "udp" or "tls"
 	InputAddr string // 127.0.0.1:PORT the relay listens on
-	Output    string // OutputSyslog, OutputTLSSyslog, OutputHTTPS or OutputRELP
+	Output    string // OutputSyslog, OutputTLSSyslog, OutputHTTP, OutputHTTPS or OutputRELP
 	SinkAddr  string // host:port of the syslog or RELP sink
-	SinkURL   string // base URL of the HTTPS sink
+	SinkURL   string // base URL of the HTTP(S) sink (http:// for OutputHTTP)
 	Cert      *Cert  // the sink's and the TLS input's certificate, and the CA file that trusts it
 	IntakeKey string
 	Conns     int         // sender connections the relay will see (sizes per-connection windows)

@@ -63,6 +63,14 @@ func (r *DTRelay) Config(spec *RelaySpec) string {
 		fmt.Fprintf(&b, "    type: sekoia-http\n    url: %s\n    intake_key: %s\n    ca_file: %s\n"+
 			"    compression: none\n    batch: {max_events: 1000, max_wait: 100ms}\n",
 			q(spec.SinkURL), q(spec.IntakeKey), q(spec.Cert.CAFile()))
+	case OutputHTTP:
+		// sekoia-http refuses http:// (the intake key must not travel in
+		// clear), so plain HTTP is dtrelay's generic http output pointed
+		// at the same /plain/batch with the key as a header: the same
+		// NDJSON encoder and HTTP client as sekoia-http, the same job.
+		fmt.Fprintf(&b, "    type: http\n    url: %s\n    headers: {X-SEKOIAIO-INTAKE-KEY: %s}\n"+
+			"    compression: none\n    batch: {max_events: 1000, max_wait: 100ms}\n",
+			q(strings.TrimSuffix(spec.SinkURL, "/")+"/plain/batch"), q(spec.IntakeKey))
 	case OutputRELP:
 		// TLS checked by name like rsyslog's tls.authMode="name"; the
 		// window is dtrelay's default unless the spec sets one, and the

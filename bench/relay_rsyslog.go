@@ -84,7 +84,7 @@ func (r *Rsyslog) Supports(spec *RelaySpec) error {
 	if spec.Output == OutputRELP && !has("omrelp.so") {
 		return fmt.Errorf("%w: rsyslog has no omrelp module (bench/install-peers.sh unpacks rsyslog-relp)", ErrUnsupported)
 	}
-	if spec.Output == OutputHTTPS && !has("omhttp.so") {
+	if (spec.Output == OutputHTTPS || spec.Output == OutputHTTP) && !has("omhttp.so") {
 		return fmt.Errorf("%w: rsyslog has no omhttp module (not in Debian's rsyslog)", ErrUnsupported)
 	}
 	return nil
@@ -126,18 +126,22 @@ func (r *Rsyslog) Config(spec *RelaySpec) string {
 	fmt.Fprintf(&b, "template(name=\"sekoia\" type=\"string\" string=\"<%%PRI%%>1 %%TIMESTAMP:::date-rfc3339%% %%HOSTNAME%% %%APP-NAME%% - LOG [SEKOIA@53288 intake_key=\\\"%s\\\"] %%msg%%\")\n", spec.IntakeKey)
 	b.WriteString("template(name=\"plain\" type=\"string\" string=\"%msg%\")\n")
 	switch spec.Output {
-	case OutputHTTPS:
+	case OutputHTTPS, OutputHTTP:
 		b.WriteString("module(load=\"omhttp\")\n")
 	case OutputRELP:
 		b.WriteString("module(load=\"omrelp\" tls.tlslib=\"openssl\")\n")
 	}
 	fmt.Fprintf(&b, "ruleset(name=\"fwd\" parser=[\"rsyslog.rfc5424\", \"bench.rfc3164\"]) {\n")
 	switch spec.Output {
-	case OutputHTTPS:
+	case OutputHTTPS, OutputHTTP:
 		u, _ := url.Parse(spec.SinkURL)
-		fmt.Fprintf(&b, "  action(type=\"omhttp\" server=%q serverport=%q restpath=\"plain/batch\" useHttps=\"on\" tls.cacert=%q "+
+		useHTTPS := "on"
+		if spec.Output == OutputHTTP {
+			useHTTPS = "off"
+		}
+		fmt.Fprintf(&b, "  action(type=\"omhttp\" server=%q serverport=%q restpath=\"plain/batch\" useHttps=%q tls.cacert=%q "+
 			"httpheaderkey=\"X-SEKOIAIO-INTAKE-KEY\" httpheadervalue=%q template=\"plain\" batch=\"on\" batch.format=\"newline\" batch.maxsize=\"1000\" "+
-			"%s action.resumeRetryCount=\"-1\")\n", u.Hostname(), u.Port(), spec.Cert.CAFile(), spec.IntakeKey, rsyslogQueue)
+			"%s action.resumeRetryCount=\"-1\")\n", u.Hostname(), u.Port(), useHTTPS, spec.Cert.CAFile(), spec.IntakeKey, rsyslogQueue)
 	case OutputRELP:
 		// omrelp's own TLS (librelp with OpenSSL), the name checked as
 		// Sekoia's documentation has it.

@@ -45,7 +45,7 @@ func (r *SyslogNG) Supports(spec *RelaySpec) error {
 	if spec.Output == OutputRELP {
 		return fmt.Errorf("%w: syslog-ng OSE has no RELP", ErrUnsupported)
 	}
-	if spec.Output == OutputHTTPS {
+	if spec.Output == OutputHTTPS || spec.Output == OutputHTTP {
 		out, _ := exec.Command(bin, "--version").CombinedOutput()
 		if !hasModule(string(out), "http") {
 			return fmt.Errorf("%w: syslog-ng has no http module (install syslog-ng-mod-http)", ErrUnsupported)
@@ -96,11 +96,16 @@ func (r *SyslogNG) Config(spec *RelaySpec, ver string) string {
 	fmt.Fprintf(&b, "source s_in { %s(ip(%q) port(%s) transport(%q) max-connections(%d) log-iw-size(100000) log-msg-size(262144)%s%s); };\n",
 		driver, host, port, transport, max(spec.Conns, 1)+4, flags, tlsIn)
 	switch spec.Output {
-	case OutputHTTPS:
+	case OutputHTTPS, OutputHTTP:
+		// The same http() for both; plain http:// has no tls() block.
+		tlsOut := ""
+		if spec.Output == OutputHTTPS {
+			tlsOut = fmt.Sprintf("tls(ca-file(%q) peer-verify(yes)) ", spec.Cert.CAFile())
+		}
 		fmt.Fprintf(&b, "destination d_out { http(url(%q) method(\"POST\") headers(\"X-SEKOIAIO-INTAKE-KEY: %s\", \"Content-Type: text/plain\") "+
 			"body(\"${MSG}\") delimiter(\"\\n\") batch-lines(1000) batch-bytes(4194304) batch-timeout(100) workers(2) "+
-			"tls(ca-file(%q) peer-verify(yes)) log-fifo-size(100000)); };\n",
-			strings.TrimSuffix(spec.SinkURL, "/")+"/plain/batch", spec.IntakeKey, spec.Cert.CAFile())
+			"%slog-fifo-size(100000)); };\n",
+			strings.TrimSuffix(spec.SinkURL, "/")+"/plain/batch", spec.IntakeKey, tlsOut)
 	default:
 		tlsOut := ""
 		transport := "tcp"

@@ -15,8 +15,12 @@ import (
 )
 
 func testSpec(t *testing.T, input, output string) *RelaySpec {
+	url := "https://127.0.0.1:10443"
+	if output == OutputHTTP {
+		url = "http://127.0.0.1:10080"
+	}
 	return &RelaySpec{Dir: t.TempDir(), Input: input, InputAddr: "127.0.0.1:15140", Output: output,
-		SinkAddr: "127.0.0.1:10514", SinkURL: "https://127.0.0.1:10443", Cert: testCert(t), IntakeKey: IntakeKey, Conns: 4}
+		SinkAddr: "127.0.0.1:10514", SinkURL: url, Cert: testCert(t), IntakeKey: IntakeKey, Conns: 4}
 }
 
 func TestDTRelayConfig(t *testing.T) {
@@ -26,7 +30,8 @@ func TestDTRelayConfig(t *testing.T) {
 	}{
 		{"tcp", OutputSyslog, map[string]any{"type": "syslog", "address": "127.0.0.1:10514", "tls": false, "format": "sekoia", "framing": "octet-counting", "intake_key": IntakeKey}},
 		{"tls", OutputTLSSyslog, map[string]any{"type": "syslog", "tls": true, "server_name": "localhost"}},
-		{"udp", OutputHTTPS, map[string]any{"type": "sekoia-http", "url": "https://127.0.0.1:10443", "intake_key": IntakeKey}},
+		{"udp", OutputHTTPS, map[string]any{"type": "sekoia-http", "url": "https://127.0.0.1:10443", "intake_key": IntakeKey, "compression": "none"}},
+		{"tcp", OutputHTTP, map[string]any{"type": "http", "url": "http://127.0.0.1:10080/plain/batch", "compression": "none"}},
 		{"tcp", OutputRELP, map[string]any{"type": "relp", "address": "127.0.0.1:10514", "tls": true, "server_name": "localhost",
 			"format": "sekoia", "intake_key": IntakeKey}},
 	} {
@@ -56,8 +61,18 @@ func TestDTRelayConfig(t *testing.T) {
 				t.Errorf("%s output %s = %v, want %v", tc.output, k, out[k], v)
 			}
 		}
-		if tc.output != OutputSyslog && out["ca_file"] != spec.Cert.CAFile() {
+		if tc.output != OutputSyslog && tc.output != OutputHTTP && out["ca_file"] != spec.Cert.CAFile() {
 			t.Errorf("%s output ca_file %v", tc.output, out["ca_file"])
+		}
+		if tc.output == OutputHTTP || tc.output == OutputHTTPS {
+			if b, _ := out["batch"].(map[string]any); b["max_events"] != 1000 || b["max_wait"] != "100ms" {
+				t.Errorf("%s output batch %v, want 1000 events or 100ms", tc.output, out["batch"])
+			}
+		}
+		if tc.output == OutputHTTP {
+			if h, _ := out["headers"].(map[string]any); h["X-SEKOIAIO-INTAKE-KEY"] != IntakeKey || out["ca_file"] != nil {
+				t.Errorf("http output headers %v ca_file %v, want the intake key header and no TLS", out["headers"], out["ca_file"])
+			}
 		}
 	}
 }
@@ -99,6 +114,10 @@ func TestPeerConfigs(t *testing.T) {
 			t.Errorf("syslog-ng config lacks %s:\n%s", want, ng)
 		}
 	}
+	ng = (&SyslogNG{}).Config(testSpec(t, "tcp", OutputHTTP), "3.35")
+	if !strings.Contains(ng, `url("http://127.0.0.1:10080/plain/batch")`) || !strings.Contains(ng, "workers(2)") || strings.Contains(ng, "tls(") {
+		t.Errorf("syslog-ng plain http config not http() at http:// without tls():\n%s", ng)
+	}
 	octet := testSpec(t, "tls", OutputSyslog)
 	octet.Framing = FramingOctet
 	if ng := (&SyslogNG{}).Config(octet, "3.35"); !strings.Contains(ng, `source s_in { syslog(`) {
@@ -120,7 +139,7 @@ func TestPeerConfigs(t *testing.T) {
 // TestPeerConfigsValidate has the installed peers check the generated
 // configurations themselves (rsyslogd -N1, syslog-ng --syntax-only).
 func TestPeerConfigsValidate(t *testing.T) {
-	specs := [][2]string{{"tcp", OutputSyslog}, {"tcp", OutputTLSSyslog}, {"tls", OutputSyslog}, {"udp", OutputSyslog}, {"tcp", OutputHTTPS}, {"tcp", OutputRELP}}
+	specs := [][2]string{{"tcp", OutputSyslog}, {"tcp", OutputTLSSyslog}, {"tls", OutputSyslog}, {"udp", OutputSyslog}, {"tcp", OutputHTTPS}, {"tcp", OutputHTTP}, {"tcp", OutputRELP}}
 	t.Run("rsyslog", func(t *testing.T) {
 		r := &Rsyslog{}
 		if err := r.Available(); err != nil {
@@ -193,7 +212,7 @@ func TestPeersShortRun(t *testing.T) {
 // TestPeersTLSShortRun runs each installed peer over TLS with the
 // harness's certificates: as a TLS server (the TLS input), as a TLS client
 // checking the sink's certificate by name (TLS syslog out) and over HTTPS
-// (syslog-ng's http()), so that a certificate or key a peer's TLS library
+// (syslog-ng's http(); plain http too, the standard's "http, TCP" cell), so that a certificate or key a peer's TLS library
 // refuses fails here and not in the middle of a compare run.
 func TestPeersTLSShortRun(t *testing.T) {
 	if testing.Short() {
@@ -203,13 +222,14 @@ func TestPeersTLSShortRun(t *testing.T) {
 	tlsIn := Scenario{Input: "tls", Output: OutputSyslog, Size: 1500, Conns: 2, Count: 2000}
 	tlsOut := Scenario{Input: "tcp", Output: OutputTLSSyslog, Size: 1500, Conns: 2, Count: 2000}
 	https := Scenario{Input: "tcp", Output: OutputHTTPS, Size: 1500, Conns: 2, Count: 2000}
+	plainHTTP := Scenario{Input: "tcp", Output: OutputHTTP, Size: 1500, Conns: 2, Count: 2000}
 	relp := Scenario{Input: "tcp", Output: OutputRELP, Size: 1500, Conns: 2, Count: 2000}
 	for _, tc := range []struct {
 		r   Relay
 		scs []Scenario
 	}{
 		{&Rsyslog{}, []Scenario{tlsIn, tlsOut, relp}}, // Debian's rsyslog has no omhttp
-		{&SyslogNG{}, []Scenario{tlsIn, tlsOut, https}},
+		{&SyslogNG{}, []Scenario{tlsIn, tlsOut, https, plainHTTP}},
 	} {
 		for _, sc := range tc.scs {
 			r := tc.r

@@ -122,6 +122,19 @@ func WriteRecord(dir string, res *Results) (string, error) {
 	if m.Command != "" {
 		fmt.Fprintf(&b, "- command: `%s`\n", m.Command)
 	}
+	if med, hi := res.OtherCPU(); hi > 0 {
+		fmt.Fprintf(&b, "- other processes' CPU during the runs: median %.2f cores, at most %.2f", med, hi)
+		if hi > BusyMachine {
+			b.WriteString(" (something else was using the machine: rates and CPU figures are disturbed; rerun on a quiet machine)")
+		}
+		b.WriteString("\n")
+	}
+	if res.Standard {
+		fmt.Fprintf(&b, "\nThe standard's cells (issue 16): dtrelay against the job's best peer; ratios are dtrelay / peer. "+
+			"Goal: ≥ %.1f× the peer's alerts/s at ≤ %.2f× its CPU per alert (\"at the edge\": a ratio within %.0f %% of a bound), "+
+			"0 lost, p99 < 50 ms at half of peak.\n\n", GoalRate, GoalCPU, EdgeMargin*100)
+		WriteCells(&b, res)
+	}
 	b.WriteString("\nRates, latencies, CPU and RSS are medians over rounds; sent, received and lost are totals.\n\n```\n")
 	WriteTable(&b, res)
 	b.WriteString("```\n")
@@ -130,6 +143,25 @@ func WriteRecord(dir string, res *Results) (string, error) {
 		return "", fmt.Errorf("cannot write record: %w", err)
 	}
 	return path, nil
+}
+
+// BusyMachine is the CPU, in cores, of other processes during a run above
+// which the record says the machine was not quiet.
+const BusyMachine = 0.1
+
+// OtherCPU returns the median and the highest CPU (cores) that other
+// processes used during res's runs (RunResult.OtherCPU).
+func (res *Results) OtherCPU() (med, hi float64) {
+	var v []float64
+	for _, list := range [][]ScenarioResult{res.Scenarios, res.HalfPeak} {
+		for _, s := range list {
+			for _, r := range s.Runs {
+				v = append(v, r.OtherCPU)
+				hi = max(hi, r.OtherCPU)
+			}
+		}
+	}
+	return median(v), hi
 }
 
 // RecordName is the base name results measured per m are stored under:
@@ -143,16 +175,22 @@ func RecordName(m Meta) string {
 func WriteTable(w io.Writer, res *Results) {
 	fmt.Fprintf(w, "%-30s %-10s %12s %8s %10s %10s %6s %8s %8s %8s %9s %8s\n",
 		"scenario", "relay", "alerts/s", "MB/s", "sent", "received", "lost", "p50 ms", "p99 ms", "p99.9 ms", "us/alert", "RSS MB")
-	for _, s := range res.Scenarios {
+	line := func(s ScenarioResult, label string) {
 		lost := fmt.Sprint(s.Lost)
 		if s.Lost > 0 && s.UnderTest {
 			lost += "!"
 		}
 		fmt.Fprintf(w, "%-30s %-10s %12.0f %8.1f %10d %10d %6s %8.2f %8.2f %8.2f %9.2f %8.1f\n",
-			s.Scenario, s.Relay, s.AlertsPerSec, s.MBPerSec, s.Sent, s.Received, lost, s.P50, s.P99, s.P999, s.CPUPerAlert, s.RSSMB)
+			label, s.Relay, s.AlertsPerSec, s.MBPerSec, s.Sent, s.Received, lost, s.P50, s.P99, s.P999, s.CPUPerAlert, s.RSSMB)
 		for _, e := range s.Errors {
 			fmt.Fprintf(w, "    error: %s\n", e)
 		}
+	}
+	for _, s := range res.Scenarios {
+		line(s, s.Scenario)
+	}
+	for _, s := range res.HalfPeak {
+		line(s, fmt.Sprintf("%s @%.0f/s", s.Scenario, s.Rate))
 	}
 	for _, sk := range res.Skipped {
 		if sk.Scenario != "" {

@@ -16,7 +16,7 @@ import (
 // Scenario is one load: what is sent, how, and where the relay forwards it.
 type Scenario struct {
 	Input    string // "tcp", "udp" or "tls"
-	Output   string // OutputSyslog, OutputTLSSyslog, OutputHTTPS or OutputRELP
+	Output   string // OutputSyslog, OutputTLSSyslog, OutputHTTP, OutputHTTPS or OutputRELP
 	Size     int    // alert size in bytes of JSON
 	MaxSize  int    // > Size: sizes spread over Size..MaxSize
 	Mix      Mix    // nil: DefaultMix
@@ -28,6 +28,10 @@ type Scenario struct {
 	Duration time.Duration
 	// RELPWindow, for OutputRELP: see RelaySpec.RELPWindow.
 	RELPWindow int
+	// Relays, when not empty, names the only relays Compare runs this
+	// scenario through (the standard's cells: dtrelay and the job's best
+	// peer); the others are not run and not listed as skipped.
+	Relays []string
 }
 
 // Name is a short label such as "tcp->tls-syslog 1.5KB c4" (size, then connections).
@@ -80,10 +84,15 @@ type RunResult struct {
 	MaxLatency   float64       `json:"max_ms"`
 	CPUSec       float64       `json:"cpu_s"`
 	CPUPerAlert  float64       `json:"cpu_us_per_alert"`
-	RSSMB        float64       `json:"rss_mb"`                // peak
-	FirstEvent   string        `json:"first_event,omitempty"` // start of the first event the sink got
-	Series       []Point       `json:"series,omitempty"`
-	Error        string        `json:"error,omitempty"`
+	RSSMB        float64       `json:"rss_mb"` // peak
+	// OtherCPU is the CPU, in cores, that processes other than dtbench and
+	// the relay used during the load and drain (the machine's busy time
+	// from /proc/stat less theirs): near 0 on a quiet machine. For
+	// OutputRELP it includes the rsyslog that plays the intake.
+	OtherCPU   float64 `json:"other_cpu_cores"`
+	FirstEvent string  `json:"first_event,omitempty"` // start of the first event the sink got
+	Series     []Point `json:"series,omitempty"`
+	Error      string  `json:"error,omitempty"`
 }
 
 // RunOptions tunes how a run ends.
@@ -169,6 +178,9 @@ func RunOnce(ctx context.Context, relay Relay, sc Scenario, dir string, cert *Ce
 	start := time.Now()
 	m.start = start
 	m.sample() // CPU baseline
+	self := NewProcSampler(os.Getpid())
+	busy0, busyErr := MachineBusy()
+	self0, selfErr := self.Sample()
 
 	sendCtx := ctx
 	if sc.Duration <= 0 {
@@ -223,6 +235,12 @@ wait:
 	}
 	m.sample()
 	cpu := m.cpu // CPU before the relay's shutdown work
+	busy1, busyErr1 := MachineBusy()
+	self1, selfErr1 := self.Sample()
+	if wall := time.Since(start); busyErr == nil && selfErr == nil && busyErr1 == nil && selfErr1 == nil && wall > 0 {
+		other := (busy1 - busy0) - (self1.CPU - self0.CPU) - cpu
+		res.OtherCPU = max(0, other.Seconds()/wall.Seconds())
+	}
 	if err := stop(); err != nil {
 		opts.Log.Warn().Err(err).Str("relay", relay.Name()).Msg("relay stop")
 	}
@@ -268,12 +286,16 @@ func startSink(spec *RelaySpec, tally *Tally, opts RunOptions) (func() error, er
 		}
 		spec.SinkAddr = s.Addr()
 		return once(s.Close), nil
-	case OutputHTTPS:
-		s, err := NewHTTPSink("127.0.0.1:0", spec.Cert.ServerConfig(), spec.IntakeKey, tally, log)
+	case OutputHTTPS, OutputHTTP:
+		tc := spec.Cert.ServerConfig()
+		if spec.Output == OutputHTTP {
+			tc = nil
+		}
+		s, err := NewHTTPSink("127.0.0.1:0", tc, spec.IntakeKey, tally, log)
 		if err != nil {
 			return nil, err
 		}
-		spec.SinkURL, spec.SinkAddr = s.URL(true), s.Addr()
+		spec.SinkURL, spec.SinkAddr = s.URL(tc != nil), s.Addr()
 		return once(s.Close), nil
 	case OutputSyslog, OutputTLSSyslog:
 		var tc = spec.Cert.ServerConfig()
@@ -287,7 +309,7 @@ func startSink(spec *RelaySpec, tally *Tally, opts RunOptions) (func() error, er
 		spec.SinkAddr = s.Addr()
 		return once(s.Close), nil
 	}
-	return nil, fmt.Errorf("bench: unknown output %q (want syslog, tls-syslog, https or relp)", spec.Output)
+	return nil, fmt.Errorf("bench: unknown output %q (want syslog, tls-syslog, http, https or relp)", spec.Output)
 }
 
 func once(f func() error) func() error {

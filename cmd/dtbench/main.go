@@ -28,8 +28,8 @@ const usage = `dtbench: load-benchmark harness for dtrelay
 
 Usage:
   dtbench compare [flags]     run the same load through each relay, interleaved; write results.json and report.html
-  dtbench standard [flags]    the standard scenarios (make bench-e2e): {1.5KB, 4KB} x {4, 64 conns} x {tls-syslog, https}
-                              through dtrelay, rsyslog and syslog-ng, 3 interleaved rounds, stored under --out
+  dtbench standard [flags]    the standard's eight cells (issue 16, make bench-e2e): {syslog, http} x {TCP, TLS} x {1.5KB, 4KB},
+                              dtrelay vs the job's best peer, 3 interleaved rounds, then p99 at half peak; stored under --out
   dtbench send [flags]        send a load to a relay you started yourself
   dtbench sink [flags]        play the intake (syslog or Sekoia HTTPS) and count what arrives
   dtbench report [flags]      render report.html again from a results.json
@@ -137,9 +137,9 @@ func (l *loadFlags) scenarios(outputs []string) ([]bench.Scenario, error) {
 	var out []bench.Scenario
 	for _, o := range outputs {
 		switch o {
-		case bench.OutputSyslog, bench.OutputTLSSyslog, bench.OutputHTTPS, bench.OutputRELP:
+		case bench.OutputSyslog, bench.OutputTLSSyslog, bench.OutputHTTP, bench.OutputHTTPS, bench.OutputRELP:
 		default:
-			return nil, fmt.Errorf("unknown --output %q (want syslog, tls-syslog, https or relp)", o)
+			return nil, fmt.Errorf("unknown --output %q (want syslog, tls-syslog, http, https or relp)", o)
 		}
 		for _, s := range bench.ParseList(l.sizes) {
 			lo, hi, err := parseSizeRange(s)
@@ -201,9 +201,12 @@ func parseSize(s string) (int, error) {
 }
 
 // standardDefaults are the flag defaults of "dtbench standard".
+// The load is issue 16's: 4 connections of octet-counted RFC 5424, a count
+// per run (StandardCount: 1,000,000 at 1.5 KB, 400,000 at 4 KB) bounded by
+// a generous duration; each cell runs dtrelay and its job's peer only.
 var standardDefaults = map[string]string{
-	"size": "1500,4000", "conns": "4,64", "output": "tls-syslog,https", "rounds": "3", "duration": "8s",
-	"out": "bench/results",
+	"size": "1500,4000", "conns": "4", "output": "syslog,http,tls-syslog,https", "rounds": "3", "duration": "2m",
+	"framing": "octet-counting", "header": "rfc5424", "half-peak": "true", "out": "bench/results",
 }
 
 func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer, standard bool) int {
@@ -226,9 +229,15 @@ Exits 1 when a relay under test lost alerts or failed.
 Example:
   dtbench compare --relays dtrelay,rsyslog --size 2000 --conns 4 --duration 8s --out DIR
 
-"dtbench standard" is compare with the standard scenarios as defaults; it
-stores DIR/DATE-COMMIT.md (headed by machine, cores, Go version and commit)
-and DIR/DATE-COMMIT/{results.json,report.html}.
+"dtbench standard" is compare with issue 16's eight cells as defaults:
+{syslog, tls-syslog, http, https} x {1.5KB, 4KB}, 4 connections of
+octet-counted RFC 5424, 1,000,000 (1.5KB) / 400,000 (4KB) alerts a run
+unless --count, each cell dtrelay against its job's best peer only
+(rsyslog for syslog, syslog-ng for http; --relays runs every relay named in
+every cell), then dtrelay again at half its peak (--half-peak). It stores
+DIR/DATE-COMMIT.md (machine, cores, kernel, Go version, commit, command,
+the cells with ratios and verdicts) and DIR/DATE-COMMIT/{results.json,report.html}.
+"dtbench standard --dtrelay BIN" measures another dtrelay build.
 
 Flags:
 `)
@@ -239,7 +248,8 @@ Flags:
 		relays, outputs, out, record, under    string
 		dtrelay, rsyslogd, rsModules, syslogNG string
 		rounds, copyDrop                       int
-		keep, verbose, noProgress              bool
+		keep, verbose, noProgress, halfPeak    bool
+		list                                   bool
 		drainIdle, drainMax                    time.Duration
 	)
 	load.register(fs, 10*time.Second)
@@ -260,6 +270,8 @@ Flags:
 	fs.DurationVar(&drainMax, "drain-max", 60*time.Second, "after the load, wait at most this long for outstanding alerts")
 	fs.BoolVar(&noProgress, "no-progress", false, "no progress display")
 	fs.IntVar(&copyDrop, "copy-drop-every", 0, "make the copy relay drop every `N`th alert (to check that loss fails the run)")
+	fs.BoolVar(&halfPeak, "half-peak", false, "after the runs, run dtrelay's scenarios again at --rate = half its measured peak (same rounds) and report p99 latency")
+	fs.BoolVar(&list, "list", false, "print the scenarios (with their count and relays) and exit")
 	fs.BoolVar(&verbose, "v", false, "verbose logging")
 	if standard {
 		for k, v := range standardDefaults {
@@ -279,6 +291,25 @@ Flags:
 	scs, err := load.scenarios(bench.ParseList(outputs))
 	if err != nil {
 		return fail(err)
+	}
+	if standard {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		scs = bench.Standardize(scs, !set["count"], !set["relays"])
+	}
+	if list {
+		for _, sc := range scs {
+			rl := strings.Join(sc.Relays, ",")
+			if rl == "" {
+				rl = relays
+			}
+			fmt.Fprintf(stdout, "%-30s %-22s count %d, bound %v, %s %s, relays %s\n", sc.Name(),
+				bench.CellLabel(sc.Output, sc.Size, sc.MaxSize, sc.Conns), sc.Count, sc.Duration, sc.Framing, sc.Header, rl)
+		}
+		if halfPeak {
+			fmt.Fprintln(stdout, "then dtrelay in each scenario again at half its measured peak (--half-peak)")
+		}
+		return 0
 	}
 	self, _ := os.Executable()
 	rs, err := bench.NewRelays(bench.ParseList(relays), bench.RelayOptions{DTRelay: dtrelay, Rsyslogd: rsyslogd,
@@ -304,6 +335,16 @@ Flags:
 	res, err := bench.Compare(ctx, cfg)
 	if err != nil {
 		return fail(err)
+	}
+	res.Standard = standard
+	if hs := bench.HalfPeakScenarios(scs, res); halfPeak && len(hs) > 0 {
+		hcfg := cfg
+		hcfg.Scenarios = hs
+		hres, err := bench.Compare(ctx, hcfg)
+		if err != nil {
+			return fail(fmt.Errorf("half-peak runs: %w", err))
+		}
+		res.HalfPeak = hres.Scenarios
 	}
 	res.Meta.Command = strings.TrimSpace("dtbench " + name + " " + strings.Join(args, " "))
 	fmt.Fprintln(stdout)

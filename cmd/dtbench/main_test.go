@@ -146,3 +146,31 @@ func TestStandardStoresRecord(t *testing.T) {
 		t.Errorf("record:\n%s", b)
 	}
 }
+
+// TestStandardCells checks that "standard" is issue 16's eight cells, each
+// dtrelay against its job's best peer, unless --relays says otherwise.
+func TestStandardCells(t *testing.T) {
+	code, out, errOut := runCmd(t, "standard", "--list")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	want := []string{
+		"tcp->syslog 1.5KB c4           syslog, TCP, 1.5 KB    count 1000000, bound 2m0s, octet-counting rfc5424, relays dtrelay,rsyslog",
+		"tcp->http 1.5KB c4             http, TCP, 1.5 KB      count 1000000, bound 2m0s, octet-counting rfc5424, relays dtrelay,syslog-ng",
+		"tcp->tls-syslog 1.5KB c4       syslog, TLS, 1.5 KB    count 1000000, bound 2m0s, octet-counting rfc5424, relays dtrelay,rsyslog",
+		"tcp->https 1.5KB c4            http, TLS, 1.5 KB      count 1000000, bound 2m0s, octet-counting rfc5424, relays dtrelay,syslog-ng",
+		"tcp->syslog 4KB c4             syslog, TCP, 4 KB      count 400000, bound 2m0s, octet-counting rfc5424, relays dtrelay,rsyslog",
+		"tcp->http 4KB c4               http, TCP, 4 KB        count 400000, bound 2m0s, octet-counting rfc5424, relays dtrelay,syslog-ng",
+		"tcp->tls-syslog 4KB c4         syslog, TLS, 4 KB      count 400000, bound 2m0s, octet-counting rfc5424, relays dtrelay,rsyslog",
+		"tcp->https 4KB c4              http, TLS, 4 KB        count 400000, bound 2m0s, octet-counting rfc5424, relays dtrelay,syslog-ng",
+		"then dtrelay in each scenario again at half its measured peak (--half-peak)",
+	}
+	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Errorf("standard cells:\n%s\nwant:\n%s", out, strings.Join(want, "\n"))
+	}
+	_, out, _ = runCmd(t, "standard", "--list", "--relays", "dtrelay,rsyslog,syslog-ng", "--count", "5000", "--half-peak=false")
+	if n := strings.Count(out, "count 5000, bound 2m0s, octet-counting rfc5424, relays dtrelay,rsyslog,syslog-ng\n"); n != 8 || strings.Contains(out, "half") {
+		t.Errorf("--relays and --count not applied to every cell (%d of 8):\n%s", n, out)
+	}
+}

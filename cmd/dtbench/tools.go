@@ -59,7 +59,7 @@ func sinkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var expect uint64
 	var verbose bool
 	fs.StringVar(&listen, "listen", "127.0.0.1:10514", "`ADDR` to listen on")
-	fs.StringVar(&output, "output", bench.OutputSyslog, "what to play: syslog (TCP), tls-syslog or https (Sekoia /plain/batch and /batch)")
+	fs.StringVar(&output, "output", bench.OutputSyslog, "what to play: syslog (TCP), tls-syslog, http or https (Sekoia /plain/batch and /batch, without or with TLS)")
 	fs.StringVar(&key, "intake-key", "", "intake key to require over https (default: any)")
 	fs.StringVar(&certDir, "cert-dir", "", "`DIR` to write the generated ca.pem (the CA file to give the relay), cert.pem and key.pem (default: a temp dir)")
 	fs.Uint64Var(&expect, "expect", 0, "alerts sent (sequence 0..N-1): report missing ids against it at exit")
@@ -87,13 +87,17 @@ func sinkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	tally := new(bench.Tally)
 	var closeSink func() error
 	switch output {
-	case bench.OutputHTTPS:
-		s, err := bench.NewHTTPSink(listen, cert.ServerConfig(), key, tally, log)
+	case bench.OutputHTTPS, bench.OutputHTTP:
+		tc := cert.ServerConfig()
+		if output == bench.OutputHTTP {
+			tc = nil
+		}
+		s, err := bench.NewHTTPSink(listen, tc, key, tally, log)
 		if err != nil {
 			return err
 		}
 		closeSink = s.Close
-		fmt.Fprintf(stdout, "Sekoia HTTPS intake on %s (/plain/batch, /batch)\n", s.URL(true))
+		fmt.Fprintf(stdout, "Sekoia HTTP(S) intake on %s (/plain/batch, /batch)\n", s.URL(tc != nil))
 	case bench.OutputSyslog, bench.OutputTLSSyslog:
 		var tc *tls.Config
 		if output == bench.OutputTLSSyslog {
