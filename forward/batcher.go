@@ -237,22 +237,29 @@ func (o *output) run() {
 			if mask&o.bit == 0 {
 				continue
 			}
-			data, err := o.Encoder.Append(o.batch.Data, &o.rec)
+			first := o.batch.Len() == 0
+			var err error
+			if se, ok := o.Encoder.(SplitEncoder); ok && len(o.batch.Data) == 0 {
+				err = o.batch.AppendSplit(se, &o.rec)
+			} else {
+				o.batch.Data, err = o.Encoder.Append(o.batch.Data, &o.rec)
+				if err == nil {
+					o.batch.Ends = append(o.batch.Ends, len(o.batch.Data))
+				}
+			}
 			if err != nil {
 				o.skipped(err)
 				continue
 			}
-			if o.batch.Len() == 0 {
+			if first {
 				o.firstAt = time.Now()
 			}
 			if r := o.rec.Received; r > 0 && (o.batchOldest == 0 || r < o.batchOldest) {
 				o.batchOldest = r
 				o.oldest.Store(r)
 			}
-			o.batch.Data = data
-			o.batch.Ends = append(o.batch.Ends, len(data))
 			o.refs = append(o.refs, recRef{cur, at})
-			if o.batch.Len() >= o.MaxEvents || len(o.batch.Data) >= o.MaxBytes {
+			if o.batch.Len() >= o.MaxEvents || o.batch.Size() >= o.MaxBytes {
 				o.flush()
 			}
 		}
@@ -337,20 +344,14 @@ func (o *output) flush() {
 }
 
 // chunk returns events [lo, hi) of the batch as a Batch of their own, with
-// no marks: the batch itself when that is all of it, else o.sub (its Data
-// aliases the batch's).
+// no marks: the batch itself when that is all of it, else o.sub (its Data,
+// or its heads and parts, alias the batch's).
 func (o *output) chunk(lo, hi int) *Batch {
 	if lo == 0 && hi == o.batch.Len() {
 		o.batch.rejects = o.batch.rejects[:0]
 		return &o.batch
 	}
-	start := o.batch.Start(lo)
-	o.sub.Data = o.batch.Data[start:o.batch.Ends[hi-1]]
-	o.sub.Ends = o.sub.Ends[:0]
-	for _, e := range o.batch.Ends[lo:hi] {
-		o.sub.Ends = append(o.sub.Ends, e-start)
-	}
-	o.sub.rejects = o.sub.rejects[:0]
+	o.batch.sub(&o.sub, lo, hi)
 	o.sub.acked = o.batch.acked[lo:hi] // marks on the chunk are the batch's
 	return &o.sub
 }
@@ -365,7 +366,7 @@ func (o *output) accepted(b *Batch, lo int, took time.Duration, attempt int) {
 	o.lastOK.Store(now)
 	o.observeDelivery(lo, b.Len(), rej, now)
 	o.events.Add(b.Len() - len(rej))
-	o.bytes.Add(len(b.Data))
+	o.bytes.Add(b.Size())
 	o.batches.Inc()
 	for _, r := range rej {
 		if r.Index >= 0 && r.Index < b.Len() {

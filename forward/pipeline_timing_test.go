@@ -30,12 +30,18 @@ func sizedLine(i, size int) string {
 }
 
 func benchPipeline(tb testing.TB, size int) (*Pipeline, *countSender, [][]byte) {
+	return benchPipelineWith(tb, size, lineEncoder{})
+}
+
+// benchPipelineWith is benchPipeline with the output's encoder enc (a
+// SplitEncoder makes vectored batches).
+func benchPipelineWith(tb testing.TB, size int, enc Encoder) (*Pipeline, *countSender, [][]byte) {
 	s := &countSender{}
 	p, err := New(Options{
 		Inputs: []InputSpec{{Name: "tcp"}},
 		// A small queue bounds the blocks in flight, as a batcher that keeps
 		// up does: then every block comes from the free list.
-		Outputs:    []OutputSpec{{Name: "out", Encoder: lineEncoder{}, Sender: s, QueueSize: 1 << 20}},
+		Outputs:    []OutputSpec{{Name: "out", Encoder: enc, Sender: s, QueueSize: 1 << 20}},
 		MaxPayload: 256 << 10,
 		Metrics:    metrics.NewSet(),
 		Log:        zerolog.Nop(),
@@ -66,17 +72,19 @@ func TestProducerHotPathDoesNotAllocate(t *testing.T) {
 	if alloctest.Race {
 		t.Skip("allocation counts are not meaningful under the race detector")
 	}
-	for _, size := range []int{1500, 4000} {
-		p, s, frames := benchPipeline(t, size)
-		pool := p.Pool(0)
-		for range 1000 { // warm pools, queue and batch storage
-			oneRead(pool, frames)
+	for _, enc := range []Encoder{lineEncoder{}, splitEncoder{}} {
+		for _, size := range []int{1500, 4000} {
+			p, s, frames := benchPipelineWith(t, size, enc)
+			pool := p.Pool(0)
+			for range 1000 { // warm pools, queue and batch storage
+				oneRead(pool, frames)
+			}
+			waitFor(t, "warm-up delivered", func() bool { return s.events.Load() == 1000*int64(len(frames)) })
+			if allocs := alloctest.PerRun(200, func() { oneRead(pool, frames) }); allocs != 0 {
+				t.Errorf("%T, %d-byte alerts: %.2f allocs per read of %d messages, want 0", enc, size, allocs, len(frames))
+			}
+			p.Stop(context.Background())
 		}
-		waitFor(t, "warm-up delivered", func() bool { return s.events.Load() == 1000*int64(len(frames)) })
-		if allocs := alloctest.PerRun(200, func() { oneRead(pool, frames) }); allocs != 0 {
-			t.Errorf("%d-byte alerts: %.2f allocs per read of %d messages, want 0", size, allocs, len(frames))
-		}
-		p.Stop(context.Background())
 	}
 }
 

@@ -47,13 +47,38 @@ var (
 	ErrSkipNotJSON  = errors.New("forward: not a JSON alert")
 )
 
+// A SplitEncoder is an Encoder whose encoding of a record is a head
+// followed by a byte range of the record (its Payload or Raw) unchanged.
+// The batcher then keeps only the heads in the batch and refers to the
+// record's bytes where they are, in their block (Batch.Vectored): a Sender
+// that writes with vectored I/O hands the kernel the payload without the
+// copy into the batch. Append must give the same bytes as AppendSplit's
+// head followed by its body.
+type SplitEncoder interface {
+	Encoder
+	// AppendSplit appends r's head to dst and returns it with body, the
+	// bytes that follow the head: a subslice of r's Raw, nil for none. It
+	// skips as Append does.
+	AppendSplit(dst []byte, r *Record) (head, body []byte, err error)
+}
+
 // Batch is a run of encoded events ready to deliver. Data holds the events
 // back to back; event i is Data[Ends[i-1]:Ends[i]] (Data[:Ends[0]] for i=0).
 // A Sender may frame or wrap the events further (e.g. a JSON array) but
 // must not modify Data or keep it after Send returns.
+//
+// A batch built with AppendSplit is vectored: Data is then empty, Ends are
+// offsets in the events' bytes as if they were back to back, and
+// AppendBuffers gives those bytes. Only the Senders whose Encoder is a
+// SplitEncoder get vectored batches; every batch has Size.
 type Batch struct {
 	Data []byte
 	Ends []int
+
+	// A vectored batch: event i is heads[parts[i].hs:parts[i].he]
+	// followed by parts[i].body.
+	heads []byte
+	parts []part
 
 	rejects []Rejection // marked by the Sender during one Send
 	acked   []bool      // acked[i]: event i acknowledged (Ack)
@@ -103,7 +128,7 @@ func (b *Batch) Acked(i int) bool { return i >= 0 && i < len(b.acked) && b.acked
 // Len returns the number of events in b.
 func (b *Batch) Len() int { return len(b.Ends) }
 
-// Event returns event i of b.
+// Event returns event i of b, which must not be vectored.
 func (b *Batch) Event(i int) []byte {
 	start := 0
 	if i > 0 {
@@ -112,7 +137,8 @@ func (b *Batch) Event(i int) []byte {
 	return b.Data[start:b.Ends[i]]
 }
 
-// Start returns the offset in Data where event i begins.
+// Start returns the offset where event i begins: in Data, or in the bytes
+// of AppendBuffers for a vectored batch.
 func (b *Batch) Start(i int) int {
 	if i == 0 {
 		return 0
@@ -120,9 +146,84 @@ func (b *Batch) Start(i int) int {
 	return b.Ends[i-1]
 }
 
+// part is one event of a vectored Batch.
+type part struct {
+	hs, he int
+	body   []byte
+}
+
+// Vectored reports whether b was built with AppendSplit: its bytes are
+// then in AppendBuffers, not in Data.
+func (b *Batch) Vectored() bool { return len(b.parts) > 0 }
+
+// Size returns the number of bytes of b's events.
+func (b *Batch) Size() int {
+	if len(b.Ends) == 0 {
+		return 0
+	}
+	return b.Ends[len(b.Ends)-1]
+}
+
+// AppendSplit appends r to b, encoded by enc, as a vectored event: its head
+// is copied, its body referred to (it stays valid while r's block is held,
+// which the batcher guarantees until Send returns). b must not hold events
+// appended to Data. A skip reason from enc is returned, b unchanged.
+func (b *Batch) AppendSplit(enc SplitEncoder, r *Record) error {
+	hs := len(b.heads)
+	heads, body, err := enc.AppendSplit(b.heads, r)
+	if err != nil {
+		return err
+	}
+	b.heads = heads
+	b.parts = append(b.parts, part{hs: hs, he: len(heads), body: body})
+	b.Ends = append(b.Ends, b.Size()+len(heads)-hs+len(body))
+	return nil
+}
+
+// AppendBuffers appends the bytes of b's events, in order, to bufs as
+// slices (a head and a body per event, the empty ones left out) and
+// returns the extended slice: what net.Buffers writes with one writev. For
+// a batch that is not vectored that is Data.
+func (b *Batch) AppendBuffers(bufs [][]byte) [][]byte {
+	if !b.Vectored() {
+		if len(b.Data) > 0 {
+			bufs = append(bufs, b.Data)
+		}
+		return bufs
+	}
+	for _, p := range b.parts {
+		if p.he > p.hs {
+			bufs = append(bufs, b.heads[p.hs:p.he])
+		}
+		if len(p.body) > 0 {
+			bufs = append(bufs, p.body)
+		}
+	}
+	return bufs
+}
+
+// sub makes s events [lo, hi) of b, with no marks; s's Data (or heads)
+// aliases b's.
+func (b *Batch) sub(s *Batch, lo, hi int) {
+	start := b.Start(lo)
+	s.Ends = s.Ends[:0]
+	for _, e := range b.Ends[lo:hi] {
+		s.Ends = append(s.Ends, e-start)
+	}
+	s.rejects = s.rejects[:0]
+	if b.Vectored() {
+		s.Data, s.heads, s.parts = nil, b.heads, b.parts[lo:hi:hi]
+		return
+	}
+	s.Data, s.heads, s.parts = b.Data[start:b.Ends[hi-1]], nil, nil
+}
+
 // Reset empties b, keeping its storage.
 func (b *Batch) Reset() {
 	b.Data, b.Ends, b.rejects = b.Data[:0], b.Ends[:0], b.rejects[:0]
+	b.heads = b.heads[:0]
+	clear(b.parts) // drop the references to blocks
+	b.parts = b.parts[:0]
 	clear(b.acked)
 	b.acked = b.acked[:0]
 }

@@ -71,10 +71,19 @@ func outRecord(payload []byte) *forward.Record {
 	}
 }
 
-// outBatch encodes payloads with enc into a Batch.
+// outBatch encodes payloads with enc into a Batch, vectored when enc is a
+// forward.SplitEncoder (as the batcher builds it).
 func outBatch(tb testing.TB, enc forward.Encoder, payloads ...[]byte) *forward.Batch {
 	tb.Helper()
 	b := &forward.Batch{}
+	if se, ok := enc.(forward.SplitEncoder); ok {
+		for _, p := range payloads {
+			if err := b.AppendSplit(se, outRecord(p)); err != nil {
+				tb.Fatalf("cannot encode: %v", err)
+			}
+		}
+		return b
+	}
 	for _, p := range payloads {
 		data, err := enc.Append(b.Data, outRecord(p))
 		if err != nil {

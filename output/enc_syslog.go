@@ -1,6 +1,7 @@
 package output
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -161,6 +162,49 @@ func (e *SyslogEncoder) Append(dst []byte, r *forward.Record) ([]byte, error) {
 	dst = e.appendHeader(dst, r, pri, tsOK)
 	return append(dst, r.Payload...), nil
 }
+
+// appendSplit is Append with the payload (Raw for FormatOriginal) left
+// out of dst and returned as body, for octet-counting framing only (with
+// FramingNewline the payload's LFs are rewritten, so it is not a byte range
+// of the record): dst gets "LEN SP" and the header.
+func (e *SyslogEncoder) appendSplit(dst []byte, r *forward.Record) (head, body []byte, err error) {
+	if e.newline {
+		return dst, nil, errors.New("output: AppendSplit needs octet-counting framing")
+	}
+	if e.format == FormatOriginal {
+		dst = strconv.AppendInt(dst, int64(len(r.Raw)), 10)
+		return append(dst, ' '), r.Raw, nil
+	}
+	if r.NotJSON {
+		return dst, nil, forward.ErrSkipNotJSON
+	}
+	if e.format == FormatSekoia && len(r.Payload) > SekoiaMaxEvent {
+		return dst, nil, forward.ErrSkipOversize
+	}
+	pri := int(r.Pri)
+	if pri < 0 || pri > 191 {
+		pri = DefaultPri
+	}
+	tsOK := validTimestamp(r.Timestamp)
+	dst = strconv.AppendInt(dst, int64(e.headerLen(r, pri, tsOK)+len(r.Payload)), 10)
+	dst = append(dst, ' ')
+	return e.appendHeader(dst, r, pri, tsOK), r.Payload, nil
+}
+
+// splitSyslogEncoder is the SyslogEncoder of a plain-TCP output with
+// octet-counting: a forward.SplitEncoder, so that its batches are vectored
+// and the payloads go from their blocks to the socket with one writev
+// (SyslogSender.Send), not copied into the batch first. TLS gains nothing
+// from it (crypto/tls copies each record anyway; small writes would make
+// small records).
+type splitSyslogEncoder struct{ *SyslogEncoder }
+
+// AppendSplit implements forward.SplitEncoder.
+func (e splitSyslogEncoder) AppendSplit(dst []byte, r *forward.Record) (head, body []byte, err error) {
+	return e.appendSplit(dst, r)
+}
+
+var _ forward.SplitEncoder = splitSyslogEncoder{}
 
 // headerLen returns the length of what appendHeader appends, so that the
 // octet count can be written first, without a scratch copy of the message.

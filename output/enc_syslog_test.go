@@ -5,12 +5,14 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
 	syslog "github.com/leodido/go-syslog/v4"
 	"github.com/leodido/go-syslog/v4/octetcounting"
 	"github.com/leodido/go-syslog/v4/rfc5424"
+	"github.com/rs/zerolog"
 
 	"github.com/dtrelay/dtrelay/forward"
 	"github.com/dtrelay/dtrelay/internal/alloctest"
@@ -199,5 +201,131 @@ func BenchmarkSyslogEncoder(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// flatBytes returns b's bytes in order, from AppendBuffers.
+func flatBytes(b *forward.Batch) []byte {
+	return bytes.Join(b.AppendBuffers(nil), nil)
+}
+
+// TestSplitEncodingMatchesAppend: a vectored batch (AppendSplit, as the
+// batcher builds it over plain TCP) holds exactly the bytes and event
+// boundaries of the flat one (Append), for every octet-counting format and
+// for records with and without PRI, timestamp and header fields; skips are
+// the same.
+func TestSplitEncodingMatchesAppend(t *testing.T) {
+	var recs []*forward.Record
+	for i, p := range append(outAlerts(30, 1500), outAlert(99, 20_000), outAlert(98, SekoiaMaxEvent+1), []byte{}) {
+		r := outRecord(p)
+		switch i % 5 {
+		case 1:
+			r.Pri = -1
+		case 2:
+			r.Timestamp = []byte("2024-03-10T10:11:10.123456+00:00")
+		case 3:
+			r.Host, r.App = nil, nil
+		case 4:
+			r.NotJSON = true
+		}
+		recs = append(recs, r)
+	}
+	for _, cfg := range []SyslogEncoderConfig{
+		{Format: FormatSekoia, IntakeKey: `k"e]y\`},
+		{Format: FormatRFC5424},
+		{Format: FormatOriginal},
+	} {
+		e, err := NewSyslogEncoder(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		se := splitSyslogEncoder{e}
+		flat, vec := &forward.Batch{}, &forward.Batch{}
+		for i, r := range recs {
+			data, ferr := e.Append(flat.Data, r)
+			verr := vec.AppendSplit(se, r)
+			if !errors.Is(verr, ferr) {
+				t.Fatalf("%+v record %d: split error %v, append error %v", cfg, i, verr, ferr)
+			}
+			if ferr == nil {
+				flat.Data = data
+				flat.Ends = append(flat.Ends, len(data))
+			}
+		}
+		if !vec.Vectored() || len(vec.Data) != 0 {
+			t.Fatalf("%+v: batch not vectored", cfg)
+		}
+		if !bytes.Equal(flatBytes(vec), flat.Data) {
+			t.Fatalf("%+v: vectored bytes differ from Append's", cfg)
+		}
+		if !slices.Equal(vec.Ends, flat.Ends) || vec.Size() != len(flat.Data) {
+			t.Fatalf("%+v: ends %v, want %v", cfg, vec.Ends, flat.Ends)
+		}
+	}
+}
+
+// TestSyslogEncoderIsSplitOnlyOverPlainTCPWithOctetCounting: TLS and LF
+// framing keep flat batches (TLS would make a record per slice; LF framing
+// rewrites the payload).
+func TestSyslogEncoderIsSplitOnlyOverPlainTCPWithOctetCounting(t *testing.T) {
+	for _, tc := range []struct {
+		tls     bool
+		framing string
+		split   bool
+	}{{false, "", true}, {false, FramingOctetCounting, true}, {false, FramingNewline, false}, {true, "", false}, {true, FramingNewline, false}} {
+		s, err := NewSyslogSender(SyslogConfig{Address: "127.0.0.1:1", TLS: tc.tls,
+			SyslogEncoderConfig: SyslogEncoderConfig{Format: FormatRFC5424, Framing: tc.framing}}, nil, "x", zerolog.Nop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := s.Encoder().(forward.SplitEncoder); ok != tc.split {
+			t.Errorf("tls %v framing %q: split encoder %v, want %v", tc.tls, tc.framing, ok, tc.split)
+		}
+	}
+}
+
+func TestSplitSyslogEncoderDoesNotAllocate(t *testing.T) {
+	r := outRecord(outAlert(1, 1500))
+	for _, cfg := range []SyslogEncoderConfig{
+		{Format: FormatSekoia, IntakeKey: "0123456789abcdef0123456789abcdef"},
+		{Format: FormatOriginal},
+	} {
+		e, _ := NewSyslogEncoder(cfg)
+		se := splitSyslogEncoder{e}
+		b := &forward.Batch{}
+		for range 1000 { // grow the batch once, as the batcher's steady state
+			_ = b.AppendSplit(se, r)
+		}
+		i := 0
+		allocs := alloctest.PerRun(1000, func() {
+			if i%1000 == 0 {
+				b.Reset()
+			}
+			i++
+			r.Received += 1e9
+			_ = b.AppendSplit(se, r)
+		})
+		if allocs != 0 {
+			t.Errorf("%+v: %v allocations per record", cfg, allocs)
+		}
+	}
+}
+
+func BenchmarkSyslogEncoderSplit(b *testing.B) {
+	for _, size := range []int{1500, 4000} {
+		b.Run(fmt.Sprintf("sekoia/octet-counting/%d", size), func(b *testing.B) {
+			r := outRecord(outAlert(1, size))
+			e, _ := NewSyslogEncoder(SyslogEncoderConfig{Format: FormatSekoia, IntakeKey: "0123456789abcdef0123456789abcdef"})
+			se := splitSyslogEncoder{e}
+			batch := &forward.Batch{}
+			b.SetBytes(int64(len(r.Payload)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if batch.Len() == 1000 {
+					batch.Reset()
+				}
+				_ = batch.AppendSplit(se, r)
+			}
+		})
 	}
 }

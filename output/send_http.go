@@ -135,7 +135,7 @@ func newHTTPCore(cfg httpCoreConfig, m *sendMetrics, log zerolog.Logger) (*httpC
 			// HTTP/1.1 keep-alive: one batcher sends one request at a time.
 			// No TCP keep-alive probes: an idle output costs nothing; the
 			// pool drops idle connections after IdleConnTimeout.
-			DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: -1}).DialContext,
+			DialContext:         dialBodyConn,
 			TLSClientConfig:     tlsConf,
 			TLSHandshakeTimeout: 10 * time.Second,
 			MaxIdleConnsPerHost: 2,
@@ -325,6 +325,58 @@ func (c *httpCore) logRedirect(status int) {
 		Msg("intake answered with a redirect, which dtrelay does not follow: set the output's url to the intake's address; events are kept and retried")
 }
 
+// httpDialer dials the intake (or the proxy) for the HTTP outputs.
+var httpDialer = &net.Dialer{Timeout: 10 * time.Second, KeepAlive: -1}
+
+// dialBodyConn dials with httpDialer and returns a TCP connection as a
+// bodyConn.
+func dialBodyConn(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := httpDialer.DialContext(ctx, network, addr)
+	if tc, ok := c.(*net.TCPConn); ok && err == nil {
+		return bodyConn{tc}, nil
+	}
+	return c, err
+}
+
+// bodyConn is the TCP connection under an HTTP output's client. net/http
+// writes a request body through an io.LimitedReader, which hides
+// net.Buffers' WriteTo: a *net.TCPConn's ReadFrom then copies the body
+// through a 32 KiB buffer before writing it. For an http:// intake, where
+// the transport writes the body to this connection, ReadFrom writes what is
+// left of an httpBody (post's) with writev instead, straight from
+// the batch: one copy of the body fewer. Over TLS the transport writes to
+// its tls.Conn, which encrypts from that buffer, and this is not used.
+type bodyConn struct{ *net.TCPConn }
+
+// ReadFrom implements io.ReaderFrom.
+func (c bodyConn) ReadFrom(r io.Reader) (int64, error) {
+	if lr, ok := r.(*io.LimitedReader); ok {
+		if hb, ok := lr.R.(*httpBody); ok && buffersLen(hb.Buffers) <= lr.N {
+			n, err := hb.WriteTo(c.TCPConn)
+			lr.N -= n
+			return n, err
+		}
+	}
+	return c.TCPConn.ReadFrom(r)
+}
+
+// httpBody is a request body of slices, the type bodyConn recognises. An
+// io.ReadCloser itself, so that net/http does not wrap it in a NopCloser
+// (which would hide it).
+type httpBody struct{ net.Buffers }
+
+// Close implements io.Closer.
+func (*httpBody) Close() error { return nil }
+
+// buffersLen returns the number of bytes in b.
+func buffersLen(b net.Buffers) int64 {
+	var n int64
+	for _, s := range b {
+		n += int64(len(s))
+	}
+	return n
+}
+
 // post sends one request with events [lo, hi) of b and reads the response
 // into c.resp. err is a transport failure (counted); otherwise status is the
 // intake's answer.
@@ -343,9 +395,9 @@ func (c *httpCore) post(ctx context.Context, b *forward.Batch, lo, hi int) (stat
 	} else {
 		c.bufs = append(c.bufs[:0], c.prefix, body, c.suffix)
 	}
-	rd := c.bufs // net.Buffers consumes its slice as it is read
+	rd := &httpBody{c.bufs} // net.Buffers consumes its slice as it is read
 	c.wrote.Store(false)
-	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, c.trace), http.MethodPost, c.url, &rd)
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, c.trace), http.MethodPost, c.url, rd)
 	if err != nil {
 		return 0, "", fmt.Errorf("cannot build request to %s: %w", c.where, err)
 	}

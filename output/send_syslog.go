@@ -78,6 +78,8 @@ type SyslogSender struct {
 	conn  *syslogConn
 	ever  bool // a connection was made before: the next one is a reconnect
 	timer *time.Timer
+	bufs  net.Buffers // a vectored batch's slices, for writev
+	wr    net.Buffers // what of bufs is still to write
 	m     *sendMetrics
 	log   zerolog.Logger
 }
@@ -116,14 +118,20 @@ func NewSyslogSender(cfg SyslogConfig, set *metrics.Set, name string, log zerolo
 }
 
 // Encoder returns a new SyslogEncoder for the configured format and framing.
+// Over plain TCP with octet-counting it is a forward.SplitEncoder: the
+// batches are vectored and Send writes them with writev, the payloads
+// straight from their blocks.
 func (s *SyslogSender) Encoder() forward.Encoder {
 	e, _ := NewSyslogEncoder(s.cfg.SyslogEncoderConfig) // validated by NewSyslogSender
+	if !s.cfg.TLS && !e.newline {
+		return splitSyslogEncoder{e}
+	}
 	return e
 }
 
 // Send implements Sender.
 func (s *SyslogSender) Send(ctx context.Context, b *forward.Batch) error {
-	if len(b.Data) == 0 {
+	if b.Size() == 0 {
 		return nil
 	}
 	if s.conn != nil {
@@ -137,7 +145,16 @@ func (s *SyslogSender) Send(ctx context.Context, b *forward.Batch) error {
 			return err
 		}
 	}
-	n, err := s.conn.write(ctx, b.Data, s.cfg.WriteTimeout)
+	var n int
+	var err error
+	if b.Vectored() {
+		s.bufs = b.AppendBuffers(s.bufs[:0])
+		s.wr = s.bufs // WriteTo consumes its slice: s.bufs keeps the storage
+		n, err = s.conn.writeBuffers(ctx, &s.wr, s.cfg.WriteTimeout)
+		clear(s.bufs) // drop the references to blocks
+	} else {
+		n, err = s.conn.write(ctx, b.Data, s.cfg.WriteTimeout)
+	}
 	reason := "write"
 	if isTimeout(err) {
 		reason = "write_timeout"
@@ -251,6 +268,7 @@ type syslogConn struct {
 	nc     net.Conn        // *net.TCPConn or *tls.Conn
 	tcp    *net.TCPConn    // the TCP connection under nc
 	raw    syscall.RawConn // its socket
+	probe  *ackProbe       // its unacknowledged count
 	closed atomic.Bool     // the reader saw EOF or an error
 	done   chan struct{}   // closed when the reader returns
 	// readErr is what the reader saw, when not EOF.
@@ -258,7 +276,7 @@ type syslogConn struct {
 }
 
 func newSyslogConn(nc net.Conn, tcp *net.TCPConn, raw syscall.RawConn) *syslogConn {
-	c := &syslogConn{nc: nc, tcp: tcp, raw: raw, done: make(chan struct{})}
+	c := &syslogConn{nc: nc, tcp: tcp, raw: raw, probe: newAckProbe(raw), done: make(chan struct{})}
 	go c.read()
 	return c
 }
@@ -346,6 +364,26 @@ func (c *syslogConn) write(ctx context.Context, p []byte, timeout time.Duration)
 	return n, err
 }
 
+// writeBuffers is write for a vectored batch: the slices of *bufs with
+// writev (net.Buffers on a *net.TCPConn; Go splits more than IOV_MAX
+// slices over several calls). It consumes *bufs.
+func (c *syslogConn) writeBuffers(ctx context.Context, bufs *net.Buffers, timeout time.Duration) (int, error) {
+	deadline := time.Now().Add(timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	if err := c.nc.SetWriteDeadline(deadline); err != nil {
+		return 0, err
+	}
+	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetWriteDeadline(time.Unix(1, 0)) })
+	n, err := bufs.WriteTo(c.nc)
+	stop()
+	if err != nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	return int(n), err
+}
+
 // waitAcked polls the socket until the peer has acknowledged every byte
 // written, the peer resets the connection, timeout passes or ctx ends. The
 // poll interval doubles from 20µs to 5ms: on a LAN the acks come back within
@@ -354,7 +392,7 @@ func (c *syslogConn) waitAcked(ctx context.Context, timeout time.Duration, t *ti
 	deadline := time.Now().Add(timeout)
 	pause := 20 * time.Microsecond
 	for {
-		unacked, reset, err := unackedBytes(c.raw)
+		unacked, reset, err := c.probe.unacked()
 		if err != nil {
 			return "ack_check", fmt.Errorf("cannot read the socket's unacknowledged count: %w", err)
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -40,26 +41,50 @@ func peekPending(raw syscall.RawConn) (pending bool, err error) {
 	return true, nil
 }
 
-// unackedBytes returns the socket's count of bytes sent but not yet
-// acknowledged by the peer (plus those not yet sent): SIOCOUTQ. reset is
-// true when the connection is gone (TCP state CLOSE: reset by the peer),
-// in which case the count will never drop.
-func unackedBytes(raw syscall.RawConn) (n int, reset bool, err error) {
-	cerr := raw.Control(func(fd uintptr) {
-		n, err = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ)
-		if err != nil || n == 0 {
-			return
-		}
-		var info *unix.TCPInfo
-		info, err = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
-		if err == nil {
-			reset = info.State == tcpStateClose
-		}
-	})
-	if cerr != nil {
+// ackProbe reads a socket's count of bytes sent but not yet acknowledged
+// by the peer (plus those not yet sent): SIOCOUTQ; and, while that is not
+// zero, whether the connection is gone (TCP state CLOSE: reset by the
+// peer), in which case the count will never drop. The Control function and
+// its results live in the probe, made once per connection, so that a poll
+// allocates nothing (a closure per call would, and so would
+// unix.GetsockoptTCPInfo).
+type ackProbe struct {
+	raw   syscall.RawConn
+	fn    func(fd uintptr)
+	n     int
+	reset bool
+	err   error
+	info  unix.TCPInfo
+}
+
+func newAckProbe(raw syscall.RawConn) *ackProbe {
+	p := &ackProbe{raw: raw}
+	p.fn = p.control
+	return p
+}
+
+func (p *ackProbe) control(fd uintptr) {
+	p.reset = false
+	p.n, p.err = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ)
+	if p.err != nil || p.n == 0 {
+		return
+	}
+	l := uint32(unsafe.Sizeof(p.info))
+	if _, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.IPPROTO_TCP, unix.TCP_INFO,
+		uintptr(unsafe.Pointer(&p.info)), uintptr(unsafe.Pointer(&l)), 0); e != 0 {
+		p.err = e
+		return
+	}
+	p.reset = p.info.State == tcpStateClose
+}
+
+// unacked returns the count, whether the connection was reset, and an
+// error if the socket could not be read.
+func (p *ackProbe) unacked() (n int, reset bool, err error) {
+	if cerr := p.raw.Control(p.fn); cerr != nil {
 		return 0, false, cerr
 	}
-	return n, reset, err
+	return p.n, p.reset, p.err
 }
 
 // tcpStateClose is TCP_CLOSE of the kernel's tcp_states.h.

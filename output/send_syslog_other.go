@@ -11,9 +11,13 @@ func peekAlive(syscall.RawConn) error { return nil }
 // peekPending: likewise, nothing is known to be pending.
 func peekPending(syscall.RawConn) (bool, error) { return false, nil }
 
-// unackedBytes: SIOCOUTQ is Linux-only. Elsewhere a batch counts as
-// delivered once written to the socket (dtrelay's appliance runs Linux).
-func unackedBytes(syscall.RawConn) (int, bool, error) { return 0, false, nil }
+// ackProbe: SIOCOUTQ is Linux-only. Elsewhere a batch counts as delivered
+// once written to the socket (dtrelay's appliance runs Linux).
+type ackProbe struct{}
+
+func newAckProbe(syscall.RawConn) *ackProbe { return &ackProbe{} }
+
+func (*ackProbe) unacked() (int, bool, error) { return 0, false, nil }
 
 // quickAck: TCP_QUICKACK is Linux-only.
 func quickAck(syscall.RawConn, func(fd uintptr)) {}

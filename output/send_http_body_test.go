@@ -1,0 +1,162 @@
+package output
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/dtrelay/dtrelay/forward"
+	"github.com/dtrelay/dtrelay/internal/alloctest"
+)
+
+// tcpPair returns the two ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (client *net.TCPConn, server net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(); s.Close() })
+	return c.(*net.TCPConn), s
+}
+
+// TestBodyConnWritesBuffersAsIs: an httpBody under net/http's
+// LimitedReader goes out whole, with the limit accounted; other readers,
+// and a body longer than its limit, take the ordinary path, which stops at
+// the limit.
+func TestBodyConnWritesBuffersAsIs(t *testing.T) {
+	parts := [][]byte{[]byte(`{"a":`), bytes.Repeat([]byte("x"), 100_000), []byte("}")}
+	want := bytes.Join(parts, nil)
+	for _, tc := range []struct {
+		name  string
+		r     func() io.Reader
+		limit int64
+		want  []byte
+	}{
+		{"body", func() io.Reader { return &httpBody{append([][]byte(nil), parts...)} }, int64(len(want)), want},
+		{"body over the limit", func() io.Reader { return &httpBody{append([][]byte(nil), parts...)} }, 1000, want[:1000]},
+		{"other reader", func() io.Reader { return strings.NewReader(string(want)) }, int64(len(want)), want},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, s := tcpPair(t)
+			var got []byte
+			var wg sync.WaitGroup
+			wg.Go(func() { got, _ = io.ReadAll(s) })
+			lr := &io.LimitedReader{R: tc.r(), N: tc.limit}
+			n, err := bodyConn{c}.ReadFrom(lr)
+			if err != nil || n != int64(len(tc.want)) || lr.N != tc.limit-n {
+				t.Fatalf("ReadFrom = %d, %v; limit left %d", n, err, lr.N)
+			}
+			_ = c.CloseWrite()
+			wg.Wait()
+			if !bytes.Equal(got, tc.want) {
+				t.Fatalf("peer got %d bytes, want %d", len(got), len(tc.want))
+			}
+		})
+	}
+}
+
+// TestSekoiaPlainHTTPBodies: over http:// (the bodyConn path), each
+// endpoint's request body is exactly prefix, events and suffix, for a
+// batch far larger than net/http's buffers; a Send allocates no body.
+func TestSekoiaPlainHTTPBodies(t *testing.T) {
+	for _, ep := range []string{SekoiaEndpointPlain, SekoiaEndpointBatch} {
+		t.Run(ep, func(t *testing.T) {
+			var mu sync.Mutex
+			var bodies [][]byte
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				b, _ := io.ReadAll(r.Body)
+				mu.Lock()
+				bodies = append(bodies, b)
+				mu.Unlock()
+			}))
+			defer srv.Close()
+			s, err := NewSekoiaHTTPSender(SekoiaHTTPConfig{URL: srv.URL, IntakeKey: testKey, Endpoint: ep,
+				Compression: CompressionNone}, nil, "sek", zerolog.Nop())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			b := outBatch(t, s.Encoder(), outAlerts(300, 4000)...)
+			want := append(append(append([]byte(nil), s.core.prefix...), b.Data[:len(b.Data)-s.core.trim]...), s.core.suffix...)
+			for range 3 {
+				if err := s.Send(context.Background(), b); err != nil {
+					t.Fatal(err)
+				}
+			}
+			mu.Lock()
+			got := bodies
+			mu.Unlock()
+			if len(got) != 3 {
+				t.Fatalf("%d requests, want 3", len(got))
+			}
+			for i, body := range got {
+				if !bytes.Equal(body, want) {
+					t.Fatalf("body %d: %d bytes, want %d", i, len(body), len(want))
+				}
+			}
+			if !alloctest.Race {
+				if a := alloctest.PerRun(5, func() { _ = s.Send(context.Background(), b) }); a > 200 {
+					t.Fatalf("%v allocations per Send", a)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkSekoiaPlainHTTP measures a sekoia-http output over http://
+// (no TLS, no gzip, endpoint plain) sending batches of 1000 4 KB events to
+// a server that only reads the body, one op per batch, encoding included.
+func BenchmarkSekoiaPlainHTTP(b *testing.B) {
+	const events, size = 1000, 4000
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+	}))
+	defer srv.Close()
+	s, err := NewSekoiaHTTPSender(SekoiaHTTPConfig{URL: srv.URL, IntakeKey: testKey, Endpoint: SekoiaEndpointPlain,
+		Compression: CompressionNone}, nil, "bench", zerolog.Nop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	enc := s.Encoder()
+	recs := make([]*forward.Record, events)
+	for i, p := range outAlerts(events, size) {
+		recs[i] = outRecord(p)
+	}
+	batch := &forward.Batch{}
+	fill := func() {
+		batch.Reset()
+		for _, r := range recs {
+			batch.Data, _ = enc.Append(batch.Data, r)
+			batch.Ends = append(batch.Ends, len(batch.Data))
+		}
+	}
+	fill()
+	b.SetBytes(int64(len(batch.Data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		fill()
+		if err := s.Send(context.Background(), batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*events), "ns/event")
+}
