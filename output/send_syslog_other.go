@@ -19,3 +19,6 @@ func unackedBytes(syscall.RawConn) (int, bool, error) { return 0, false, nil }
 func quickAck(syscall.RawConn, func(fd uintptr)) {}
 
 func quickAckFunc() func(fd uintptr) { return func(uintptr) {} }
+
+// rcvLowatFunc: elsewhere the mark stays at its default (one byte).
+func rcvLowatFunc(*int) func(fd uintptr) { return func(uintptr) {} }
