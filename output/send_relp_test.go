@@ -385,3 +385,35 @@ func BenchmarkRelpSend(b *testing.B) {
 		})
 	}
 }
+
+// TestRelpSenderLowatGuard: the receive low-water mark waits for the
+// bytes of many answers at once; an intake whose answers come in fewer
+// bytes than the mark assumes (played here by assuming 1000 bytes an
+// answer) still has every answer read, each wait cut short by the guard,
+// well within the unanswered-window timeout, and later sessions and
+// batches work as before (the mark is back to one byte between batches:
+// a serverclose still wakes an idle session).
+func TestRelpSenderLowatGuard(t *testing.T) {
+	old := relpMinAnswer
+	relpMinAnswer = 1000
+	t.Cleanup(func() { relpMinAnswer = old })
+	for _, tls := range []bool{false, true} {
+		t.Run(map[bool]string{false: "tcp", true: "tls"}[tls], func(t *testing.T) {
+			in := newRELPIntake(t, tls)
+			s, _ := newTestRELP(t, in, RelpConfig{TLS: tls, Window: 64, Timeout: 3 * time.Second})
+			var want [][]byte
+			for range 3 {
+				p := outAlerts(300, 200)
+				want = append(want, p...)
+				b := outBatch(t, s.Encoder(), p...)
+				if err := s.Send(context.Background(), b); err != nil {
+					t.Fatalf("send with a mark above what the answers bring: %v", err)
+				}
+				if s.sess.lowat != 1 {
+					t.Fatalf("mark %d between batches, want 1", s.sess.lowat)
+				}
+			}
+			outEqualEvents(t, in.Events(), want)
+		})
+	}
+}

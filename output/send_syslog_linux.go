@@ -103,3 +103,14 @@ func quickAck(raw syscall.RawConn, set func(fd uintptr)) {
 func quickAckFunc() func(fd uintptr) {
 	return func(fd uintptr) { _ = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_QUICKACK, 1) }
 }
+
+// rcvLowatFunc returns a Control function that sets the socket's receive
+// low-water mark to *n bytes (SO_RCVLOWAT): the poller reports the socket
+// readable only once that many bytes wait (or on EOF or an error), so a
+// reader parked on it wakes once per many small answers instead of once
+// per answer. Linux re-checks readiness when the mark is lowered, which
+// wakes a parked reader at once. Made once per connection (a closure per
+// call would allocate).
+func rcvLowatFunc(n *int) func(fd uintptr) {
+	return func(fd uintptr) { _ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVLOWAT, *n) }
+}

@@ -23,3 +23,6 @@ func (*ackProbe) unacked() (int, bool, error) { return 0, false, nil }
 func quickAck(syscall.RawConn, func(fd uintptr)) {}
 
 func quickAckFunc() func(fd uintptr) { return func(uintptr) {} }
+
+// rcvLowatFunc: elsewhere the mark stays at its default (one byte).
+func rcvLowatFunc(*int) func(fd uintptr) { return func(uintptr) {} }
