@@ -1,6 +1,7 @@
 package output
 
 import (
+	"strconv"
 	"context"
 	"testing"
 	"time"
@@ -99,10 +100,13 @@ func TestSyslogSenderVectoredAllocations(t *testing.T) {
 // Encoding, writing and the wait for the acknowledgements are included;
 // the sink reads and discards on the same cores.
 func BenchmarkSyslogSenderBatch(b *testing.B) {
-	const events, size = 1000, 4000
-	payloads := outAlerts(events, size)
-	for _, mode := range []string{"flat", "vectored"} {
-		b.Run("tcp/"+mode+"/4000", func(b *testing.B) {
+	const events = 1000
+	for _, tc := range []struct {
+		mode string
+		size int
+	}{{"flat", 1500}, {"vectored", 1500}, {"flat", 4000}, {"vectored", 4000}} {
+		mode, payloads := tc.mode, outAlerts(events, tc.size)
+		b.Run("tcp/"+mode+"/"+strconv.Itoa(tc.size), func(b *testing.B) {
 			in := intaketest.NewSyslogWith(b, intaketest.SyslogOptions{Discard: true})
 			cfg := SyslogConfig{Address: in.Addr(),
 				SyslogEncoderConfig: SyslogEncoderConfig{Format: FormatSekoia, IntakeKey: testKey}}
