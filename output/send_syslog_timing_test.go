@@ -1,8 +1,8 @@
 package output
 
 import (
-	"strconv"
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
