@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/png"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -89,33 +88,7 @@ metrics: {address: "127.0.0.1:%d"}
 `, port, filepath.Join(dir, "a.ndjson"), in.URL(), in.CAFile(), intakeKey, mport))
 	startRelay(t, "run", "-c", cfg)
 	dialWhenUp(t, "tcp", fmt.Sprintf("127.0.0.1:%d", mport)).Close()
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	c1 := dialWhenUp(t, "tcp", addr)
-	defer c1.Close()
-	c2, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c2.Close()
-	al := alerts(2)
-	if _, err := c1.Write([]byte(syslog5424("dt-master-1", al[0]))); err != nil {
-		t.Fatal(err)
-	}
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() { // dt-master-2 keeps sending: bounded, 60 s at most
-		defer close(done)
-		for range 600 {
-			select {
-			case <-stop:
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-			if _, err := c2.Write([]byte(syslog5424("dt-master-2", al[1]))); err != nil {
-				return
-			}
-		}
-	}()
-	defer func() { close(stop); <-done }()
+	oneMasterFallsSilent(t, port, 100*time.Millisecond, 600) // 60 s at most
 	waitFor(t, "dt-master-1 silent and sekoia down with an error", func() bool {
 		body, _ := getStatus(t, mport, "/api/status")
 		var st struct {

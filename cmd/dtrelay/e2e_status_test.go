@@ -68,33 +68,7 @@ metrics: {address: "127.0.0.1:%d"}
 `, port, filepath.Join(dir, "a.ndjson"), mport))
 	startRelay(t, "run", "-c", cfg)
 	dialWhenUp(t, "tcp", fmt.Sprintf("127.0.0.1:%d", mport)).Close()
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	c1 := dialWhenUp(t, "tcp", addr)
-	defer c1.Close()
-	c2, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c2.Close()
-	al := alerts(2)
-	if _, err := c1.Write([]byte(syslog5424("dt-master-1", al[0]))); err != nil {
-		t.Fatal(err)
-	}
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() { // dt-master-2 keeps sending, bounded: 20 s at most
-		defer close(done)
-		for i := 0; i < 400; i++ {
-			select {
-			case <-stop:
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
-			if _, err := c2.Write([]byte(syslog5424("dt-master-2", al[1]))); err != nil {
-				return
-			}
-		}
-	}()
-	defer func() { close(stop); <-done }()
+	oneMasterFallsSilent(t, port, 50*time.Millisecond, 400) // 20 s at most
 
 	var st statusDoc
 	waitFor(t, "dt-master-1 silent in /api/status", func() bool {
@@ -169,4 +143,37 @@ metrics: {address: "127.0.0.1:%d"}
 	if m, _ := getStatus(t, mport, "/metrics"); !strings.Contains(m, "dtrelay_source_silent") {
 		t.Error("/metrics lost")
 	}
+}
+
+// oneMasterFallsSilent connects two masters to the relay's TCP input at
+// port: dt-master-1 sends one alert, then nothing; dt-master-2 sends one
+// every interval until the test ends (count at most, a bound in time).
+func oneMasterFallsSilent(t *testing.T, port int, interval time.Duration, count int) {
+	t.Helper()
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	c1 := dialWhenUp(t, "tcp", addr)
+	t.Cleanup(func() { c1.Close() })
+	c2, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	al := alerts(2)
+	if _, err := c1.Write([]byte(syslog5424("dt-master-1", al[0]))); err != nil {
+		t.Fatal(err)
+	}
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for range count {
+			select {
+			case <-stop:
+				return
+			case <-time.After(interval):
+			}
+			if _, err := c2.Write([]byte(syslog5424("dt-master-2", al[1]))); err != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { close(stop); <-done; c2.Close() })
 }
