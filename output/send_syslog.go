@@ -348,40 +348,47 @@ func (c *syslogConn) alive() error {
 // write writes p, within timeout and ctx, and returns how many bytes were
 // written.
 func (c *syslogConn) write(ctx context.Context, p []byte, timeout time.Duration) (int, error) {
-	deadline := time.Now().Add(timeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	if err := c.nc.SetWriteDeadline(deadline); err != nil {
+	stop, err := c.armWrite(ctx, timeout)
+	if err != nil {
 		return 0, err
 	}
-	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetWriteDeadline(time.Unix(1, 0)) })
 	n, err := c.nc.Write(p)
 	stop()
-	if err != nil && ctx.Err() != nil {
-		err = ctx.Err()
-	}
-	return n, err
+	return n, writeErr(ctx, err)
 }
 
 // writeBuffers is write for a vectored batch: the slices of *bufs with
 // writev (net.Buffers on a *net.TCPConn; Go splits more than IOV_MAX
 // slices over several calls). It consumes *bufs.
 func (c *syslogConn) writeBuffers(ctx context.Context, bufs *net.Buffers, timeout time.Duration) (int, error) {
+	stop, err := c.armWrite(ctx, timeout)
+	if err != nil {
+		return 0, err
+	}
+	n, err := bufs.WriteTo(c.nc)
+	stop()
+	return int(n), writeErr(ctx, err)
+}
+
+// armWrite sets the write deadline for a write bounded by timeout and ctx,
+// and makes ctx's end cut the write short; stop undoes the latter.
+func (c *syslogConn) armWrite(ctx context.Context, timeout time.Duration) (stop func() bool, err error) {
 	deadline := time.Now().Add(timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
 	if err := c.nc.SetWriteDeadline(deadline); err != nil {
-		return 0, err
+		return nil, err
 	}
-	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetWriteDeadline(time.Unix(1, 0)) })
-	n, err := bufs.WriteTo(c.nc)
-	stop()
+	return context.AfterFunc(ctx, func() { _ = c.nc.SetWriteDeadline(time.Unix(1, 0)) }), nil
+}
+
+// writeErr is a write's error, ctx's when ctx ended it.
+func writeErr(ctx context.Context, err error) error {
 	if err != nil && ctx.Err() != nil {
-		err = ctx.Err()
+		return ctx.Err()
 	}
-	return int(n), err
+	return err
 }
 
 // waitAcked polls the socket until the peer has acknowledged every byte
