@@ -153,3 +153,51 @@ func TestSourceNameInLabels(t *testing.T) {
 		t.Errorf("sources = %+v, want one (looked up by its raw bytes)", st)
 	}
 }
+
+// TestSourceTableTestAlertLines: a flood of test alerts from one source
+// logs testLogBurst lines per testLogPeriod, the next line after the
+// period counts those not logged, and another source has its own burst.
+func TestSourceTableTestAlertLines(t *testing.T) {
+	var logs bytes.Buffer
+	tab := newSourceTable(10, metrics.NewSet(), zerolog.New(&logs), func(mask uint64) []string { return []string{"siem"} })
+	now := time.Now().UnixNano()
+	test := func(host string, at int64, n uint32) {
+		r := forward.SourceRead{Host: []byte(host), Tests: n, TestMask: 1}
+		r.Kinds[parser.KindTest] = n
+		tab.Read(&forward.SourceBatch{Input: "in", Peer: addrPort("10.0.0.1:1"), Now: at, Reads: []forward.SourceRead{r}})
+	}
+	for i := range 100 {
+		test("master", now+int64(i)*int64(time.Millisecond), 2)
+	}
+	test("other-master", now, 1)
+	lines := func() []string {
+		var out []string
+		for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+			if strings.Contains(l, "Darktrace test alert") {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	got := lines()
+	if len(got) != testLogBurst+1 {
+		t.Fatalf("%d test-alert lines, want %d for the flood and 1 for the other source:\n%s", len(got), testLogBurst+1, strings.Join(got, "\n"))
+	}
+	if !strings.Contains(got[testLogBurst], "from other-master") {
+		t.Errorf("last line = %s, want the other source's", got[testLogBurst])
+	}
+	for _, l := range got[:testLogBurst] {
+		if strings.Contains(l, "test_alerts_unlogged") {
+			t.Errorf("a line of the first burst counts unlogged alerts: %s", l)
+		}
+	}
+	logs.Reset()
+	test("master", now+int64(testLogPeriod)+int64(time.Second), 1)
+	got = lines()
+	if want := fmt.Sprintf(`"test_alerts_unlogged":%d`, (100-testLogBurst)*2); len(got) != 1 || !strings.Contains(got[0], want) {
+		t.Errorf("after the period: %v, want one line with %s", got, want)
+	}
+	if st := tab.statuses(); st[0].Alerts["test"] != 201 {
+		t.Errorf("source master counted %d test alerts, want all 201", st[0].Alerts["test"])
+	}
+}
