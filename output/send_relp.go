@@ -67,8 +67,9 @@ type RelpConfig struct {
 	// DialTimeout bounds the connect, the TLS handshake and the RELP open,
 	// each (default DefaultDialTimeout).
 	DialTimeout time.Duration
-	// Timeout bounds a write, and the wait for the next acknowledgement
-	// while messages are in flight (default DefaultRelpTimeout).
+	// Timeout bounds each refill of the window: its write and the wait
+	// for the answers to what is in flight, until the next refill or the
+	// batch's last answer (default DefaultRelpTimeout).
 	Timeout time.Duration
 	// Software is this client's relp_software offer
 	// ("dtrelay,VERSION,URL"); empty: "dtrelay".
@@ -377,6 +378,18 @@ func (s *RelpSender) transfer(ctx context.Context, b *forward.Batch) (reason str
 	next := 0
 	for {
 		if next < b.Len() && len(s.flight)-s.head <= s.cfg.Window/2 {
+			// A deadline per refill, for its write and for the answers
+			// that follow: the messages in flight must be answered
+			// within Timeout of their write. (A deadline per answer,
+			// as librelp sends each in its own TLS record, was a clock
+			// read and a poller timer per message: 6% of the sender's
+			// CPU at full load.)
+			if err := conn.SetDeadline(time.Now().Add(s.cfg.Timeout)); err != nil {
+				return "closed", err
+			}
+			if err := ctx.Err(); err != nil {
+				return "canceled", err // stop's deadline came before this one
+			}
 			if reason, err := s.fill(b, &next); err != nil {
 				return reason, err
 			}
@@ -387,9 +400,6 @@ func (s *RelpSender) transfer(ctx context.Context, b *forward.Batch) (reason str
 			// the reader.
 			s.sess.clearLowat()
 			return "", nil
-		}
-		if err := conn.SetReadDeadline(time.Now().Add(s.cfg.Timeout)); err != nil {
-			return "closed", err
 		}
 		// librelp writes each answer on its own with Nagle's algorithm on,
 		// so it holds all but the first until our kernel acknowledges that
@@ -431,7 +441,7 @@ func (s *RelpSender) transfer(ctx context.Context, b *forward.Batch) (reason str
 }
 
 // fill writes the next messages of b, from *next, until Window are in
-// flight.
+// flight. The connection's deadline is transfer's.
 func (s *RelpSender) fill(b *forward.Batch, next *int) (reason string, err error) {
 	n := copy(s.flight, s.flight[s.head:])
 	s.flight, s.head = s.flight[:n], 0
@@ -450,11 +460,7 @@ func (s *RelpSender) fill(b *forward.Batch, next *int) (reason string, err error
 	if len(s.wbuf) == 0 {
 		return "", nil
 	}
-	conn := s.sess.d.conn
-	if err := conn.SetWriteDeadline(time.Now().Add(s.cfg.Timeout)); err != nil {
-		return "closed", err
-	}
-	if _, err := conn.Write(s.wbuf); err != nil {
+	if _, err := s.sess.d.conn.Write(s.wbuf); err != nil { // under transfer's deadline
 		if isTimeout(err) {
 			return "write_timeout", err
 		}
