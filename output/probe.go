@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -73,6 +74,12 @@ func (c *httpCore) probe(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("cannot build request to %s: %w", c.where, err)
 	}
 	req.Header.Set("User-Agent", "dtrelay")
+	var tlsVersion uint16 // the connection's, when it is a tlsBodyConn (resp.TLS is nil then)
+	req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
+		if tc, ok := info.Conn.(tlsBodyConn); ok {
+			tlsVersion = tc.ConnectionState().Version
+		}
+	}}))
 	resp, err := c.client.Do(req)
 	if err != nil {
 		var ue *url.Error
@@ -89,7 +96,10 @@ func (c *httpCore) probe(ctx context.Context) (string, error) {
 	c.client.CloseIdleConnections()
 	what := "TCP connect"
 	if resp.TLS != nil {
-		what += ", " + tls.VersionName(resp.TLS.Version) + " handshake"
+		tlsVersion = resp.TLS.Version
+	}
+	if tlsVersion != 0 {
+		what += ", " + tls.VersionName(tlsVersion) + " handshake"
 	}
 	return fmt.Sprintf("%s, HTTP %d to a GET without key or body", what, resp.StatusCode), nil
 }

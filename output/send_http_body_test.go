@@ -3,10 +3,13 @@ package output
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +18,7 @@ import (
 
 	"github.com/dtrelay/dtrelay/forward"
 	"github.com/dtrelay/dtrelay/internal/alloctest"
+	"github.com/dtrelay/dtrelay/internal/pki"
 )
 
 // tcpPair returns the two ends of a loopback TCP connection.
@@ -159,4 +163,69 @@ func BenchmarkSekoiaPlainHTTP(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*events), "ns/event")
+}
+
+// TestSekoiaHTTPSBodies: over https:// (the tlsBodyConn path), each
+// endpoint's request body is exactly prefix, events and suffix, the
+// connection is the transport's TLS one, reused (TestSekoiaHTTPReusesBuffers
+// bounds what a Send allocates).
+func TestSekoiaHTTPSBodies(t *testing.T) {
+	ca, err := pki.NewCA("test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.Issue(pki.Server, pki.Loopback...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, ca.PEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, ep := range []string{SekoiaEndpointPlain, SekoiaEndpointBatch} {
+		t.Run(ep, func(t *testing.T) {
+			var mu sync.Mutex
+			var bodies [][]byte
+			conns := map[string]bool{}
+			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				b, _ := io.ReadAll(r.Body)
+				mu.Lock()
+				bodies = append(bodies, b)
+				conns[r.RemoteAddr] = r.TLS != nil
+				mu.Unlock()
+			}))
+			srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+			srv.StartTLS()
+			defer srv.Close()
+			s, err := NewSekoiaHTTPSender(SekoiaHTTPConfig{URL: srv.URL, IntakeKey: testKey, Endpoint: ep,
+				Compression: CompressionNone, TLSClientConfig: TLSClientConfig{CAFile: caFile}}, nil, "sek", zerolog.Nop())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			b := outBatch(t, s.Encoder(), outAlerts(300, 4000)...)
+			want := append(append(append([]byte(nil), s.core.prefix...), b.Data[:len(b.Data)-s.core.trim]...), s.core.suffix...)
+			for range 3 {
+				if err := s.Send(context.Background(), b); err != nil {
+					t.Fatal(err)
+				}
+			}
+			mu.Lock()
+			got, nconns := bodies, len(conns)
+			for _, isTLS := range conns {
+				if !isTLS {
+					t.Error("a request came without TLS")
+				}
+			}
+			mu.Unlock()
+			if len(got) != 3 || nconns != 1 {
+				t.Fatalf("%d requests on %d connections, want 3 on 1", len(got), nconns)
+			}
+			for i, body := range got {
+				if !bytes.Equal(body, want) {
+					t.Fatalf("body %d: %d bytes, want %d", i, len(body), len(want))
+				}
+			}
+		})
+	}
 }

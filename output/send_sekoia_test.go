@@ -364,7 +364,7 @@ func TestSekoiaHTTPReusesBuffers(t *testing.T) {
 			}
 			runtime.ReadMemStats(&after)
 			perSend := int(after.TotalAlloc-before.TotalAlloc) / n
-			if perSend > 128<<10 {
+			if perSend > 24<<10 { // net/http's io.Copy buffer alone was 32 KiB (tlsBodyConn)
 				t.Fatalf("%d bytes allocated per Send of a %d-byte batch (client and server)", perSend, len(b.Data))
 			}
 			t.Logf("%d bytes allocated per Send of a %d-byte batch (client and server)", perSend, len(b.Data))
