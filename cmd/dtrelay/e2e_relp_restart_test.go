@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -17,6 +19,7 @@ import (
 type restartOutcome struct {
 	sent, lines, lost, dups, unknown int
 	possibleDups, reconnects, events int
+	torn                             int // of unknown: a sent alert's beginning (see TestSyslogIntakeRestartsMayLose)
 }
 
 // relpWindow is the RELP output's window in these tests, its default: the
@@ -160,6 +163,9 @@ shutdown_timeout: 5s
 			t.Logf("first line that is no alert sent: %.200q", l)
 		}
 		o.unknown += k
+		if l != "" && slices.ContainsFunc(payloads, func(pl string) bool { return strings.HasPrefix(pl, l) }) {
+			o.torn += k
+		}
 	}
 	t.Logf("%d alerts, %d restarts (%v): %d lines at the intake, %d lost, %d duplicates, %d other lines; "+
 		"dtrelay: events_total %d, possible_duplicates_total %d, reconnects_total %d",
@@ -216,7 +222,8 @@ func TestRELPIntakeRestartsLoseNothing(t *testing.T) {
 // what the intake's kernel took and rsyslogd had not read when it died is
 // lost. It documents the numbers and fails only when the run itself did not
 // happen (the restarts, most alerts arriving) or the intake got lines that
-// were never sent.
+// were never sent (the beginning of a sent alert, torn by a restart, is
+// not such a line).
 func TestSyslogIntakeRestartsMayLose(t *testing.T) {
 	rsyslogpeer.Require(t)
 	n := restartAlerts(t)
@@ -227,8 +234,14 @@ func TestSyslogIntakeRestartsMayLose(t *testing.T) {
 	}, restartSignals)
 	t.Logf("plain syslog over %d intake restarts: %d of %d alerts lost (%.3f%%), %d duplicates",
 		len(restartSignals), o.lost, n, 100*float64(o.lost)/float64(n), o.dups)
-	if o.unknown > 0 {
-		t.Errorf("%d lines at the intake are no alert that was sent", o.unknown)
+	// rsyslogd stopped with part of a frame read may write that part as
+	// a message of its own (seen once in many runs): the beginning of an
+	// alert that was sent, torn by the restart, not a line dtrelay made.
+	if o.torn > 0 {
+		t.Logf("%d lines at the intake are the beginning of an alert, torn by a restart", o.torn)
+	}
+	if other := o.unknown - o.torn; other > 0 {
+		t.Errorf("%d lines at the intake are no alert that was sent, nor the beginning of one", other)
 	}
 	if o.lines < n/2 {
 		t.Errorf("only %d of %d alerts arrived: the scenario did not run", o.lines, n)
