@@ -80,6 +80,10 @@ func TestSenderUDP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pc.Close()
+	// Room for every datagram, where net.core.rmem_max allows: a reader
+	// descheduled for a while under a loaded machine must not make the
+	// kernel drop what the sender sent.
+	_ = pc.(*net.UDPConn).SetReadBuffer(4 << 20)
 	var tally Tally
 	go func() {
 		buf := make([]byte, 65536)
@@ -98,7 +102,28 @@ func TestSenderUDP(t *testing.T) {
 	if err != nil || st.Sent != 500 {
 		t.Fatalf("Run = %+v, %v", st, err)
 	}
-	waitFor(t, "datagrams", func() bool { return tally.Counts().Unique() == 500 })
+	// UDP over loopback may still drop under load (rmem_max caps the
+	// buffer): wait for all 500, else until nothing more arrives, and
+	// then take a few lost datagrams, not a malformed or repeated one.
+	last, quiet := uint64(0), time.Now()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		c := tally.Counts()
+		if c.Unique() == 500 {
+			break
+		}
+		if c.Received != last {
+			last, quiet = c.Received, time.Now()
+		} else if time.Since(quiet) > time.Second {
+			break
+		}
+	}
+	c := tally.Counts()
+	if c.Malformed != 0 || c.Duplicates != 0 || c.OutOfRange != 0 || c.Unique() < 475 {
+		t.Fatalf("received %+v (%d unique), want the 500 datagrams sent, a few lost at most", c, c.Unique())
+	}
+	if c.Unique() < 500 {
+		t.Logf("%d of 500 datagrams lost on loopback", 500-c.Unique())
+	}
 }
 
 func TestSenderConfigErrors(t *testing.T) {
