@@ -271,11 +271,13 @@ func (s *Server) Config() string {
 // template, over TLS (OpenSSL; the module must be loaded with
 // tls.tlslib="openssl") when tls is not nil, with window transactions in
 // flight (0: omrelp's default, 128), and the parameters in extra (such as
-// its queue's). It retries for ever (resumeRetryCount -1).
+// its queue's). It retries for ever (resumeRetryCount -1), every second
+// (resumeInterval 1; rsyslog's default of 30 s, growing with the retries,
+// outlasts a test's wait for an intake restarted).
 func OmrelpAction(addr string, tls *TLS, window int, template, extra string) string {
 	host, port, _ := net.SplitHostPort(addr)
 	var b strings.Builder
-	fmt.Fprintf(&b, "action(type=\"omrelp\" target=%q port=%q template=%q action.resumeRetryCount=\"-1\"", host, port, template)
+	fmt.Fprintf(&b, "action(type=\"omrelp\" target=%q port=%q template=%q action.resumeRetryCount=\"-1\" action.resumeInterval=\"1\"", host, port, template)
 	if extra != "" {
 		b.WriteString(" " + extra)
 	}
