@@ -352,14 +352,26 @@ type bodyConn struct{ *net.TCPConn }
 
 // ReadFrom implements io.ReaderFrom.
 func (c bodyConn) ReadFrom(r io.Reader) (int64, error) {
-	if lr, ok := r.(*io.LimitedReader); ok {
-		if hb, ok := lr.R.(*httpBody); ok && buffersLen(hb.Buffers) <= lr.N {
-			n, err := hb.WriteTo(c.TCPConn)
-			lr.N -= n
-			return n, err
-		}
+	if n, ok, err := writeBody(c.TCPConn, r); ok {
+		return n, err
 	}
 	return c.TCPConn.ReadFrom(r)
+}
+
+// writeBody writes what is left of r to w straight from its slices when r
+// is an httpBody under net/http's LimitedReader (ok), accounting the limit.
+func writeBody(w io.Writer, r io.Reader) (n int64, ok bool, err error) {
+	lr, ok := r.(*io.LimitedReader)
+	if !ok {
+		return 0, false, nil
+	}
+	hb, ok := lr.R.(*httpBody)
+	if !ok || buffersLen(hb.Buffers) > lr.N {
+		return 0, false, nil
+	}
+	n, err = hb.WriteTo(w)
+	lr.N -= n
+	return n, true, err
 }
 
 // httpTLSHandshakeTimeout bounds the TLS handshake with an https://
@@ -398,12 +410,8 @@ type tlsBodyConn struct{ *tls.Conn }
 
 // ReadFrom implements io.ReaderFrom.
 func (c tlsBodyConn) ReadFrom(r io.Reader) (int64, error) {
-	if lr, ok := r.(*io.LimitedReader); ok {
-		if hb, ok := lr.R.(*httpBody); ok && buffersLen(hb.Buffers) <= lr.N {
-			n, err := hb.WriteTo(c.Conn)
-			lr.N -= n
-			return n, err
-		}
+	if n, ok, err := writeBody(c.Conn, r); ok {
+		return n, err
 	}
 	return io.Copy(struct{ io.Writer }{c.Conn}, r) // what the transport did
 }

@@ -77,51 +77,82 @@ func TestBodyConnWritesBuffersAsIs(t *testing.T) {
 	}
 }
 
-// TestSekoiaPlainHTTPBodies: over http:// (the bodyConn path), each
-// endpoint's request body is exactly prefix, events and suffix, for a
-// batch far larger than net/http's buffers; a Send allocates no body.
-func TestSekoiaPlainHTTPBodies(t *testing.T) {
-	for _, ep := range []string{SekoiaEndpointPlain, SekoiaEndpointBatch} {
-		t.Run(ep, func(t *testing.T) {
-			var mu sync.Mutex
-			var bodies [][]byte
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				b, _ := io.ReadAll(r.Body)
-				mu.Lock()
-				bodies = append(bodies, b)
-				mu.Unlock()
-			}))
-			defer srv.Close()
-			s, err := NewSekoiaHTTPSender(SekoiaHTTPConfig{URL: srv.URL, IntakeKey: testKey, Endpoint: ep,
-				Compression: CompressionNone}, nil, "sek", zerolog.Nop())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			b := outBatch(t, s.Encoder(), outAlerts(300, 4000)...)
-			want := append(append(append([]byte(nil), s.core.prefix...), b.Data[:len(b.Data)-s.core.trim]...), s.core.suffix...)
-			for range 3 {
-				if err := s.Send(context.Background(), b); err != nil {
+// TestSekoiaHTTPBodies: over http:// (the bodyConn path) and https:// (the
+// tlsBodyConn path), each endpoint's request body is exactly prefix,
+// events and suffix, for a batch far larger than net/http's buffers, on
+// one connection, over TLS for https://; over http:// a Send allocates no
+// body (TestSekoiaHTTPReusesBuffers bounds what an https:// Send does).
+func TestSekoiaHTTPBodies(t *testing.T) {
+	ca, err := pki.NewCA("test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.Issue(pki.Server, pki.Loopback...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, ca.PEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, withTLS := range []bool{false, true} {
+		for _, ep := range []string{SekoiaEndpointPlain, SekoiaEndpointBatch} {
+			t.Run(map[bool]string{false: "http/", true: "https/"}[withTLS]+ep, func(t *testing.T) {
+				var mu sync.Mutex
+				var bodies [][]byte
+				conns := map[string]bool{} // remote address: over TLS
+				srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					b, _ := io.ReadAll(r.Body)
+					mu.Lock()
+					bodies = append(bodies, b)
+					conns[r.RemoteAddr] = r.TLS != nil
+					mu.Unlock()
+				}))
+				cfg := SekoiaHTTPConfig{IntakeKey: testKey, Endpoint: ep, Compression: CompressionNone}
+				if withTLS {
+					srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+					srv.StartTLS()
+					cfg.TLSClientConfig = TLSClientConfig{CAFile: caFile}
+				} else {
+					srv.Start()
+				}
+				defer srv.Close()
+				cfg.URL = srv.URL
+				s, err := NewSekoiaHTTPSender(cfg, nil, "sek", zerolog.Nop())
+				if err != nil {
 					t.Fatal(err)
 				}
-			}
-			mu.Lock()
-			got := bodies
-			mu.Unlock()
-			if len(got) != 3 {
-				t.Fatalf("%d requests, want 3", len(got))
-			}
-			for i, body := range got {
-				if !bytes.Equal(body, want) {
-					t.Fatalf("body %d: %d bytes, want %d", i, len(body), len(want))
+				defer s.Close()
+				b := outBatch(t, s.Encoder(), outAlerts(300, 4000)...)
+				want := append(append(append([]byte(nil), s.core.prefix...), b.Data[:len(b.Data)-s.core.trim]...), s.core.suffix...)
+				for range 3 {
+					if err := s.Send(context.Background(), b); err != nil {
+						t.Fatal(err)
+					}
 				}
-			}
-			if !alloctest.Race {
-				if a := alloctest.PerRun(5, func() { _ = s.Send(context.Background(), b) }); a > 200 {
-					t.Fatalf("%v allocations per Send", a)
+				mu.Lock()
+				got, nconns := bodies, len(conns)
+				for _, isTLS := range conns {
+					if isTLS != withTLS {
+						t.Errorf("a request came with TLS %v", isTLS)
+					}
 				}
-			}
-		})
+				mu.Unlock()
+				if len(got) != 3 || nconns != 1 {
+					t.Fatalf("%d requests on %d connections, want 3 on 1", len(got), nconns)
+				}
+				for i, body := range got {
+					if !bytes.Equal(body, want) {
+						t.Fatalf("body %d: %d bytes, want %d", i, len(body), len(want))
+					}
+				}
+				if !withTLS && !alloctest.Race {
+					if a := alloctest.PerRun(5, func() { _ = s.Send(context.Background(), b) }); a > 200 {
+						t.Fatalf("%v allocations per Send", a)
+					}
+				}
+			})
+		}
 	}
 }
 
@@ -163,69 +194,4 @@ func BenchmarkSekoiaPlainHTTP(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*events), "ns/event")
-}
-
-// TestSekoiaHTTPSBodies: over https:// (the tlsBodyConn path), each
-// endpoint's request body is exactly prefix, events and suffix, the
-// connection is the transport's TLS one, reused (TestSekoiaHTTPReusesBuffers
-// bounds what a Send allocates).
-func TestSekoiaHTTPSBodies(t *testing.T) {
-	ca, err := pki.NewCA("test CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := ca.Issue(pki.Server, pki.Loopback...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, ca.PEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for _, ep := range []string{SekoiaEndpointPlain, SekoiaEndpointBatch} {
-		t.Run(ep, func(t *testing.T) {
-			var mu sync.Mutex
-			var bodies [][]byte
-			conns := map[string]bool{}
-			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				b, _ := io.ReadAll(r.Body)
-				mu.Lock()
-				bodies = append(bodies, b)
-				conns[r.RemoteAddr] = r.TLS != nil
-				mu.Unlock()
-			}))
-			srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
-			srv.StartTLS()
-			defer srv.Close()
-			s, err := NewSekoiaHTTPSender(SekoiaHTTPConfig{URL: srv.URL, IntakeKey: testKey, Endpoint: ep,
-				Compression: CompressionNone, TLSClientConfig: TLSClientConfig{CAFile: caFile}}, nil, "sek", zerolog.Nop())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			b := outBatch(t, s.Encoder(), outAlerts(300, 4000)...)
-			want := append(append(append([]byte(nil), s.core.prefix...), b.Data[:len(b.Data)-s.core.trim]...), s.core.suffix...)
-			for range 3 {
-				if err := s.Send(context.Background(), b); err != nil {
-					t.Fatal(err)
-				}
-			}
-			mu.Lock()
-			got, nconns := bodies, len(conns)
-			for _, isTLS := range conns {
-				if !isTLS {
-					t.Error("a request came without TLS")
-				}
-			}
-			mu.Unlock()
-			if len(got) != 3 || nconns != 1 {
-				t.Fatalf("%d requests on %d connections, want 3 on 1", len(got), nconns)
-			}
-			for i, body := range got {
-				if !bytes.Equal(body, want) {
-					t.Fatalf("body %d: %d bytes, want %d", i, len(body), len(want))
-				}
-			}
-		})
-	}
 }
